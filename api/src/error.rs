@@ -1,0 +1,176 @@
+//! The one error type of the HTTP layer and the one JSON shape every error leaves in:
+//! `{"error": {"code": "...", "message": "...", "request_id": "..."}}`.
+//!
+//! Handlers return [`ApiError`]; internal causes are logged with the request's span and the
+//! client is told only what it may know. [`render_errors`] then writes the body, adding the
+//! request id, and also rewrites the plain-text errors that axum and tower-http produce
+//! (unknown route, bad JSON, body too large, timeout) into the same shape.
+
+use axum::{
+    Json,
+    body::{Body, to_bytes},
+    extract::Request,
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed: syntax, missing header, wrong type.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// The request is well-formed but its values break a rule.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("authentication is required")]
+    Unauthorized,
+    #[error("you may not do this")]
+    Forbidden,
+    /// Also used for what exists but is not the caller's, so nothing leaks.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// A dependency this request needs is down; the rest of the API keeps working.
+    #[error("{0} is unavailable, try again shortly")]
+    Unavailable(&'static str),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        }
+    }
+}
+
+/// What a client sees of an error; rendered by [`render_errors`].
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code such as `SEAT_TAKEN` or `NOT_FOUND`.
+    pub code: String,
+    /// A sentence for humans.
+    pub message: String,
+    /// The request id, also in the `X-Request-Id` response header.
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// Carried from `into_response` to `render_errors`, which knows the request id.
+#[derive(Debug, Clone)]
+struct PendingError {
+    code: String,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let Self::Internal(cause) = &self {
+            tracing::error!(error = ?cause, "request failed");
+        }
+        let mut response = status.into_response();
+        response.extensions_mut().insert(PendingError {
+            code: code.to_owned(),
+            message: self.to_string(),
+        });
+        response
+    }
+}
+
+/// Largest body of a plain-text error that is carried into the JSON message.
+const MAX_PLAIN_ERROR: usize = 4 * 1024;
+
+pub async fn render_errors(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if let Some(pending) = response.extensions().get::<PendingError>().cloned() {
+        let (parts, _) = response.into_parts();
+        return with_body(parts, pending.code, pending.message, request_id);
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = to_bytes(body, MAX_PLAIN_ERROR)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .map(|text| text.trim().to_owned())
+        .unwrap_or_default();
+    // Framework messages for client errors are safe and useful; server errors are not shown.
+    let message = if status.is_client_error() && !text.is_empty() {
+        text
+    } else {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    };
+    with_body(parts, code_for(status).to_owned(), message, request_id)
+}
+
+fn with_body(
+    mut parts: axum::http::response::Parts,
+    code: String,
+    message: String,
+    request_id: String,
+) -> Response {
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code,
+            message,
+            request_id,
+        },
+    };
+    let json = Json(body).into_response().into_body();
+    Response::from_parts(parts, Body::new(json))
+}
+
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "BAD_REQUEST",
+        StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+        StatusCode::FORBIDDEN => "FORBIDDEN",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
+        StatusCode::CONFLICT => "CONFLICT",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::UNPROCESSABLE_ENTITY => "UNPROCESSABLE_ENTITY",
+        StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+        StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
+        status if status.is_client_error() => "BAD_REQUEST",
+        _ => "INTERNAL",
+    }
+}

@@ -1,0 +1,66 @@
+//! `api` serves the HTTP API; `api migrate` brings the schema up to date; `api demo-data`
+//! loads the demo catalogue and admin.
+
+use std::process::ExitCode;
+
+use api::startup::Application;
+use shared::{config::Settings, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("api: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init("info,sqlx=warn");
+    let command = std::env::args().nth(1);
+    let outcome = match command.as_deref() {
+        None | Some("serve") => serve(settings).await,
+        Some("migrate") => migrate(&settings).await,
+        Some("demo-data") => demo_data(&settings).await,
+        Some(other) => Err(anyhow::anyhow!(
+            "unknown command {other:?}; expected serve, migrate or demo-data"
+        )),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("api: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let application = Application::build(settings).await?;
+    application.run_until_stopped(shared::shutdown::signal()).await?;
+    Ok(())
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let db = shared::db::pool(&settings.database)?;
+    shared::db::migrate(&db).await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn demo_data(settings: &Settings) -> anyhow::Result<()> {
+    let password = std::env::var("DEMO_ADMIN_PASSWORD").unwrap_or_else(|_| "demo-admin-password".into());
+    let db = shared::db::pool(&settings.database)?;
+    let (demo, created) = shared::demo::load(&db, &password).await?;
+    if created {
+        println!("demo data loaded: {} seats in the on-sale showtime", demo.seats);
+        println!("  admin:  {} / {password}", shared::demo::ADMIN_EMAIL);
+    } else {
+        println!("demo data was already loaded ({} seats in the venue)", demo.seats);
+        println!("  admin:  {} (password as set when first loaded)", shared::demo::ADMIN_EMAIL);
+    }
+    println!("  venue:              {}", demo.venue_id);
+    println!("  show:               {}", demo.show_id);
+    println!("  showtime (on sale): {}", demo.on_sale_showtime_id);
+    println!("  showtime (draft):   {}", demo.draft_showtime_id);
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! HTTP routes, grouped by domain. Each module owns its handlers and their OpenAPI entries.
+
+pub mod health;
+pub mod openapi;

@@ -1,0 +1,546 @@
+//! Settings for every process, read from the environment (and `.env` in development).
+//!
+//! Everything is parsed once at start-up into typed values, so a missing or malformed variable
+//! stops the process before it serves anything, with one line that names the variable.
+//! `.env.example` lists every variable with a working local default.
+
+use std::{collections::HashMap, fmt, net::IpAddr, str::FromStr, time::Duration};
+
+use url::Url;
+
+/// Why the settings could not be loaded. `Display` is the one line shown to the operator.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("missing required setting {0} (see .env.example)")]
+    Missing(&'static str),
+    #[error("setting {name} is malformed: {reason}")]
+    Malformed { name: &'static str, reason: String },
+}
+
+/// Which kind of deployment this is; production tightens CORS and logging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl FromStr for Environment {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.to_ascii_lowercase().as_str() {
+            "development" | "dev" | "local" => Ok(Self::Development),
+            "test" => Ok(Self::Test),
+            "production" | "prod" => Ok(Self::Production),
+            other => Err(format!(
+                "expected development, test or production, got {other:?}"
+            )),
+        }
+    }
+}
+
+/// A secret value: never printed, not even by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+/// A duration written the human way: `250ms`, `30s`, `15m`, `10min`, `30d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let duration = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+        if duration.is_zero() {
+            return Err("must be longer than zero".into());
+        }
+        Ok(Self(duration))
+    }
+}
+
+/// Allowed browser origins: `*` or a comma-separated list of origins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+impl FromStr for CorsOrigins {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.trim() == "*" {
+            return Ok(Self::Any);
+        }
+        let origins = value
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                let url = Url::parse(origin).map_err(|e| format!("{origin:?}: {e}"))?;
+                if url.path() != "/" || url.query().is_some() {
+                    return Err(format!("{origin:?} must be an origin, without a path"));
+                }
+                Ok(origin.trim_end_matches('/').to_owned())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if origins.is_empty() {
+            return Err("expected * or a comma-separated list of origins".into());
+        }
+        Ok(Self::List(origins))
+    }
+}
+
+/// A six-field cron expression (seconds first), as apalis-cron reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronExpression(pub String);
+
+impl FromStr for CronExpression {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        cron::Schedule::from_str(value).map_err(|e| e.to_string())?;
+        Ok(Self(value.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub http: HttpSettings,
+    pub auth: AuthSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub rabbitmq: RabbitMqSettings,
+    pub razorpay: RazorpaySettings,
+    pub google: GoogleSettings,
+    pub twilio: TwilioSettings,
+    pub bookings: BookingSettings,
+    pub jobs: JobSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub base_url: Url,
+    pub cors_origins: CorsOrigins,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub jwt_secret: Secret,
+    pub jwt_expires_in: Duration,
+    pub refresh_token_secret: Secret,
+    pub refresh_token_expires_in: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub pool_size: u32,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: Secret,
+    pub password: Option<Secret>,
+    /// Every key this deployment writes starts with `<prefix>:`, so several deployments
+    /// (or test runs) can share one Redis.
+    pub key_prefix: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RabbitMqSettings {
+    pub url: Secret,
+    /// Every queue and exchange name starts with `<prefix>.`.
+    pub queue_prefix: String,
+    /// Lets short-lived environments (tests, previews) have their queues removed by the broker
+    /// once unused for this long. Unset in production.
+    pub queue_expires: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RazorpaySettings {
+    pub base_url: Url,
+    pub key_id: String,
+    pub key_secret: Secret,
+    pub webhook_secret: Secret,
+    /// Still accepted for webhook signatures for a while after a secret rotation.
+    pub previous_webhook_secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GoogleSettings {
+    pub client_id: String,
+    pub jwks_url: Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    pub base_url: Url,
+    pub account_sid: String,
+    pub auth_token: Secret,
+    pub from_number: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BookingSettings {
+    pub hold_duration: Duration,
+    pub hold_sweep_schedule: CronExpression,
+    pub max_seats_per_booking: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Attempts in one worker before a job is dead-lettered (the first run included).
+    pub max_attempts: u32,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub concurrency: JobConcurrency,
+}
+
+/// Jobs of each kind one worker process runs at once.
+#[derive(Debug, Clone, Copy)]
+pub struct JobConcurrency {
+    pub reserve_seats: u16,
+    pub verify_payment: u16,
+    pub refund: u16,
+    pub send_otp: u16,
+}
+
+impl Settings {
+    /// Reads the process environment, after loading `.env` if there is one.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        // A missing .env is normal outside development.
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings from a map; tests use this to avoid touching the process environment.
+    pub fn from_map(values: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| values.get(name).cloned())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let env = Reader { lookup: &lookup };
+        let environment = env.or("APP_ENV", Environment::Development)?;
+        let http = HttpSettings {
+            host: env.or("HOST", IpAddr::from([127, 0, 0, 1]))?,
+            port: env.required("PORT")?,
+            base_url: env.required("BASE_URL")?,
+            cors_origins: env.required("CORS_ORIGIN")?,
+            request_timeout: env.or("REQUEST_TIMEOUT", HumanDuration(Duration::from_secs(30)))?.0,
+            body_limit_bytes: env.or("REQUEST_BODY_LIMIT_BYTES", 256 * 1024)?,
+        };
+        let auth = AuthSettings {
+            jwt_secret: env.required_with("JWT_SECRET", long_secret)?,
+            jwt_expires_in: env.or("JWT_EXPIRES_IN", HumanDuration(Duration::from_secs(900)))?.0,
+            refresh_token_secret: env.required_with("REFRESH_TOKEN_SECRET", long_secret)?,
+            refresh_token_expires_in: env
+                .or("REFRESH_TOKEN_EXPIRES_IN", HumanDuration(Duration::from_secs(30 * 86_400)))?
+                .0,
+        };
+        let database = DatabaseSettings {
+            url: env.required_with("DATABASE_URL", url_with_scheme(&["postgres", "postgresql"]))?,
+            pool_size: env.or_with("DATABASE_POOL_SIZE", 10, positive)?,
+            connect_timeout: env
+                .or("DATABASE_CONNECT_TIMEOUT", HumanDuration(Duration::from_secs(5)))?
+                .0,
+        };
+        if env.or("REDIS_CLUSTER_ENABLED", false)? {
+            return Err(SettingsError::Malformed {
+                name: "REDIS_CLUSTER_ENABLED",
+                reason: "cluster mode is not supported; point REDIS_URL at a single node or a \
+                         cluster proxy and set this to false"
+                    .into(),
+            });
+        }
+        let redis = RedisSettings {
+            url: env.required_with("REDIS_URL", url_with_scheme(&["redis", "rediss"]))?,
+            password: env.optional("REDIS_PASSWORD")?,
+            key_prefix: env.or_with("REDIS_KEY_PREFIX", "bms".to_owned(), name_part)?,
+            timeout: env.or("REDIS_TIMEOUT", HumanDuration(Duration::from_millis(500)))?.0,
+        };
+        let rabbitmq = RabbitMqSettings {
+            url: env.required_with("RABBITMQ_URL", url_with_scheme(&["amqp", "amqps"]))?,
+            queue_prefix: env.or_with("RABBITMQ_QUEUE_PREFIX", "bms".to_owned(), name_part)?,
+            queue_expires: env.optional::<HumanDuration>("RABBITMQ_QUEUE_EXPIRES")?.map(|d| d.0),
+        };
+        let razorpay = RazorpaySettings {
+            base_url: env.required("RAZORPAY_BASE_URL")?,
+            key_id: env.required("RAZORPAY_KEY_ID")?,
+            key_secret: env.required("RAZORPAY_KEY_SECRET")?,
+            webhook_secret: env.required("RAZORPAY_WEBHOOK_SECRET")?,
+            previous_webhook_secret: env.optional("RAZORPAY_PREVIOUS_WEBHOOK_SECRET")?,
+        };
+        let google = GoogleSettings {
+            client_id: env.required("GOOGLE_CLIENT_ID")?,
+            jwks_url: env.required("GOOGLE_JWKS_URL")?,
+        };
+        let twilio = TwilioSettings {
+            base_url: env.required("TWILIO_BASE_URL")?,
+            account_sid: env.required("TWILIO_ACCOUNT_SID")?,
+            auth_token: env.required("TWILIO_AUTH_TOKEN")?,
+            from_number: env.required("TWILIO_FROM_NUMBER")?,
+        };
+        let bookings = BookingSettings {
+            hold_duration: env.or("HOLD_DURATION", HumanDuration(Duration::from_secs(600)))?.0,
+            hold_sweep_schedule: env.or(
+                "HOLD_SWEEP_SCHEDULE",
+                CronExpression("*/15 * * * * *".to_owned()),
+            )?,
+            max_seats_per_booking: env.or_with("MAX_SEATS_PER_BOOKING", 10, positive)?,
+        };
+        let jobs = JobSettings {
+            max_attempts: env.or_with("JOB_MAX_ATTEMPTS", 5, positive)?,
+            backoff_min: env.or("JOB_BACKOFF_MIN", HumanDuration(Duration::from_millis(200)))?.0,
+            backoff_max: env.or("JOB_BACKOFF_MAX", HumanDuration(Duration::from_secs(30)))?.0,
+            concurrency: JobConcurrency {
+                reserve_seats: env.or_with("WORKER_CONCURRENCY_RESERVE_SEATS", 32, positive)?,
+                verify_payment: env.or_with("WORKER_CONCURRENCY_VERIFY_PAYMENT", 16, positive)?,
+                refund: env.or_with("WORKER_CONCURRENCY_REFUND", 4, positive)?,
+                send_otp: env.or_with("WORKER_CONCURRENCY_SEND_OTP", 8, positive)?,
+            },
+        };
+        if jobs.backoff_min > jobs.backoff_max {
+            return Err(SettingsError::Malformed {
+                name: "JOB_BACKOFF_MIN",
+                reason: "must not be longer than JOB_BACKOFF_MAX".into(),
+            });
+        }
+        Ok(Self {
+            environment,
+            http,
+            auth,
+            database,
+            redis,
+            rabbitmq,
+            razorpay,
+            google,
+            twilio,
+            bookings,
+            jobs,
+        })
+    }
+}
+
+struct Reader<'a, F> {
+    lookup: &'a F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn raw(&self, name: &'static str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn parse<T: FromStr>(
+        &self,
+        name: &'static str,
+        value: &str,
+        check: impl Fn(T) -> Result<T, String>,
+    ) -> Result<T, SettingsError>
+    where
+        T::Err: fmt::Display,
+    {
+        value
+            .parse::<T>()
+            .map_err(|e| e.to_string())
+            .and_then(check)
+            .map_err(|reason| SettingsError::Malformed { name, reason })
+    }
+
+    fn required<T: FromStr>(&self, name: &'static str) -> Result<T, SettingsError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.required_with(name, Ok)
+    }
+
+    fn required_with<T: FromStr>(
+        &self,
+        name: &'static str,
+        check: impl Fn(T) -> Result<T, String>,
+    ) -> Result<T, SettingsError>
+    where
+        T::Err: fmt::Display,
+    {
+        let value = self.raw(name).ok_or(SettingsError::Missing(name))?;
+        self.parse(name, &value, check)
+    }
+
+    fn optional<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, SettingsError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.raw(name)
+            .map(|value| self.parse(name, &value, Ok))
+            .transpose()
+    }
+
+    fn or<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, SettingsError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.or_with(name, default, Ok)
+    }
+
+    fn or_with<T: FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        check: impl Fn(T) -> Result<T, String>,
+    ) -> Result<T, SettingsError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.raw(name) {
+            Some(value) => self.parse(name, &value, check),
+            None => Ok(default),
+        }
+    }
+}
+
+fn positive<T: PartialOrd + Default>(value: T) -> Result<T, String> {
+    if value > T::default() {
+        Ok(value)
+    } else {
+        Err("must be greater than zero".into())
+    }
+}
+
+fn long_secret(secret: Secret) -> Result<Secret, String> {
+    if secret.expose().len() < 32 {
+        return Err("must be at least 32 characters".into());
+    }
+    Ok(secret)
+}
+
+fn name_part(value: String) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(value)
+    } else {
+        Err("use 1 to 64 letters, digits, '-' or '_'".into())
+    }
+}
+
+fn url_with_scheme(schemes: &'static [&'static str]) -> impl Fn(Secret) -> Result<Secret, String> {
+    move |secret| {
+        let url = Url::parse(secret.expose()).map_err(|e| e.to_string())?;
+        if schemes.contains(&url.scheme()) {
+            Ok(secret)
+        } else {
+            Err(format!("expected a {} URL", schemes.join(" or ")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings `.env.example` ships, so a test changes only what it is about.
+    pub(crate) fn example() -> HashMap<String, String> {
+        let text = include_str!("../../.env.example");
+        dotenvy::from_read_iter(text.as_bytes())
+            .map(|item| item.expect("a valid .env.example line"))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_file_is_complete_and_valid() {
+        let settings = Settings::from_map(&example()).expect("valid settings");
+        assert_eq!(settings.http.port, 8080);
+        assert_eq!(settings.bookings.hold_duration, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn a_missing_required_setting_is_named() {
+        let mut values = example();
+        values.remove("DATABASE_URL");
+        let error = Settings::from_map(&values).unwrap_err();
+        assert_eq!(error, SettingsError::Missing("DATABASE_URL"));
+        assert_eq!(
+            error.to_string(),
+            "missing required setting DATABASE_URL (see .env.example)"
+        );
+    }
+
+    #[test]
+    fn a_blank_setting_counts_as_missing() {
+        let mut values = example();
+        values.insert("JWT_SECRET".into(), "   ".into());
+        assert_eq!(
+            Settings::from_map(&values).unwrap_err(),
+            SettingsError::Missing("JWT_SECRET")
+        );
+    }
+
+    #[test]
+    fn malformed_settings_are_named_with_the_reason() {
+        let cases = [
+            ("PORT", "eighty"),
+            ("PORT", "70000"),
+            ("DATABASE_POOL_SIZE", "0"),
+            ("HOLD_DURATION", "ten minutes"),
+            ("DATABASE_URL", "mysql://localhost/db"),
+            ("JWT_SECRET", "short"),
+            ("CORS_ORIGIN", "http://example.com/path"),
+            ("HOLD_SWEEP_SCHEDULE", "every minute"),
+            ("APP_ENV", "staging"),
+            ("REDIS_KEY_PREFIX", "has spaces"),
+        ];
+        for (name, value) in cases {
+            let mut values = example();
+            values.insert(name.into(), value.into());
+            match Settings::from_map(&values) {
+                Err(SettingsError::Malformed { name: named, .. }) => assert_eq!(named, name),
+                other => panic!("{name}={value:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let settings = Settings::from_map(&example()).expect("valid settings");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains(settings.auth.jwt_secret.expose()));
+        assert!(!printed.contains(settings.razorpay.key_secret.expose()));
+    }
+}

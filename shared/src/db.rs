@@ -1,0 +1,22 @@
+//! The PostgreSQL pool and the schema migrations (embedded from `migrations/`).
+
+use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
+
+use crate::config::DatabaseSettings;
+
+/// Every migration of the schema, compiled into the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// A pool that connects on first use, so a process can start while Postgres is down and
+/// report it through `/health` instead of crashing.
+pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(settings.pool_size)
+        .acquire_timeout(settings.connect_timeout)
+        .connect_lazy(settings.url.expose())
+}
+
+/// Brings the schema up to date. Applying it twice changes nothing the second time.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}

@@ -1,0 +1,70 @@
+//! Health of the components a process depends on, each probed with one real round trip.
+
+use std::{future::Future, time::Instant};
+
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::{jobs::JobPublisher, redis_client::RedisClient};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Up,
+    Down,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ComponentHealth {
+    pub status: Status,
+    pub latency_ms: f64,
+    /// Why the component is down, in words safe to show an operator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HealthReport {
+    pub status: Status,
+    pub postgres: ComponentHealth,
+    pub redis: ComponentHealth,
+    pub rabbitmq: ComponentHealth,
+}
+
+impl HealthReport {
+    /// Probes every component at once.
+    pub async fn probe(db: &PgPool, redis: &RedisClient, jobs: &JobPublisher) -> Self {
+        let (postgres, redis, rabbitmq) = tokio::join!(
+            timed(async { sqlx::query("SELECT 1").execute(db).await.map(|_| ()) }),
+            timed(redis.ping()),
+            timed(jobs.ping()),
+        );
+        let all_up = [&postgres, &redis, &rabbitmq]
+            .iter()
+            .all(|component| component.status == Status::Up);
+        Self {
+            status: if all_up { Status::Up } else { Status::Down },
+            postgres,
+            redis,
+            rabbitmq,
+        }
+    }
+}
+
+async fn timed<E: std::fmt::Display>(probe: impl Future<Output = Result<(), E>>) -> ComponentHealth {
+    let started = Instant::now();
+    let outcome = probe.await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(()) => ComponentHealth {
+            status: Status::Up,
+            latency_ms,
+            error: None,
+        },
+        Err(error) => ComponentHealth {
+            status: Status::Down,
+            latency_ms,
+            error: Some(error.to_string()),
+        },
+    }
+}

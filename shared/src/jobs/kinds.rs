@@ -1,0 +1,75 @@
+//! The payloads of the job kinds the system runs. They carry ids, not data: the handler reads
+//! the current state from Postgres, so a late or repeated delivery acts on the truth.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Job;
+
+/// Hold the seats a PENDING booking asked for, or reject it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveSeats {
+    pub booking_id: Uuid,
+}
+
+impl Job for ReserveSeats {
+    const NAME: &'static str = "reserve-seats";
+
+    fn idempotency_key(&self) -> String {
+        self.booking_id.to_string()
+    }
+}
+
+/// How we learnt that a payment may have been made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum PaymentSignal {
+    /// The buyer's client returned from checkout with the provider's signature.
+    Checkout { signature: String },
+    /// The provider told us through a webhook event we stored.
+    Webhook { event_id: String },
+}
+
+/// Confirm (or fail) a payment, and the booking it pays for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyPayment {
+    pub provider_order_id: String,
+    pub provider_payment_id: String,
+    pub signal: PaymentSignal,
+}
+
+impl Job for VerifyPayment {
+    const NAME: &'static str = "verify-payment";
+
+    fn idempotency_key(&self) -> String {
+        self.provider_payment_id.clone()
+    }
+}
+
+/// Ask the provider to carry out a refund request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub refund_id: Uuid,
+}
+
+impl Job for Refund {
+    const NAME: &'static str = "refund";
+
+    fn idempotency_key(&self) -> String {
+        self.refund_id.to_string()
+    }
+}
+
+/// Make, send and record the code of one OTP request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendOtp {
+    pub otp_request_id: Uuid,
+}
+
+impl Job for SendOtp {
+    const NAME: &'static str = "send-otp";
+
+    fn idempotency_key(&self) -> String {
+        self.otp_request_id.to_string()
+    }
+}

@@ -1,0 +1,25 @@
+//! Background jobs: the typed contract between the producers (API, webhooks, other jobs) and
+//! the workers that consume them.
+//!
+//! A job kind is a payload type implementing [`Job`]. Its `NAME` names its queue, so producer
+//! and consumer meet through [`QueueTopology`], the one place queue names and arguments are
+//! made. Delivery is at least once: every handler is idempotent on [`Job::idempotency_key`].
+
+mod kinds;
+mod publisher;
+mod topology;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use kinds::{PaymentSignal, Refund, ReserveSeats, SendOtp, VerifyPayment};
+pub use publisher::{JobPublisher, PublishError};
+pub use topology::QueueTopology;
+
+/// A kind of background job. The payload is the message body, as JSON.
+pub trait Job: Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + 'static {
+    /// Stable name of the kind; it names the queue, so renaming it strands queued jobs.
+    const NAME: &'static str;
+
+    /// Two deliveries with the same key are the same piece of work.
+    fn idempotency_key(&self) -> String;
+}

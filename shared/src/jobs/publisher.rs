@@ -1,0 +1,174 @@
+//! Publishing jobs with the guarantees apalis-amqp's own sink does not give: persistent
+//! messages, publisher confirms, and one long-lived channel instead of one per message.
+//!
+//! `publish` returns only once the broker has confirmed that it stored the message, so a
+//! caller that got `Ok` may tell its client the work is accepted. The body and properties are
+//! those the apalis-amqp consumer reads: the job as JSON, metadata in message properties.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties, Confirmation, ExchangeKind,
+    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
+    types::FieldTable,
+};
+use tokio::sync::Mutex;
+
+use super::{Job, QueueTopology};
+use crate::config::RabbitMqSettings;
+
+/// Persistent delivery mode: the broker writes the message to disk.
+const PERSISTENT: u8 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("the message broker is unreachable")]
+    Unavailable(#[source] lapin::Error),
+    #[error("the message broker did not take the message")]
+    NotConfirmed,
+    #[error("the broker took too long to answer")]
+    TimedOut,
+    #[error("the job could not be encoded")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// A cheap-to-clone handle that publishes jobs; reconnects on the next publish after the
+/// connection drops.
+#[derive(Clone)]
+pub struct JobPublisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    topology: QueueTopology,
+    timeout: Duration,
+    link: Mutex<Option<Link>>,
+}
+
+struct Link {
+    // Kept so the connection lives as long as its channel.
+    _connection: Connection,
+    channel: Channel,
+    declared: HashSet<&'static str>,
+}
+
+impl JobPublisher {
+    /// Makes a publisher; it connects on first use, so the broker may be down at start-up.
+    pub fn new(settings: &RabbitMqSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                url: settings.url.expose().to_owned(),
+                topology: QueueTopology::new(settings),
+                timeout: Duration::from_secs(5),
+                link: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn topology(&self) -> &QueueTopology {
+        &self.inner.topology
+    }
+
+    /// Publishes `job` and waits for the broker's confirmation.
+    #[tracing::instrument(skip_all, fields(job = J::NAME, key = %job.idempotency_key()))]
+    pub async fn publish<J: Job>(&self, job: &J) -> Result<(), PublishError> {
+        let body = serde_json::to_vec(job)?;
+        let channel = self.channel_for::<J>().await?;
+        let properties = BasicProperties::default()
+            .with_delivery_mode(PERSISTENT)
+            .with_content_type("application/json".into())
+            .with_message_id(job.idempotency_key().into())
+            .with_type(J::NAME.into())
+            .with_app_id("bms".into());
+        let confirmation = tokio::time::timeout(self.inner.timeout, async {
+            channel
+                .basic_publish(
+                    "".into(),
+                    self.inner.topology.queue::<J>().as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                )
+                .await?
+                .await
+        })
+        .await
+        .map_err(|_| PublishError::TimedOut)?
+        // A closed channel is noticed and replaced by the next call to `connected`.
+        .map_err(PublishError::Unavailable)?;
+        match confirmation {
+            Confirmation::Ack(_) => Ok(()),
+            Confirmation::Nack(_) | Confirmation::NotRequested => Err(PublishError::NotConfirmed),
+        }
+    }
+
+    /// Makes one round trip to the broker, for health reports.
+    pub async fn ping(&self) -> Result<(), PublishError> {
+        let channel = {
+            let mut link = self.inner.link.lock().await;
+            self.connected(&mut link).await?.channel.clone()
+        };
+        let passive = ExchangeDeclareOptions {
+            passive: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        tokio::time::timeout(
+            self.inner.timeout,
+            channel.exchange_declare(
+                "amq.direct".into(),
+                ExchangeKind::Direct,
+                passive,
+                FieldTable::default(),
+            ),
+        )
+        .await
+        .map_err(|_| PublishError::TimedOut)?
+        .map_err(PublishError::Unavailable)
+    }
+
+    async fn channel_for<J: Job>(&self) -> Result<Channel, PublishError> {
+        let mut guard = self.inner.link.lock().await;
+        let link = self.connected(&mut guard).await?;
+        if !link.declared.contains(J::NAME) {
+            let declared = tokio::time::timeout(
+                self.inner.timeout,
+                self.inner.topology.declare::<J>(&link.channel),
+            )
+            .await
+            .map_err(|_| PublishError::TimedOut)?;
+            if let Err(error) = declared {
+                *guard = None;
+                return Err(PublishError::Unavailable(error));
+            }
+            link.declared.insert(J::NAME);
+        }
+        Ok(link.channel.clone())
+    }
+
+    async fn connected<'a>(&self, link: &'a mut Option<Link>) -> Result<&'a mut Link, PublishError> {
+        let usable = link
+            .as_ref()
+            .is_some_and(|link| link.channel.status().connected());
+        if !usable {
+            *link = None;
+            let fresh = tokio::time::timeout(self.inner.timeout, self.connect())
+                .await
+                .map_err(|_| PublishError::TimedOut)?
+                .map_err(PublishError::Unavailable)?;
+            *link = Some(fresh);
+        }
+        link.as_mut().ok_or(PublishError::NotConfirmed)
+    }
+
+    async fn connect(&self) -> Result<Link, lapin::Error> {
+        let connection = Connection::connect(&self.inner.url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(Link {
+            _connection: connection,
+            channel,
+            declared: HashSet::new(),
+        })
+    }
+}

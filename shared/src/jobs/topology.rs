@@ -1,0 +1,132 @@
+//! Queue names, arguments and declarations, made in one place for producers and consumers.
+//!
+//! RabbitMQ refuses to redeclare a queue with different arguments, so whoever touches a queue
+//! first must declare it exactly as everyone else does. Each job kind gets:
+//! - a durable work queue `<prefix>.<name>`, whose rejected messages go to
+//! - the direct exchange `<prefix>.dead-letter`, routed by job name to
+//! - a durable dead-letter queue `<prefix>.<name>.dead`, kept for inspection and replay.
+
+use std::time::Duration;
+
+use lapin::{
+    Channel, ExchangeKind,
+    options::{BasicNackOptions, BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions,
+        QueueDeclareOptions},
+    types::{AMQPValue, FieldTable},
+};
+
+use super::Job;
+use crate::config::RabbitMqSettings;
+
+#[derive(Debug, Clone)]
+pub struct QueueTopology {
+    prefix: String,
+    expires: Option<Duration>,
+}
+
+impl QueueTopology {
+    pub fn new(settings: &RabbitMqSettings) -> Self {
+        Self {
+            prefix: settings.queue_prefix.clone(),
+            expires: settings.queue_expires,
+        }
+    }
+
+    pub fn queue<J: Job>(&self) -> String {
+        format!("{}.{}", self.prefix, J::NAME)
+    }
+
+    pub fn dead_letter_queue<J: Job>(&self) -> String {
+        format!("{}.{}.dead", self.prefix, J::NAME)
+    }
+
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dead-letter", self.prefix)
+    }
+
+    /// Arguments of the work queue of `J`: where its rejected messages go.
+    pub fn queue_arguments<J: Job>(&self) -> FieldTable {
+        let mut arguments = self.expiry_arguments();
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.dead_letter_exchange().into()),
+        );
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(J::NAME.into()),
+        );
+        arguments
+    }
+
+    fn expiry_arguments(&self) -> FieldTable {
+        let mut arguments = FieldTable::default();
+        if let Some(expires) = self.expires {
+            let millis = i64::try_from(expires.as_millis()).unwrap_or(i64::MAX);
+            arguments.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
+        }
+        arguments
+    }
+
+    /// Declares the work queue of `J` with its dead-letter exchange and queue. Idempotent.
+    pub async fn declare<J: Job>(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.dead_letter_exchange().as_str().into(),
+                ExchangeKind::Direct,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                self.dead_letter_queue::<J>().as_str().into(),
+                durable,
+                self.expiry_arguments(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                self.dead_letter_queue::<J>().as_str().into(),
+                self.dead_letter_exchange().as_str().into(),
+                J::NAME.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                self.queue::<J>().as_str().into(),
+                durable,
+                self.queue_arguments::<J>(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// How a worker consumes the queue of `J` through apalis-amqp.
+    ///
+    /// apalis-amqp acknowledges after the handler returns, and so after its database commit.
+    /// It nacks a failed job with `nack_options` and rejects a killed one with
+    /// `reject_options`. The worker retries in process and kills a job only once its attempts
+    /// are used up or the failure is permanent, so a kill is rejected without requeue and goes
+    /// to the dead-letter queue. A plain failure reaches the broker only when the worker is
+    /// shutting down before its retries are over: that job is requeued for another worker.
+    pub fn consumer_config<J: Job>(&self, prefetch: u16) -> apalis_amqp::Config {
+        apalis_amqp::Config::default()
+            .queue(self.queue::<J>())
+            .prefetch_count(prefetch)
+            .declare_arguments(self.queue_arguments::<J>())
+            .nack_options(BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            })
+            .reject_options(BasicRejectOptions { requeue: false })
+    }
+}

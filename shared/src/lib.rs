@@ -1,0 +1,14 @@
+//! The domain and storage shared by the API and the workers: settings, domain types and their
+//! state machines, database access, Redis, job contracts and publishing, health probes.
+//! Nothing here knows about HTTP.
+
+pub mod bookings;
+pub mod catalogue;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod health;
+pub mod jobs;
+pub mod redis_client;
+pub mod shutdown;
+pub mod telemetry;

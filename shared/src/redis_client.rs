@@ -1,0 +1,63 @@
+//! The Redis connection shared by a process: locks, caches, rate limits and booking status.
+//!
+//! Redis speeds things up but is never the source of truth, so the handle connects lazily and
+//! every command is bounded by a short timeout: when Redis is down callers get an error fast
+//! and fall back to Postgres instead of hanging.
+
+use std::sync::Arc;
+
+use redis::{
+    AsyncCommands, Client, IntoConnectionInfo, RedisError,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use tokio::sync::OnceCell;
+
+use crate::config::RedisSettings;
+
+#[derive(Clone)]
+pub struct RedisClient {
+    client: Client,
+    config: ConnectionManagerConfig,
+    key_prefix: Arc<str>,
+    manager: Arc<OnceCell<ConnectionManager>>,
+}
+
+impl RedisClient {
+    pub fn new(settings: &RedisSettings) -> Result<Self, RedisError> {
+        let mut info = settings.url.expose().into_connection_info()?;
+        if let Some(password) = &settings.password {
+            info.redis.password = Some(password.expose().to_owned());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(settings.timeout)
+            .set_response_timeout(settings.timeout)
+            .set_number_of_retries(1);
+        Ok(Self {
+            client: Client::open(info)?,
+            config,
+            key_prefix: settings.key_prefix.as_str().into(),
+            manager: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// `<prefix>:<name>`: every key this deployment writes goes through here.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.key_prefix)
+    }
+
+    /// A multiplexed connection that reconnects by itself once established.
+    pub async fn connection(&self) -> Result<ConnectionManager, RedisError> {
+        self.manager
+            .get_or_try_init(|| {
+                ConnectionManager::new_with_config(self.client.clone(), self.config.clone())
+            })
+            .await
+            .cloned()
+    }
+
+    /// Makes one round trip to Redis, for health reports.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        let mut connection = self.connection().await?;
+        connection.ping::<String>().await.map(|_| ())
+    }
+}

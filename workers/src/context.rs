@@ -1,0 +1,59 @@
+//! What a job handler can reach, and how it reports failure.
+
+use std::sync::Arc;
+
+use shared::{config::Settings, jobs::{Job, JobPublisher}, redis_client::RedisClient};
+use sqlx::PgPool;
+
+#[derive(Clone)]
+pub struct JobContext {
+    pub db: PgPool,
+    pub redis: RedisClient,
+    /// For handlers whose work produces further jobs.
+    pub jobs: JobPublisher,
+    pub settings: Arc<Settings>,
+}
+
+impl JobContext {
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            db: shared::db::pool(&settings.database)?,
+            redis: RedisClient::new(&settings.redis)?,
+            jobs: JobPublisher::new(&settings.rabbitmq),
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+/// Why a job did not complete. The variant decides between another attempt and the
+/// dead-letter queue.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Might work next time (a dependency hiccup): retried with backoff.
+    #[error(transparent)]
+    Transient(anyhow::Error),
+    /// Will never work as it stands (bad payload, broken invariant): dead-lettered at once.
+    #[error(transparent)]
+    Permanent(anyhow::Error),
+    /// This kind of job has no handler in this release: dead-lettered, kept for replay.
+    #[error("{0} jobs are not supported yet")]
+    NotSupported(&'static str),
+}
+
+impl JobError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(error.into())
+    }
+}
+
+/// The work behind a job kind. Every implementation is idempotent on the job's
+/// idempotency key, because delivery is at least once.
+pub trait RunJob: Job {
+    fn run(self, ctx: &JobContext) -> impl Future<Output = Result<(), JobError>> + Send;
+}

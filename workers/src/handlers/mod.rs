@@ -1,0 +1,31 @@
+//! The handlers of the job kinds. Kinds whose capability has not landed yet fail with
+//! [`JobError::NotSupported`], which dead-letters the job: it is kept for replay, never
+//! dropped, and never reported as done.
+
+use shared::jobs::{Job, Refund, ReserveSeats, SendOtp, VerifyPayment};
+
+use crate::context::{JobContext, JobError, RunJob};
+
+impl RunJob for ReserveSeats {
+    async fn run(self, _ctx: &JobContext) -> Result<(), JobError> {
+        Err(JobError::NotSupported(Self::NAME))
+    }
+}
+
+impl RunJob for VerifyPayment {
+    async fn run(self, _ctx: &JobContext) -> Result<(), JobError> {
+        Err(JobError::NotSupported(Self::NAME))
+    }
+}
+
+impl RunJob for Refund {
+    async fn run(self, _ctx: &JobContext) -> Result<(), JobError> {
+        Err(JobError::NotSupported(Self::NAME))
+    }
+}
+
+impl RunJob for SendOtp {
+    async fn run(self, _ctx: &JobContext) -> Result<(), JobError> {
+        Err(JobError::NotSupported(Self::NAME))
+    }
+}

@@ -1,0 +1,9 @@
+//! BMS background workers: one apalis worker per job kind consuming its RabbitMQ queue, plus
+//! the cron sweeps. Several processes share the queues as competing consumers, so operators
+//! scale a busy kind by starting more processes.
+
+pub mod context;
+pub mod handlers;
+pub mod runtime;
+pub mod startup;
+pub mod sweeps;

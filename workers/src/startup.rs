@@ -1,0 +1,98 @@
+//! Assembling a worker process: one queue worker per job kind and the cron sweeps, stopped
+//! together.
+
+use std::future::Future;
+
+use futures::future::{self, FutureExt};
+use shared::{
+    config::Settings,
+    jobs::{Refund, ReserveSeats, SendOtp, VerifyPayment},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    context::{JobContext, RunJob},
+    runtime::{WorkerFuture, amqp_pool, queue_worker},
+    sweeps,
+};
+
+pub struct Application {
+    ctx: JobContext,
+    pool: deadpool_lapin::Pool,
+    shutdown: CancellationToken,
+    workers: Vec<WorkerFuture>,
+}
+
+impl Application {
+    /// A worker process with every job kind and sweep of the system.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let concurrency = settings.jobs.concurrency;
+        let mut app = Self::empty(JobContext::new(settings)?)?;
+        app.consume::<ReserveSeats>(concurrency.reserve_seats).await?;
+        app.consume::<VerifyPayment>(concurrency.verify_payment).await?;
+        app.consume::<Refund>(concurrency.refund).await?;
+        app.consume::<SendOtp>(concurrency.send_otp).await?;
+        app.sweep_expired_holds()?;
+        Ok(app)
+    }
+
+    /// A process with no workers yet; add them with [`Self::consume`] and the sweep methods.
+    pub fn empty(ctx: JobContext) -> anyhow::Result<Self> {
+        let pool = amqp_pool(ctx.settings.rabbitmq.url.expose())?;
+        Ok(Self {
+            ctx,
+            pool,
+            shutdown: CancellationToken::new(),
+            workers: Vec::new(),
+        })
+    }
+
+    /// Starts consuming the queue of `J`, running up to `concurrency` jobs at once.
+    pub async fn consume<J: RunJob>(&mut self, concurrency: u16) -> anyhow::Result<()> {
+        let worker = queue_worker::<J>(
+            self.ctx.clone(),
+            self.pool.clone(),
+            concurrency,
+            self.shutdown.clone(),
+        )
+        .await?;
+        self.workers.push(worker);
+        Ok(())
+    }
+
+    pub fn sweep_expired_holds(&mut self) -> anyhow::Result<()> {
+        let worker = sweeps::hold_expiry(self.ctx.clone(), self.shutdown.clone())?;
+        self.workers.push(worker);
+        Ok(())
+    }
+
+    /// Runs until `shutdown` resolves, then lets jobs in flight finish. If one worker fails
+    /// (its broker connection is lost), the others are stopped too and the error returned, so
+    /// the process exits and its supervisor starts a fresh one.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let token = self.shutdown.clone();
+        let stopper = tokio::spawn({
+            let token = token.clone();
+            async move {
+                shutdown.await;
+                token.cancel();
+            }
+        });
+        tracing::info!(workers = self.workers.len(), "workers running");
+        let stop_all_on_error = self.workers.into_iter().map(|worker| {
+            let token = token.clone();
+            worker.inspect(move |outcome| {
+                if outcome.is_err() {
+                    token.cancel();
+                }
+            })
+        });
+        let outcomes = future::join_all(stop_all_on_error).await;
+        stopper.abort();
+        tracing::info!("workers stopped");
+        outcomes.into_iter().collect()
+    }
+}
