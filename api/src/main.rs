@@ -36,11 +36,14 @@ async fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let application = Application::build(settings).await?;
-    application.run_until_stopped(shared::shutdown::signal()).await?;
+    application
+        .run_until_stopped(shared::shutdown::signal())
+        .await?;
     Ok(())
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    shared::db::create_if_missing(&settings.database).await?;
     let db = shared::db::pool(&settings.database)?;
     shared::db::migrate(&db).await?;
     println!("migrations applied");
@@ -48,15 +51,25 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 async fn demo_data(settings: &Settings) -> anyhow::Result<()> {
-    let password = std::env::var("DEMO_ADMIN_PASSWORD").unwrap_or_else(|_| "demo-admin-password".into());
+    let password =
+        std::env::var("DEMO_ADMIN_PASSWORD").unwrap_or_else(|_| "demo-admin-password".into());
     let db = shared::db::pool(&settings.database)?;
     let (demo, created) = shared::demo::load(&db, &password).await?;
     if created {
-        println!("demo data loaded: {} seats in the on-sale showtime", demo.seats);
+        println!(
+            "demo data loaded: {} seats in the on-sale showtime",
+            demo.seats
+        );
         println!("  admin:  {} / {password}", shared::demo::ADMIN_EMAIL);
     } else {
-        println!("demo data was already loaded ({} seats in the venue)", demo.seats);
-        println!("  admin:  {} (password as set when first loaded)", shared::demo::ADMIN_EMAIL);
+        println!(
+            "demo data was already loaded ({} seats in the venue)",
+            demo.seats
+        );
+        println!(
+            "  admin:  {} (password as set when first loaded)",
+            shared::demo::ADMIN_EMAIL
+        );
     }
     println!("  venue:              {}", demo.venue_id);
     println!("  show:               {}", demo.show_id);

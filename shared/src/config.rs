@@ -259,22 +259,32 @@ impl Settings {
             port: env.required("PORT")?,
             base_url: env.required("BASE_URL")?,
             cors_origins: env.required("CORS_ORIGIN")?,
-            request_timeout: env.or("REQUEST_TIMEOUT", HumanDuration(Duration::from_secs(30)))?.0,
+            request_timeout: env
+                .or("REQUEST_TIMEOUT", HumanDuration(Duration::from_secs(30)))?
+                .0,
             body_limit_bytes: env.or("REQUEST_BODY_LIMIT_BYTES", 256 * 1024)?,
         };
         let auth = AuthSettings {
             jwt_secret: env.required_with("JWT_SECRET", long_secret)?,
-            jwt_expires_in: env.or("JWT_EXPIRES_IN", HumanDuration(Duration::from_secs(900)))?.0,
+            jwt_expires_in: env
+                .or("JWT_EXPIRES_IN", HumanDuration(Duration::from_secs(900)))?
+                .0,
             refresh_token_secret: env.required_with("REFRESH_TOKEN_SECRET", long_secret)?,
             refresh_token_expires_in: env
-                .or("REFRESH_TOKEN_EXPIRES_IN", HumanDuration(Duration::from_secs(30 * 86_400)))?
+                .or(
+                    "REFRESH_TOKEN_EXPIRES_IN",
+                    HumanDuration(Duration::from_secs(30 * 86_400)),
+                )?
                 .0,
         };
         let database = DatabaseSettings {
             url: env.required_with("DATABASE_URL", url_with_scheme(&["postgres", "postgresql"]))?,
             pool_size: env.or_with("DATABASE_POOL_SIZE", 10, positive)?,
             connect_timeout: env
-                .or("DATABASE_CONNECT_TIMEOUT", HumanDuration(Duration::from_secs(5)))?
+                .or(
+                    "DATABASE_CONNECT_TIMEOUT",
+                    HumanDuration(Duration::from_secs(5)),
+                )?
                 .0,
         };
         if env.or("REDIS_CLUSTER_ENABLED", false)? {
@@ -289,12 +299,16 @@ impl Settings {
             url: env.required_with("REDIS_URL", url_with_scheme(&["redis", "rediss"]))?,
             password: env.optional("REDIS_PASSWORD")?,
             key_prefix: env.or_with("REDIS_KEY_PREFIX", "bms".to_owned(), name_part)?,
-            timeout: env.or("REDIS_TIMEOUT", HumanDuration(Duration::from_millis(500)))?.0,
+            timeout: env
+                .or("REDIS_TIMEOUT", HumanDuration(Duration::from_millis(500)))?
+                .0,
         };
         let rabbitmq = RabbitMqSettings {
             url: env.required_with("RABBITMQ_URL", url_with_scheme(&["amqp", "amqps"]))?,
             queue_prefix: env.or_with("RABBITMQ_QUEUE_PREFIX", "bms".to_owned(), name_part)?,
-            queue_expires: env.optional::<HumanDuration>("RABBITMQ_QUEUE_EXPIRES")?.map(|d| d.0),
+            queue_expires: env
+                .optional::<HumanDuration>("RABBITMQ_QUEUE_EXPIRES")?
+                .map(|d| d.0),
         };
         let razorpay = RazorpaySettings {
             base_url: env.required("RAZORPAY_BASE_URL")?,
@@ -314,7 +328,9 @@ impl Settings {
             from_number: env.required("TWILIO_FROM_NUMBER")?,
         };
         let bookings = BookingSettings {
-            hold_duration: env.or("HOLD_DURATION", HumanDuration(Duration::from_secs(600)))?.0,
+            hold_duration: env
+                .or("HOLD_DURATION", HumanDuration(Duration::from_secs(600)))?
+                .0,
             hold_sweep_schedule: env.or(
                 "HOLD_SWEEP_SCHEDULE",
                 CronExpression("*/15 * * * * *".to_owned()),
@@ -323,8 +339,12 @@ impl Settings {
         };
         let jobs = JobSettings {
             max_attempts: env.or_with("JOB_MAX_ATTEMPTS", 5, positive)?,
-            backoff_min: env.or("JOB_BACKOFF_MIN", HumanDuration(Duration::from_millis(200)))?.0,
-            backoff_max: env.or("JOB_BACKOFF_MAX", HumanDuration(Duration::from_secs(30)))?.0,
+            backoff_min: env
+                .or("JOB_BACKOFF_MIN", HumanDuration(Duration::from_millis(200)))?
+                .0,
+            backoff_max: env
+                .or("JOB_BACKOFF_MAX", HumanDuration(Duration::from_secs(30)))?
+                .0,
             concurrency: JobConcurrency {
                 reserve_seats: env.or_with("WORKER_CONCURRENCY_RESERVE_SEATS", 32, positive)?,
                 verify_payment: env.or_with("WORKER_CONCURRENCY_VERIFY_PAYMENT", 16, positive)?,

@@ -16,6 +16,16 @@ pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
         .connect_lazy(settings.url.expose())
 }
 
+/// Creates the database named in the settings if the server does not have it yet.
+pub async fn create_if_missing(settings: &DatabaseSettings) -> Result<(), sqlx::Error> {
+    use sqlx::migrate::MigrateDatabase;
+    let url = settings.url.expose();
+    if !sqlx::Postgres::database_exists(url).await? {
+        sqlx::Postgres::create_database(url).await?;
+    }
+    Ok(())
+}
+
 /// Brings the schema up to date. Applying it twice changes nothing the second time.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await

@@ -103,7 +103,8 @@ pub async fn load(db: &PgPool, admin_password: &str) -> Result<(DemoData, bool),
     .fetch_one(&mut *tx)
     .await?;
     for (order, (name, first_row, rows, per_row, price)) in (0..).zip(SECTIONS) {
-        let section_id = add_section(&mut tx, venue_id, name, order, first_row, rows, per_row).await?;
+        let section_id =
+            add_section(&mut tx, venue_id, name, order, first_row, rows, per_row).await?;
         for showtime_id in [on_sale_showtime_id, draft_showtime_id] {
             sqlx::query!(
                 "INSERT INTO price_tiers
@@ -172,10 +173,9 @@ async fn add_section(
 }
 
 async fn existing(db: &PgPool) -> Result<Option<DemoData>, DemoError> {
-    let Some(admin_id) =
-        sqlx::query_scalar!("SELECT id FROM users WHERE email = $1", ADMIN_EMAIL)
-            .fetch_optional(db)
-            .await?
+    let Some(admin_id) = sqlx::query_scalar!("SELECT id FROM users WHERE email = $1", ADMIN_EMAIL)
+        .fetch_optional(db)
+        .await?
     else {
         return Ok(None);
     };

@@ -51,7 +51,9 @@ impl HealthReport {
     }
 }
 
-async fn timed<E: std::fmt::Display>(probe: impl Future<Output = Result<(), E>>) -> ComponentHealth {
+async fn timed<E: std::fmt::Display>(
+    probe: impl Future<Output = Result<(), E>>,
+) -> ComponentHealth {
     let started = Instant::now();
     let outcome = probe.await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;

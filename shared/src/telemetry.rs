@@ -10,7 +10,14 @@ pub fn init(default_filter: &str) {
     let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
     let registry = tracing_subscriber::registry().with(filter);
     if json {
-        registry.with(fmt::layer().json().flatten_event(true).with_current_span(true)).init();
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            )
+            .init();
     } else {
         registry.with(fmt::layer()).init();
     }

@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
-use shared::{config::Settings, jobs::{Job, JobPublisher}, redis_client::RedisClient};
+use shared::{
+    config::Settings,
+    jobs::{Job, JobPublisher},
+    redis_client::RedisClient,
+};
 use sqlx::PgPool;
 
 #[derive(Clone)]

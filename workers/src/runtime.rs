@@ -112,7 +112,10 @@ async fn execute<J: RunJob>(
     let outcome = AssertUnwindSafe(job.run(&ctx)).catch_unwind().await;
     let Ok(outcome) = outcome else {
         tracing::error!(job = J::NAME, %key, "job panicked, dead-lettered");
-        return Err(Box::new(AbortError::new(format!("{} job panicked", J::NAME))));
+        return Err(Box::new(AbortError::new(format!(
+            "{} job panicked",
+            J::NAME
+        ))));
     };
     let error = match outcome {
         Ok(()) => {

@@ -28,8 +28,10 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let concurrency = settings.jobs.concurrency;
         let mut app = Self::empty(JobContext::new(settings)?)?;
-        app.consume::<ReserveSeats>(concurrency.reserve_seats).await?;
-        app.consume::<VerifyPayment>(concurrency.verify_payment).await?;
+        app.consume::<ReserveSeats>(concurrency.reserve_seats)
+            .await?;
+        app.consume::<VerifyPayment>(concurrency.verify_payment)
+            .await?;
         app.consume::<Refund>(concurrency.refund).await?;
         app.consume::<SendOtp>(concurrency.send_otp).await?;
         app.sweep_expired_holds()?;

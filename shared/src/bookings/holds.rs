@@ -18,7 +18,10 @@ pub struct ExpiredHold {
 
 /// Expires up to `batch` overdue holds in one transaction and frees their seats.
 #[tracing::instrument(skip(db))]
-pub async fn expire_overdue_holds(db: &PgPool, batch: i64) -> Result<Vec<ExpiredHold>, sqlx::Error> {
+pub async fn expire_overdue_holds(
+    db: &PgPool,
+    batch: i64,
+) -> Result<Vec<ExpiredHold>, sqlx::Error> {
     sqlx::query_as!(
         ExpiredHold,
         r#"

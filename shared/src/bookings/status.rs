@@ -18,7 +18,10 @@ pub enum BookingStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[sqlx(type_name = "booking_reject_reason", rename_all = "SCREAMING_SNAKE_CASE")]
+#[sqlx(
+    type_name = "booking_reject_reason",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
 pub enum RejectReason {
     SoldOut,
     SeatTaken,

@@ -8,7 +8,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties, Confirmation, ExchangeKind,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
     types::FieldTable,
 };
@@ -146,7 +146,10 @@ impl JobPublisher {
         Ok(link.channel.clone())
     }
 
-    async fn connected<'a>(&self, link: &'a mut Option<Link>) -> Result<&'a mut Link, PublishError> {
+    async fn connected<'a>(
+        &self,
+        link: &'a mut Option<Link>,
+    ) -> Result<&'a mut Link, PublishError> {
         let usable = link
             .as_ref()
             .is_some_and(|link| link.channel.status().connected());
@@ -162,9 +165,12 @@ impl JobPublisher {
     }
 
     async fn connect(&self) -> Result<Link, lapin::Error> {
-        let connection = Connection::connect(&self.inner.url, ConnectionProperties::default()).await?;
+        let connection =
+            Connection::connect(&self.inner.url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok(Link {
             _connection: connection,
             channel,

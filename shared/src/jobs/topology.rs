@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use lapin::{
     Channel, ExchangeKind,
-    options::{BasicNackOptions, BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions,
-        QueueDeclareOptions},
+    options::{
+        BasicNackOptions, BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    },
     types::{AMQPValue, FieldTable},
 };
 

@@ -1,0 +1,9 @@
+//! The HTTP API end to end: a real server on a free port, real PostgreSQL, Redis and RabbitMQ.
+
+// A test that cannot get what it needs should stop right there.
+#![allow(clippy::unwrap_used)]
+
+mod errors;
+mod health;
+mod helpers;
+mod process;

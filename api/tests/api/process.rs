@@ -1,0 +1,105 @@
+//! The `api` binary as an operator runs it: settings errors, logs, graceful shutdown.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use test_support::TestEnv;
+
+use crate::helpers::closed_port;
+
+fn api_command(env: &TestEnv) -> Command {
+    let directory = std::env::temp_dir().join(format!("bms-api-{}", env.id));
+    std::fs::create_dir_all(&directory).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api"));
+    command
+        .current_dir(&directory)
+        .env_clear()
+        .envs(env.values());
+    command
+}
+
+#[test]
+fn a_missing_setting_stops_the_api_with_one_line_naming_it() {
+    let env = TestEnv::without_database();
+    let output = api_command(&env).env_remove("JWT_SECRET").output().unwrap();
+
+    assert!(!output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "api: missing required setting JWT_SECRET (see .env.example)\n"
+    );
+}
+
+#[test]
+fn a_malformed_setting_stops_the_api_with_one_line_naming_it() {
+    let env = TestEnv::without_database();
+    let output = api_command(&env).env("PORT", "http").output().unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("api: setting PORT is malformed:"),
+        "{stderr}"
+    );
+}
+
+/// The binary logs JSON with the request id on the request's lines, and stops cleanly on
+/// SIGTERM.
+#[tokio::test]
+async fn request_logs_carry_the_request_id_and_sigterm_stops_the_api_cleanly() {
+    let mut env = TestEnv::new().await;
+    let port = closed_port();
+    env.set("PORT", port.to_string())
+        .set("LOG_FORMAT", "json")
+        .set("RUST_LOG", "info");
+    let mut child = api_command(&env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/health/live");
+    let mut answered = false;
+    for _ in 0..200 {
+        let sent = client
+            .get(&url)
+            .header("x-request-id", "log-trace-id-7")
+            .send()
+            .await;
+        if sent.is_ok_and(|response| response.status() == 200) {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered, "the api never answered");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    let request_lines: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains("\"path\":\"/health/live\""))
+        .collect();
+    assert!(
+        !request_lines.is_empty(),
+        "no request log lines in {lines:?}"
+    );
+    for line in request_lines {
+        let parsed: serde_json::Value = serde_json::from_str(line).expect("JSON log lines");
+        assert_eq!(parsed["span"]["request_id"], "log-trace-id-7", "{line}");
+    }
+}

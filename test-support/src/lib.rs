@@ -1,0 +1,107 @@
+//! One isolated environment per integration test, against the real services: a freshly
+//! created and migrated database, its own Redis key prefix and its own RabbitMQ queue prefix
+//! (queues the broker deletes once unused), so tests run in parallel in any order.
+//!
+//! Settings start from `.env.example`; `DATABASE_URL`, `REDIS_URL` and `RABBITMQ_URL` in the
+//! environment point the tests at other servers.
+
+use std::collections::HashMap;
+
+use shared::config::Settings;
+use sqlx::{Connection, PgConnection, PgPool};
+use url::Url;
+use uuid::Uuid;
+
+/// Prefix of every database the tests create; the test script drops leftovers by it.
+pub const TEST_DATABASE_PREFIX: &str = "bms_test_";
+
+pub struct TestEnv {
+    /// Short unique id of this test's environment, part of every name it uses.
+    pub id: String,
+    values: HashMap<String, String>,
+}
+
+impl TestEnv {
+    /// Creates and migrates a fresh database and picks fresh Redis and queue prefixes.
+    pub async fn new() -> Self {
+        let env = Self::without_database();
+        env.create_database().await;
+        let db = env.db();
+        shared::db::migrate(&db).await.expect("migrations apply");
+        db.close().await;
+        env
+    }
+
+    /// The same, but the database named in the settings is not created.
+    pub fn without_database() -> Self {
+        let mut values: HashMap<String, String> =
+            dotenvy::from_read_iter(include_str!("../../.env.example").as_bytes())
+                .map(|item| item.expect("a valid .env.example line"))
+                .collect();
+        for name in ["DATABASE_URL", "REDIS_URL", "RABBITMQ_URL"] {
+            if let Ok(value) = std::env::var(name) {
+                values.insert(name.to_owned(), value);
+            }
+        }
+        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let mut database_url: Url = values["DATABASE_URL"].parse().expect("a database URL");
+        database_url.set_path(&format!("{TEST_DATABASE_PREFIX}{id}"));
+        let overrides = [
+            ("APP_ENV", "test".to_owned()),
+            ("PORT", "0".to_owned()),
+            ("DATABASE_URL", database_url.to_string()),
+            ("DATABASE_POOL_SIZE", "5".to_owned()),
+            ("REDIS_KEY_PREFIX", format!("test-{id}")),
+            ("RABBITMQ_QUEUE_PREFIX", format!("test-{id}")),
+            ("RABBITMQ_QUEUE_EXPIRES", "10m".to_owned()),
+            ("JOB_BACKOFF_MIN", "10ms".to_owned()),
+            ("JOB_BACKOFF_MAX", "50ms".to_owned()),
+        ];
+        for (name, value) in overrides {
+            values.insert(name.to_owned(), value);
+        }
+        Self { id, values }
+    }
+
+    /// Changes one setting, as an operator would in the environment.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
+        self.values.insert(name.to_owned(), value.into());
+        self
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn values(&self) -> &HashMap<String, String> {
+        &self.values
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::from_map(&self.values).expect("test settings are valid")
+    }
+
+    /// A pool on this test's database.
+    pub fn db(&self) -> PgPool {
+        shared::db::pool(&self.settings().database).expect("a database pool")
+    }
+
+    pub fn database_name(&self) -> String {
+        format!("{TEST_DATABASE_PREFIX}{}", self.id)
+    }
+
+    async fn create_database(&self) {
+        let mut server: Url = self.values["DATABASE_URL"].parse().expect("a database URL");
+        server.set_path("/postgres");
+        let mut conn = PgConnection::connect(server.as_str())
+            .await
+            .expect("PostgreSQL is reachable (is it running?)");
+        sqlx::query(&format!(r#"CREATE DATABASE "{}""#, self.database_name()))
+            .execute(&mut conn)
+            .await
+            .expect("a test database is created");
+    }
+}

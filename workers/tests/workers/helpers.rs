@@ -1,0 +1,223 @@
+use std::{future::Future, time::Duration};
+
+use lapin::{
+    Connection, ConnectionProperties,
+    options::{BasicGetOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use serde::{Deserialize, Serialize};
+use shared::jobs::{Job, JobPublisher, QueueTopology};
+use sqlx::PgPool;
+use test_support::TestEnv;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use workers::{
+    context::{JobContext, JobError, RunJob},
+    startup::Application,
+};
+
+/// A job whose behaviour the test chooses; it records every attempt in Postgres.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Probe {
+    pub id: Uuid,
+    /// Attempts that fail transiently before one succeeds.
+    pub failures: i64,
+    pub permanent_failure: bool,
+    /// How long a successful attempt works before it commits.
+    pub work_ms: u64,
+}
+
+impl Probe {
+    pub fn succeeding() -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            failures: 0,
+            permanent_failure: false,
+            work_ms: 0,
+        }
+    }
+}
+
+impl Job for Probe {
+    const NAME: &'static str = "probe";
+
+    fn idempotency_key(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+impl RunJob for Probe {
+    async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
+        sqlx::query("INSERT INTO probe_attempts (id) VALUES ($1)")
+            .bind(self.id)
+            .execute(&ctx.db)
+            .await?;
+        let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_attempts WHERE id = $1")
+            .bind(self.id)
+            .fetch_one(&ctx.db)
+            .await?;
+        if self.permanent_failure {
+            return Err(JobError::Permanent(anyhow::anyhow!(
+                "probe refuses for good"
+            )));
+        }
+        if attempts <= self.failures {
+            return Err(JobError::Transient(anyhow::anyhow!(
+                "probe attempt {attempts} fails"
+            )));
+        }
+        if self.work_ms > 0 {
+            sqlx::query("INSERT INTO probe_started (id) VALUES ($1)")
+                .bind(self.id)
+                .execute(&ctx.db)
+                .await?;
+            tokio::time::sleep(Duration::from_millis(self.work_ms)).await;
+        }
+        sqlx::query(
+            "INSERT INTO probe_done (id, worker) VALUES ($1, current_setting('application_name'))",
+        )
+        .bind(self.id)
+        .execute(&ctx.db)
+        .await?;
+        Ok(())
+    }
+}
+
+pub struct Harness {
+    pub env: TestEnv,
+    pub db: PgPool,
+    pub publisher: JobPublisher,
+    pub topology: QueueTopology,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        let env = TestEnv::new().await;
+        let db = env.db();
+        sqlx::raw_sql(
+            "CREATE TABLE probe_attempts (id UUID NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now());
+             CREATE TABLE probe_started (id UUID NOT NULL);
+             CREATE TABLE probe_done (id UUID NOT NULL, worker TEXT NOT NULL);",
+        )
+        .execute(&db)
+        .await
+        .expect("probe tables");
+        let settings = env.settings();
+        Self {
+            publisher: JobPublisher::new(&settings.rabbitmq),
+            topology: QueueTopology::new(&settings.rabbitmq),
+            env,
+            db,
+        }
+    }
+
+    /// A worker process's application consuming only the probe queue. `name` shows up as the
+    /// Postgres application name of its connections.
+    pub async fn probe_workers(&self, name: &str, concurrency: u16) -> Application {
+        let mut env = self.env.values().clone();
+        let url = format!("{}?application_name={name}", env["DATABASE_URL"]);
+        env.insert("DATABASE_URL".into(), url);
+        let settings = shared::config::Settings::from_map(&env).expect("settings");
+        let mut app = Application::empty(JobContext::new(settings).expect("context"))
+            .expect("an application");
+        app.consume::<Probe>(concurrency)
+            .await
+            .expect("consuming the probe queue");
+        app
+    }
+
+    pub async fn count(&self, sql: &str, id: Uuid) -> i64 {
+        sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(&self.db)
+            .await
+            .expect("a count")
+    }
+
+    pub async fn attempts(&self, id: Uuid) -> i64 {
+        self.count("SELECT count(*) FROM probe_attempts WHERE id = $1", id)
+            .await
+    }
+
+    pub async fn completions(&self, id: Uuid) -> i64 {
+        self.count("SELECT count(*) FROM probe_done WHERE id = $1", id)
+            .await
+    }
+
+    /// Messages ready in a queue (not counting those delivered and not yet acknowledged).
+    pub async fn ready_messages(&self, queue: &str) -> u32 {
+        let connection = self.broker().await;
+        let channel = connection.create_channel().await.expect("a channel");
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("the queue exists");
+        declared.message_count()
+    }
+
+    /// Takes one message off a queue and returns its body.
+    pub async fn take_message(&self, queue: &str) -> Option<Vec<u8>> {
+        let connection = self.broker().await;
+        let channel = connection.create_channel().await.expect("a channel");
+        channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get")
+            .map(|message| message.delivery.data.clone())
+    }
+
+    async fn broker(&self) -> Connection {
+        Connection::connect(
+            self.env.get("RABBITMQ_URL"),
+            ConnectionProperties::default(),
+        )
+        .await
+        .expect("RabbitMQ is reachable")
+    }
+}
+
+/// A running worker application and the way to stop it.
+pub struct Running {
+    pub stop: CancellationToken,
+    pub handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub fn start(app: Application) -> Self {
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
+        Self { stop, handle }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.handle
+            .await
+            .expect("the worker task")
+            .expect("workers stop cleanly");
+    }
+}
+
+/// Waits until `condition` holds; fails the test if it never does. A bound on a hang, not an
+/// assertion about speed.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gave up waiting: {what}");
+}
