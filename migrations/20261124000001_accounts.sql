@@ -4,7 +4,8 @@ CREATE TYPE user_role AS ENUM ('SUPER_ADMIN', 'EDITOR', 'USER');
 
 CREATE TABLE users (
     id                 UUID PRIMARY KEY DEFAULT gen_random_uuid(),
-    name               TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    -- Empty for an account made by phone sign-in until its owner names it.
+    name               TEXT NOT NULL DEFAULT '' CHECK (length(name) <= 200),
     -- Stored normalised (trimmed, lower case) so uniqueness is case-insensitive.
     email              TEXT UNIQUE CHECK (email = lower(btrim(email)) AND length(email) <= 254),
     email_verified_at  TIMESTAMPTZ,

@@ -15,6 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
+use shared::validation::FieldError;
 use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,13 @@ pub enum ApiError {
     Unprocessable { code: &'static str, message: String },
     #[error("authentication is required")]
     Unauthorized,
+    /// Authentication failed for a stated reason (bad credentials, reused token, ...).
+    #[error("{message}")]
+    AuthenticationFailed { code: &'static str, message: String },
+    #[error("send the body as JSON with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
     #[error("you may not do this")]
     Forbidden,
     /// Also used for what exists but is not the caller's, so nothing leaks.
@@ -34,6 +42,13 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Too many attempts; the client may try again after `retry_after`.
+    #[error("{message}")]
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// A dependency this request needs is down; the rest of the API keeps working.
     #[error("{0} is unavailable, try again shortly")]
     Unavailable(&'static str),
@@ -42,14 +57,27 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            Self::AuthenticationFailed { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE")
+            }
             Self::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
@@ -86,6 +114,13 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?cause, "request failed");
         }
         let mut response = status.into_response();
+        if let Self::TooManyRequests { retry_after, .. } = &self {
+            // Whole seconds, rounded up, never zero.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         response.extensions_mut().insert(PendingError {
             code: code.to_owned(),
             message: self.to_string(),
@@ -172,5 +207,20 @@ fn code_for(status: StatusCode) -> &'static str {
         StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
         status if status.is_client_error() => "BAD_REQUEST",
         _ => "INTERNAL",
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        Self::unprocessable("VALIDATION_FAILED", error.to_string())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => Self::Unavailable("the database"),
+            other => Self::Internal(other.into()),
+        }
     }
 }

@@ -8,7 +8,7 @@ use axum::{
     extract::{DefaultBodyLimit, Request},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware,
-    routing::get,
+    routing::{delete, get, patch, post},
 };
 use shared::config::{CorsOrigins, Settings};
 use tokio::net::TcpListener;
@@ -24,9 +24,12 @@ use tracing::Level;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use shared::accounts::Role;
+
 use crate::{
+    auth::{RoleGuard, require_role},
     error::{ApiError, render_errors},
-    routes::{health, openapi::ApiDoc},
+    routes::{admin, auth, health, openapi::ApiDoc, users},
     state::AppState,
 };
 
@@ -61,7 +64,10 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(port = self.port(), "api listening");
-        axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
     }
@@ -91,9 +97,27 @@ pub fn router(state: AppState) -> Router {
         );
     // Layers wrap from the bottom up: the request id is set first, so every log line and every
     // error body of the request carries it.
+    let super_admin = RoleGuard::new(&state, Role::SuperAdmin);
+    let admin_routes = Router::new()
+        .route("/api/admin/users/{id}/role", patch(admin::change_role))
+        .route_layer(middleware::from_fn_with_state(super_admin, require_role));
     Router::new()
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
+        .route("/api/auth/register", post(auth::register))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/refresh", post(auth::refresh))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/google", post(auth::google))
+        .route("/api/auth/otp/request", post(auth::request_otp))
+        .route("/api/auth/otp/verify", post(auth::verify_otp))
+        .route("/api/users/me", get(users::me).patch(users::update_me))
+        .route(
+            "/api/users/me/sessions",
+            get(users::list_sessions).delete(users::revoke_other_sessions),
+        )
+        .route("/api/users/me/sessions/{id}", delete(users::revoke_session))
+        .merge(admin_routes)
         .merge(SwaggerUi::new("/docs").url("/api/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError::NotFound("route") })
         .with_state(state)

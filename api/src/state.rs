@@ -1,8 +1,16 @@
-//! What every handler can reach: the database, Redis, the job publisher and the settings.
+//! What every handler can reach: the database, Redis, the job publisher, the settings, and
+//! the account services built from them.
 
 use std::sync::Arc;
 
-use shared::{config::Settings, jobs::JobPublisher, redis_client::RedisClient};
+use shared::{
+    accounts::{
+        PasswordHasher, google::GoogleVerifier, throttle::LoginThrottle, tokens::TokenKeys,
+    },
+    config::Settings,
+    jobs::JobPublisher,
+    redis_client::RedisClient,
+};
 use sqlx::PgPool;
 
 #[derive(Clone)]
@@ -11,16 +19,26 @@ pub struct AppState {
     pub redis: RedisClient,
     pub jobs: JobPublisher,
     pub settings: Arc<Settings>,
+    pub tokens: TokenKeys,
+    pub passwords: PasswordHasher,
+    pub login_throttle: LoginThrottle,
+    pub google: Arc<GoogleVerifier>,
 }
 
 impl AppState {
     /// Connects to nothing yet: each dependency connects on first use, so the API starts (and
     /// reports through `/health`) while one of them is down.
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let redis = RedisClient::new(&settings.redis)?;
+        let http = reqwest::Client::builder().build()?;
         Ok(Self {
             db: shared::db::pool(&settings.database)?,
-            redis: RedisClient::new(&settings.redis)?,
             jobs: JobPublisher::new(&settings.rabbitmq),
+            tokens: TokenKeys::new(&settings.auth),
+            passwords: PasswordHasher::new(&settings.auth.argon2)?,
+            login_throttle: LoginThrottle::new(redis.clone(), &settings.auth),
+            google: Arc::new(GoogleVerifier::new(&settings.google, http)),
+            redis,
             settings: Arc::new(settings),
         })
     }

@@ -134,6 +134,7 @@ pub struct Settings {
     pub environment: Environment,
     pub http: HttpSettings,
     pub auth: AuthSettings,
+    pub otp: OtpSettings,
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub rabbitmq: RabbitMqSettings,
@@ -160,6 +161,33 @@ pub struct AuthSettings {
     pub jwt_expires_in: Duration,
     pub refresh_token_secret: Secret,
     pub refresh_token_expires_in: Duration,
+    pub argon2: Argon2Settings,
+    /// Failed logins allowed per account, and per client IP, within `login_failure_window`
+    /// before further attempts are refused with 429.
+    pub login_max_failures_per_account: u32,
+    pub login_max_failures_per_ip: u32,
+    pub login_failure_window: Duration,
+}
+
+/// argon2id cost. Hashes made with other parameters are upgraded at the next login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct OtpSettings {
+    /// Key of the HMAC that stores codes, so a leaked table does not give them away.
+    pub secret: Secret,
+    pub ttl: Duration,
+    pub max_attempts: u32,
+    pub resend_cooldown: Duration,
+    pub max_per_phone_per_hour: u32,
+    pub max_per_ip_per_hour: u32,
+    /// Region assumed for phone numbers written without a country code (ISO 3166, e.g. IN).
+    pub default_region: String,
 }
 
 #[derive(Debug, Clone)]
@@ -276,6 +304,39 @@ impl Settings {
                     HumanDuration(Duration::from_secs(30 * 86_400)),
                 )?
                 .0,
+            argon2: Argon2Settings {
+                memory_kib: env.or_with("ARGON2_MEMORY_KIB", 19_456, positive)?,
+                iterations: env.or_with("ARGON2_ITERATIONS", 2, positive)?,
+                parallelism: env.or_with("ARGON2_PARALLELISM", 1, positive)?,
+            },
+            login_max_failures_per_account: env.or_with(
+                "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+                5,
+                positive,
+            )?,
+            login_max_failures_per_ip: env.or_with("LOGIN_MAX_FAILURES_PER_IP", 50, positive)?,
+            login_failure_window: env
+                .or(
+                    "LOGIN_FAILURE_WINDOW",
+                    HumanDuration(Duration::from_secs(900)),
+                )?
+                .0,
+        };
+        let otp = OtpSettings {
+            secret: env.required_with("OTP_SECRET", long_secret)?,
+            ttl: env
+                .or("OTP_TTL", HumanDuration(Duration::from_secs(300)))?
+                .0,
+            max_attempts: env.or_with("OTP_MAX_ATTEMPTS", 5, positive)?,
+            resend_cooldown: env
+                .or(
+                    "OTP_RESEND_COOLDOWN",
+                    HumanDuration(Duration::from_secs(30)),
+                )?
+                .0,
+            max_per_phone_per_hour: env.or_with("OTP_MAX_PER_PHONE_PER_HOUR", 5, positive)?,
+            max_per_ip_per_hour: env.or_with("OTP_MAX_PER_IP_PER_HOUR", 20, positive)?,
+            default_region: env.or_with("DEFAULT_PHONE_REGION", "IN".to_owned(), region)?,
         };
         let database = DatabaseSettings {
             url: env.required_with("DATABASE_URL", url_with_scheme(&["postgres", "postgresql"]))?,
@@ -362,6 +423,7 @@ impl Settings {
             environment,
             http,
             auth,
+            otp,
             database,
             redis,
             rabbitmq,
@@ -460,6 +522,15 @@ fn positive<T: PartialOrd + Default>(value: T) -> Result<T, String> {
     }
 }
 
+fn region(value: String) -> Result<String, String> {
+    let upper = value.to_ascii_uppercase();
+    if upper.parse::<phonenumber::country::Id>().is_ok() {
+        Ok(upper)
+    } else {
+        Err("expected a two-letter region code such as IN or US".into())
+    }
+}
+
 fn long_secret(secret: Secret) -> Result<Secret, String> {
     if secret.expose().len() < 32 {
         return Err("must be at least 32 characters".into());
@@ -545,6 +616,8 @@ mod tests {
             ("HOLD_SWEEP_SCHEDULE", "every minute"),
             ("APP_ENV", "staging"),
             ("REDIS_KEY_PREFIX", "has spaces"),
+            ("DEFAULT_PHONE_REGION", "XX"),
+            ("OTP_SECRET", "too-short"),
         ];
         for (name, value) in cases {
             let mut values = example();

@@ -30,3 +30,11 @@ pub async fn create_if_missing(settings: &DatabaseSettings) -> Result<(), sqlx::
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }
+
+/// Whether `error` is a unique violation of the named constraint or index. Lets callers turn
+/// the database's own check into a precise answer instead of checking first and racing.
+pub fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
+    error.as_database_error().is_some_and(|e| {
+        e.kind() == sqlx::error::ErrorKind::UniqueViolation && e.constraint() == Some(constraint)
+    })
+}

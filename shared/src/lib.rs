@@ -2,6 +2,8 @@
 //! state machines, database access, Redis, job contracts and publishing, health probes.
 //! Nothing here knows about HTTP.
 
+pub mod accounts;
+pub mod audit;
 pub mod bookings;
 pub mod catalogue;
 pub mod config;
@@ -11,4 +13,6 @@ pub mod health;
 pub mod jobs;
 pub mod redis_client;
 pub mod shutdown;
+pub mod sms;
 pub mod telemetry;
+pub mod validation;

@@ -55,12 +55,33 @@ impl TestEnv {
             ("RABBITMQ_QUEUE_PREFIX", format!("test-{id}")),
             ("RABBITMQ_QUEUE_EXPIRES", "10m".to_owned()),
             ("JOB_BACKOFF_MIN", "10ms".to_owned()),
+            // Cheap hashes: tests exercise the logic, not the cost.
+            ("ARGON2_MEMORY_KIB", "1024".to_owned()),
+            ("ARGON2_ITERATIONS", "1".to_owned()),
             ("JOB_BACKOFF_MAX", "50ms".to_owned()),
         ];
         for (name, value) in overrides {
             values.insert(name.to_owned(), value);
         }
         Self { id, values }
+    }
+
+    /// Starts a stand-in server for Google and Twilio on a free port and points the settings
+    /// at it. Returns its base URL.
+    pub async fn start_stand_in(&mut self) -> String {
+        let config = stand_in::Config {
+            twilio_account_sid: self.values["TWILIO_ACCOUNT_SID"].clone(),
+            twilio_auth_token: self.values["TWILIO_AUTH_TOKEN"].clone(),
+            google_client_id: self.values["GOOGLE_CLIENT_ID"].clone(),
+        };
+        let server = stand_in::StandIn::bind(([127, 0, 0, 1], 0).into(), config)
+            .await
+            .expect("the stand-in binds");
+        let base = format!("http://{}", server.address());
+        tokio::spawn(server.run());
+        self.set("GOOGLE_JWKS_URL", format!("{base}/google/oauth2/v3/certs"));
+        self.set("TWILIO_BASE_URL", format!("{base}/twilio"));
+        base
     }
 
     /// Changes one setting, as an operator would in the environment.

@@ -6,6 +6,7 @@ use shared::{
     config::Settings,
     jobs::{Job, JobPublisher},
     redis_client::RedisClient,
+    sms::SmsClient,
 };
 use sqlx::PgPool;
 
@@ -15,6 +16,7 @@ pub struct JobContext {
     pub redis: RedisClient,
     /// For handlers whose work produces further jobs.
     pub jobs: JobPublisher,
+    pub sms: SmsClient,
     pub settings: Arc<Settings>,
 }
 
@@ -24,6 +26,7 @@ impl JobContext {
             db: shared::db::pool(&settings.database)?,
             redis: RedisClient::new(&settings.redis)?,
             jobs: JobPublisher::new(&settings.rabbitmq),
+            sms: SmsClient::new(&settings.twilio, reqwest::Client::builder().build()?),
             settings: Arc::new(settings),
         })
     }

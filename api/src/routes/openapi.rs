@@ -1,15 +1,57 @@
 //! The OpenAPI document, served at `/api/openapi.json` (importable into Postman) and browsable
 //! with Swagger UI at `/docs`.
 
-use utoipa::OpenApi;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
 
 use crate::error::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "BMS API", description = "Live-show ticketing: venues, shows, seat holds, payments."),
-    paths(super::health::health, super::health::live),
+    paths(
+        super::health::health,
+        super::health::live,
+        super::auth::register,
+        super::auth::login,
+        super::auth::refresh,
+        super::auth::logout,
+        super::auth::google,
+        super::auth::request_otp,
+        super::auth::verify_otp,
+        super::users::me,
+        super::users::update_me,
+        super::users::list_sessions,
+        super::users::revoke_session,
+        super::users::revoke_other_sessions,
+        super::admin::change_role,
+    ),
     components(schemas(ErrorBody, ErrorDetail)),
-    tags((name = "operations", description = "Health and operations"))
+    modifiers(&BearerAuth),
+    tags(
+        (name = "operations", description = "Health and operations"),
+        (name = "auth", description = "Registration, sign-in, tokens"),
+        (name = "users", description = "The caller's profile and sessions"),
+        (name = "admin", description = "SUPER_ADMIN only"),
+    )
 )]
 pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

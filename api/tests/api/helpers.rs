@@ -1,17 +1,26 @@
 use api::startup::Application;
 use reqwest::{Client, Response};
+use serde_json::{Value, json};
 use test_support::TestEnv;
+use tokio_util::sync::CancellationToken;
 
-/// A running API on its own port with its own database, Redis prefix and queue prefix.
+/// A running API on its own port with its own database, Redis prefix, queue prefix and
+/// stand-in server for Google and Twilio.
 pub struct TestApp {
     pub address: String,
+    pub stand_in: String,
     pub client: Client,
     pub env: TestEnv,
+    pub db: sqlx::PgPool,
 }
 
-/// Starts the API on port 0 with a fresh database.
+/// Starts the API on port 0 with a fresh database and a stand-in server.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(TestEnv::new().await).await
+    let mut env = TestEnv::new().await;
+    let stand_in = env.start_stand_in().await;
+    let mut app = spawn_app_with(env).await;
+    app.stand_in = stand_in;
+    app
 }
 
 /// Starts the API with settings the test adjusted (a dependency pointed at a closed port).
@@ -23,15 +32,31 @@ pub async fn spawn_app_with(env: TestEnv) -> TestApp {
     tokio::spawn(application.run_until_stopped(std::future::pending()));
     TestApp {
         address,
+        stand_in: String::new(),
         client: Client::new(),
+        db: env.db(),
         env,
     }
 }
 
+/// A worker process for this app's queues, running until the token is cancelled.
+pub async fn spawn_workers(app: &TestApp) -> CancellationToken {
+    let workers = workers::startup::Application::build(app.env.settings())
+        .await
+        .expect("the workers start");
+    let stop = CancellationToken::new();
+    tokio::spawn(workers.run_until_stopped(stop.clone().cancelled_owned()));
+    stop
+}
+
 impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client
-            .get(format!("{}{path}", self.address))
+            .get(self.url(path))
             .send()
             .await
             .expect("the request is answered")
@@ -40,6 +65,131 @@ impl TestApp {
     pub async fn get_health(&self) -> Response {
         self.get("/health").await
     }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_json_as(&self, path: &str, body: &Value, token: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/auth/register",
+            &json!({"name": "Asha Rao", "email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/auth/login",
+            &json!({"email": email, "password": password, "device_name": "test phone"}),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/api/auth/refresh",
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// Registers a new account and returns its token pair.
+    pub async fn signed_up(&self) -> Value {
+        let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+        let response = self.register(&email, "a-long-password").await;
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    /// Registers an account and gives it `role` directly in the database.
+    pub async fn signed_up_as(&self, role: &str) -> Value {
+        let pair = self.signed_up().await;
+        sqlx::query("UPDATE users SET role = $1::user_role WHERE id = $2::uuid")
+            .bind(role)
+            .bind(pair["user"]["id"].as_str().unwrap())
+            .execute(&self.db)
+            .await
+            .unwrap();
+        pair
+    }
+
+    pub async fn google_token(&self, claims: Value) -> String {
+        let minted: Value = self
+            .client
+            .post(format!("{}/google/token", self.stand_in))
+            .json(&claims)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        minted["id_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The text messages the stand-in Twilio received for `to`.
+    pub async fn texts_to(&self, to: &str) -> Vec<String> {
+        let messages: Vec<Value> = self
+            .client
+            .get(format!("{}/twilio/messages", self.stand_in))
+            .query(&[("to", to)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        messages
+            .iter()
+            .map(|m| m["body"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+pub fn access(pair: &Value) -> &str {
+    pair["access_token"].as_str().unwrap()
+}
+
+/// Asserts the one error shape and returns the code.
+pub async fn error_code(response: Response) -> String {
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["request_id"], request_id.as_str(), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body["error"]["code"].as_str().unwrap().to_owned()
 }
 
 /// An address where nothing listens, to play a dependency that is down.

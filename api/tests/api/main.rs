@@ -3,7 +3,11 @@
 // A test that cannot get what it needs should stop right there.
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
 mod errors;
+mod google;
 mod health;
 mod helpers;
+mod otp;
 mod process;
+mod roles;

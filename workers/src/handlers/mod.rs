@@ -1,8 +1,11 @@
-//! The handlers of the job kinds. Kinds whose capability has not landed yet fail with
+//! The handlers of the job kinds, one module per kind. Kinds whose capability has not landed
+//! yet fail with
 //! [`JobError::NotSupported`], which dead-letters the job: it is kept for replay, never
 //! dropped, and never reported as done.
 
-use shared::jobs::{Job, Refund, ReserveSeats, SendOtp, VerifyPayment};
+mod send_otp;
+
+use shared::jobs::{Job, Refund, ReserveSeats, VerifyPayment};
 
 use crate::context::{JobContext, JobError, RunJob};
 
@@ -19,12 +22,6 @@ impl RunJob for VerifyPayment {
 }
 
 impl RunJob for Refund {
-    async fn run(self, _ctx: &JobContext) -> Result<(), JobError> {
-        Err(JobError::NotSupported(Self::NAME))
-    }
-}
-
-impl RunJob for SendOtp {
     async fn run(self, _ctx: &JobContext) -> Result<(), JobError> {
         Err(JobError::NotSupported(Self::NAME))
     }

@@ -1,0 +1,399 @@
+//! `/api/auth`: registration and the three ways to sign in (password, Google, phone code),
+//! refresh-token rotation, and logout.
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use serde::{Deserialize, Serialize};
+use shared::{
+    accounts::{
+        Email, Password, PhoneNumber, Verification,
+        google::GoogleError,
+        otp::{self, OtpError},
+        sessions::{self, Device, SessionError, TokenPair},
+        users::{self, User, UserError},
+    },
+    jobs::SendOtp,
+    validation::FieldError,
+};
+use utoipa::ToSchema;
+
+use crate::{
+    auth::{AuthUser, MaybeAuthUser},
+    error::ApiError,
+    extract::{ClientInfo, Json},
+    state::AppState,
+};
+
+fn device(client: &ClientInfo, name: Option<String>) -> Result<Device, ApiError> {
+    let name = name
+        .map(|name| name.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if name.as_ref().is_some_and(|name| name.chars().count() > 100) {
+        return Err(FieldError::new("device_name", "must be at most 100 characters").into());
+    }
+    Ok(Device {
+        name,
+        user_agent: client.user_agent.clone(),
+        ip: client.ip,
+    })
+}
+
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::EmailTaken => ApiError::Conflict {
+                code: "EMAIL_TAKEN",
+                message: error.to_string(),
+            },
+            UserError::PhoneTaken => ApiError::Conflict {
+                code: "PHONE_TAKEN",
+                message: error.to_string(),
+            },
+            UserError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::InvalidRefreshToken => ApiError::AuthenticationFailed {
+                code: "INVALID_REFRESH_TOKEN",
+                message: error.to_string(),
+            },
+            SessionError::RefreshTokenReused => ApiError::AuthenticationFailed {
+                code: "REFRESH_TOKEN_REUSED",
+                message: error.to_string(),
+            },
+            SessionError::Token(error) => ApiError::Internal(error.into()),
+            SessionError::Database(error) => error.into(),
+        }
+    }
+}
+
+async fn open_session(
+    state: &AppState,
+    user: User,
+    device: &Device,
+) -> Result<TokenPair, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let pair = sessions::start(&mut tx, &state.tokens, user, device).await?;
+    tx.commit().await?;
+    Ok(pair)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    name: String,
+    email: String,
+    password: String,
+    device_name: Option<String>,
+}
+
+/// Creates an account with email and password and signs it in.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = TokenPair), (status = 409, description = "Email taken"),
+              (status = 422, description = "Invalid field")))]
+#[tracing::instrument(skip_all)]
+pub async fn register(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(body): Json<RegisterRequest>,
+) -> Result<(StatusCode, axum::Json<TokenPair>), ApiError> {
+    let name = users::parse_name(&body.name)?;
+    let email = Email::parse(&body.email)?;
+    let password = Password::parse(&body.password)?;
+    let device = device(&client, body.device_name)?;
+    let hash = state
+        .passwords
+        .hash(&password)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let mut tx = state.db.begin().await?;
+    let user = users::insert_with_password(&mut tx, &name, &email, &hash).await?;
+    let pair = sessions::start(&mut tx, &state.tokens, user, &device).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(pair)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+    device_name: Option<String>,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::AuthenticationFailed {
+        code: "INVALID_CREDENTIALS",
+        message: "the email or password is not correct".into(),
+    }
+}
+
+/// Signs in with email and password. Failures do not say whether the email exists; repeated
+/// failures per account or per IP are refused for a while (429 with Retry-After).
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair), (status = 401, description = "Wrong credentials"),
+              (status = 429, description = "Too many failed attempts")))]
+#[tracing::instrument(skip_all)]
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(body): Json<LoginRequest>,
+) -> Result<axum::Json<TokenPair>, ApiError> {
+    let email = Email::parse(&body.email)?;
+    let device = device(&client, body.device_name)?;
+    if let Some(retry_after) = state.login_throttle.blocked_for(&email, client.ip).await {
+        return Err(ApiError::TooManyRequests {
+            code: "TOO_MANY_ATTEMPTS",
+            message: "too many failed sign-in attempts; try again later".into(),
+            retry_after,
+        });
+    }
+    let password = Password::attempt(&body.password)?;
+    let credentials = users::credentials(&state.db, &email).await?;
+    let stored = credentials
+        .as_ref()
+        .and_then(|c| c.password_hash.as_deref());
+    let verification = state
+        .passwords
+        .verify(&password, stored)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let credentials = match (credentials, verification) {
+        (Some(credentials), Verification::Valid) => credentials,
+        (Some(credentials), Verification::ValidRehashed(upgraded)) => {
+            users::replace_password_hash(&state.db, credentials.user.id, &upgraded).await?;
+            credentials
+        }
+        _ => {
+            state.login_throttle.record_failure(&email, client.ip).await;
+            return Err(invalid_credentials());
+        }
+    };
+    if credentials.disabled {
+        return Err(ApiError::AuthenticationFailed {
+            code: "ACCOUNT_DISABLED",
+            message: "this account is disabled".into(),
+        });
+    }
+    state.login_throttle.clear(&email).await;
+    Ok(axum::Json(
+        open_session(&state, credentials.user, &device).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Exchanges a refresh token for a new token pair. Each refresh token works once; presenting
+/// a used one revokes its session.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, description = "Invalid or reused")))]
+#[tracing::instrument(skip_all)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<axum::Json<TokenPair>, ApiError> {
+    if body.refresh_token.len() > 200 {
+        return Err(invalid_refresh_token());
+    }
+    Ok(axum::Json(
+        sessions::refresh(&state.db, &state.tokens, &body.refresh_token).await?,
+    ))
+}
+
+fn invalid_refresh_token() -> ApiError {
+    SessionError::InvalidRefreshToken.into()
+}
+
+/// Ends the session the request was made with.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    sessions::revoke(&state.db, user.user_id, user.session_id, "signed out").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleRequest {
+    id_token: String,
+    device_name: Option<String>,
+}
+
+/// Signs in with a Google ID token. A new Google user gets an account; an account with the
+/// same verified email is linked to it.
+#[utoipa::path(post, path = "/api/auth/google", tag = "auth", request_body = GoogleRequest,
+    responses((status = 200, body = TokenPair), (status = 401, description = "Token refused")))]
+#[tracing::instrument(skip_all)]
+pub async fn google(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(body): Json<GoogleRequest>,
+) -> Result<axum::Json<TokenPair>, ApiError> {
+    let device = device(&client, body.device_name)?;
+    if body.id_token.len() > 8192 {
+        return Err(FieldError::new("id_token", "is too long").into());
+    }
+    let identity = state
+        .google
+        .verify(&body.id_token)
+        .await
+        .map_err(|error| match error {
+            GoogleError::KeysUnavailable(_) => ApiError::Unavailable("Google sign-in"),
+            GoogleError::EmailNotVerified => ApiError::AuthenticationFailed {
+                code: "GOOGLE_EMAIL_NOT_VERIFIED",
+                message: error.to_string(),
+            },
+            GoogleError::InvalidToken(_) => ApiError::AuthenticationFailed {
+                code: "INVALID_GOOGLE_TOKEN",
+                message: "the Google token is not valid".into(),
+            },
+        })?;
+    let email = Email::parse(&identity.email)?;
+    let name = identity
+        .name
+        .as_deref()
+        .and_then(|name| users::parse_name(name).ok())
+        .unwrap_or_else(|| {
+            email
+                .as_str()
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        });
+    let mut tx = state.db.begin().await?;
+    let (user, _created) = users::upsert_google(&mut tx, &identity.subject, &email, &name).await?;
+    let pair = sessions::start(&mut tx, &state.tokens, user, &device).await?;
+    tx.commit().await?;
+    Ok(axum::Json(pair))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtpRequest {
+    phone: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OtpRequested {
+    /// Seconds the code will be valid once sent.
+    expires_in: u64,
+    /// Seconds before another code may be asked for.
+    resend_after: u64,
+}
+
+impl From<OtpError> for ApiError {
+    fn from(error: OtpError) -> Self {
+        let message = error.to_string();
+        let failed = |code| ApiError::AuthenticationFailed {
+            code,
+            message: message.clone(),
+        };
+        match error {
+            OtpError::Cooldown { retry_after } => ApiError::TooManyRequests {
+                code: "OTP_COOLDOWN",
+                message,
+                retry_after,
+            },
+            OtpError::TooMany { retry_after } => ApiError::TooManyRequests {
+                code: "OTP_RATE_LIMITED",
+                message,
+                retry_after,
+            },
+            OtpError::NoCode => failed("OTP_NOT_FOUND"),
+            OtpError::Expired => failed("OTP_EXPIRED"),
+            OtpError::Locked => failed("OTP_LOCKED"),
+            OtpError::Wrong { attempts_left } => ApiError::AuthenticationFailed {
+                code: "OTP_INVALID",
+                message: format!("the code is not correct; {attempts_left} attempts left"),
+            },
+            OtpError::Database(error) => error.into(),
+        }
+    }
+}
+
+/// Sends a sign-in code to a phone by SMS (through the send-OTP job).
+#[utoipa::path(post, path = "/api/auth/otp/request", tag = "auth", request_body = OtpRequest,
+    responses((status = 202, body = OtpRequested), (status = 422), (status = 429)))]
+#[tracing::instrument(skip_all)]
+pub async fn request_otp(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(body): Json<OtpRequest>,
+) -> Result<(StatusCode, axum::Json<OtpRequested>), ApiError> {
+    let settings = &state.settings.otp;
+    let phone = PhoneNumber::parse(&body.phone, &settings.default_region)?;
+    let id = otp::create_request(&state.db, settings, &phone, client.ip).await?;
+    if let Err(error) = state.jobs.publish(&SendOtp { otp_request_id: id }).await {
+        tracing::error!(%error, "could not enqueue the OTP job");
+        otp::discard(&state.db, id).await?;
+        return Err(ApiError::Unavailable("sending codes"));
+    }
+    tracing::info!(phone = %phone.masked(), "OTP requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(OtpRequested {
+            expires_in: settings.ttl.as_secs(),
+            resend_after: settings.resend_cooldown.as_secs(),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtpVerifyRequest {
+    phone: String,
+    code: String,
+    device_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum OtpVerified {
+    /// Signed in (a new account if the phone had none).
+    SignedIn(TokenPair),
+    /// The phone was attached to the caller's account.
+    Attached { user: User },
+}
+
+/// Checks a code. Signed out, it signs in the phone's account (creating it if needed); signed
+/// in, it attaches the phone to the caller's account. 5 wrong codes lock a code.
+#[utoipa::path(post, path = "/api/auth/otp/verify", tag = "auth", request_body = OtpVerifyRequest,
+    responses((status = 200, body = OtpVerified), (status = 401, description = "Wrong, expired or locked code"),
+              (status = 409, description = "Phone belongs to another account")))]
+#[tracing::instrument(skip_all)]
+pub async fn verify_otp(
+    State(state): State<AppState>,
+    MaybeAuthUser(caller): MaybeAuthUser,
+    client: ClientInfo,
+    Json(body): Json<OtpVerifyRequest>,
+) -> Result<axum::response::Response, ApiError> {
+    let settings = &state.settings.otp;
+    let phone = PhoneNumber::parse(&body.phone, &settings.default_region)?;
+    let code = body.code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new("code", "must be 6 digits").into());
+    }
+    let device = device(&client, body.device_name)?;
+    otp::verify(&state.db, settings, &phone, code).await?;
+    let mut tx = state.db.begin().await?;
+    let outcome = match caller {
+        Some(caller) => OtpVerified::Attached {
+            user: users::attach_phone(&mut tx, caller.user_id, &phone).await?,
+        },
+        None => {
+            let user = users::upsert_phone(&mut tx, &phone).await?;
+            OtpVerified::SignedIn(sessions::start(&mut tx, &state.tokens, user, &device).await?)
+        }
+    };
+    tx.commit().await?;
+    Ok(axum::Json(outcome).into_response())
+}

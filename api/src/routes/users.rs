@@ -1,0 +1,110 @@
+//! `/api/users/me`: the caller's own profile and device sessions. Every query is scoped to the
+//! caller, so another user's session answers 404, as if it did not exist.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use shared::accounts::{
+    Email,
+    sessions::{self, SessionView},
+    users::{self, User},
+};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{auth::AuthUser, error::ApiError, extract::Json, state::AppState};
+
+/// The caller's profile.
+#[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn me(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<axum::Json<User>, ApiError> {
+    users::find(&state.db, user.user_id)
+        .await?
+        .map(axum::Json)
+        .ok_or(ApiError::NotFound("user"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileChange {
+    name: Option<String>,
+    /// A new email is unverified until proven again.
+    email: Option<String>,
+}
+
+/// Changes the caller's name and/or email.
+#[utoipa::path(patch, path = "/api/users/me", tag = "users", security(("bearer" = [])),
+    request_body = ProfileChange,
+    responses((status = 200, body = User), (status = 409, description = "Email taken"), (status = 422)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(change): Json<ProfileChange>,
+) -> Result<axum::Json<User>, ApiError> {
+    if change.name.is_none() && change.email.is_none() {
+        return Err(ApiError::unprocessable(
+            "VALIDATION_FAILED",
+            "nothing to change",
+        ));
+    }
+    let name = change.name.as_deref().map(users::parse_name).transpose()?;
+    let email = change.email.as_deref().map(Email::parse).transpose()?;
+    users::update_profile(&state.db, user.user_id, name.as_deref(), email.as_ref())
+        .await?
+        .map(axum::Json)
+        .ok_or(ApiError::NotFound("user"))
+}
+
+/// The caller's signed-in devices, most recently used first.
+#[utoipa::path(get, path = "/api/users/me/sessions", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = [SessionView]), (status = 401)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<axum::Json<Vec<SessionView>>, ApiError> {
+    Ok(axum::Json(
+        sessions::list(&state.db, user.user_id, user.session_id).await?,
+    ))
+}
+
+/// Signs one of the caller's devices out.
+#[utoipa::path(delete, path = "/api/users/me/sessions/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204), (status = 404, description = "No such session of yours")))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if sessions::revoke(&state.db, user.user_id, id, "revoked by the user").await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("session"))
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    revoked: u64,
+}
+
+/// Signs every other device of the caller out.
+#[utoipa::path(delete, path = "/api/users/me/sessions", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = Revoked)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn revoke_other_sessions(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<axum::Json<Revoked>, ApiError> {
+    let revoked = sessions::revoke_others(&state.db, user.user_id, user.session_id).await?;
+    Ok(axum::Json(Revoked { revoked }))
+}

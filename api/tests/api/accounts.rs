@@ -1,0 +1,405 @@
+use serde_json::{Value, json};
+use test_support::TestEnv;
+
+use crate::helpers::{access, error_code, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn register_then_read_the_profile() {
+    let app = spawn_app().await;
+
+    let response = app.register("  Asha@Example.com ", "a-long-password").await;
+
+    assert_eq!(response.status(), 201);
+    let pair: Value = response.json().await.unwrap();
+    assert_eq!(pair["token_type"], "Bearer");
+    assert!(pair["refresh_token"].as_str().unwrap().len() >= 40);
+    let me: Value = app
+        .get_as("/api/users/me", access(&pair))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "asha@example.com");
+    assert_eq!(me["role"], "USER");
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = $1")
+        .bind("asha@example.com")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "stored as argon2id");
+}
+
+#[tokio::test]
+async fn a_duplicate_email_is_refused_whatever_its_case() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.register("asha@example.com", "a-long-password")
+            .await
+            .status(),
+        201
+    );
+
+    let response = app.register("ASHA@example.com", "another-password").await;
+
+    assert_eq!(response.status(), 409);
+    assert_eq!(error_code(response).await, "EMAIL_TAKEN");
+}
+
+#[tokio::test]
+async fn login_failures_do_not_reveal_whether_the_email_exists() {
+    let app = spawn_app().await;
+    app.register("asha@example.com", "a-long-password").await;
+
+    let wrong_password = app.login("asha@example.com", "not-the-password").await;
+    let unknown_email = app.login("nobody@example.com", "not-the-password").await;
+
+    assert_eq!(wrong_password.status(), 401);
+    assert_eq!(unknown_email.status(), 401);
+    let a: Value = wrong_password.json().await.unwrap();
+    let b: Value = unknown_email.json().await.unwrap();
+    assert_eq!(a["error"]["code"], "INVALID_CREDENTIALS");
+    assert_eq!(a["error"]["code"], b["error"]["code"]);
+    assert_eq!(a["error"]["message"], b["error"]["message"]);
+}
+
+#[tokio::test]
+async fn repeated_login_failures_are_refused_for_a_while() {
+    let mut env = TestEnv::new().await;
+    env.set("LOGIN_MAX_FAILURES_PER_ACCOUNT", "3");
+    let app = spawn_app_with(env).await;
+    app.register("asha@example.com", "a-long-password").await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.login("asha@example.com", "wrong-password")
+                .await
+                .status(),
+            401
+        );
+    }
+
+    let response = app.login("asha@example.com", "a-long-password").await;
+
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after > 0);
+    assert_eq!(error_code(response).await, "TOO_MANY_ATTEMPTS");
+}
+
+#[tokio::test]
+async fn a_hash_made_with_older_parameters_is_upgraded_at_login() {
+    let env = TestEnv::new().await;
+    let old = spawn_app_with(env).await;
+    old.register("asha@example.com", "a-long-password").await;
+    let mut env = TestEnv::new().await;
+    // The same database, now with a higher cost.
+    env.set("DATABASE_URL", old.env.get("DATABASE_URL"))
+        .set("ARGON2_ITERATIONS", "2");
+    let new = spawn_app_with(env).await;
+
+    assert_eq!(
+        new.login("asha@example.com", "a-long-password")
+            .await
+            .status(),
+        200
+    );
+
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users")
+        .fetch_one(&old.db)
+        .await
+        .unwrap();
+    assert!(hash.contains("t=2"), "{hash}");
+    assert_eq!(
+        new.login("asha@example.com", "a-long-password")
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_rotated_and_its_reuse_revokes_the_family() {
+    let app = spawn_app().await;
+    let first = app.signed_up().await;
+
+    let second: Value = app
+        .refresh(first["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    assert_eq!(second["session_id"], first["session_id"]);
+    assert_eq!(
+        app.get_as("/api/users/me", access(&second)).await.status(),
+        200
+    );
+
+    // The first token again: someone else has it.
+    let reuse = app.refresh(first["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(reuse.status(), 401);
+    assert_eq!(error_code(reuse).await, "REFRESH_TOKEN_REUSED");
+
+    // The whole family is gone: the latest refresh token and the session's access token.
+    let latest = app.refresh(second["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(latest.status(), 401);
+    assert_eq!(
+        app.get_as("/api/users/me", access(&second)).await.status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_made_up_refresh_token_is_refused() {
+    let app = spawn_app().await;
+
+    let response = app.refresh("not-a-token-we-issued").await;
+
+    assert_eq!(response.status(), 401);
+    assert_eq!(error_code(response).await, "INVALID_REFRESH_TOKEN");
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let app = spawn_app().await;
+    let pair = app.signed_up().await;
+
+    let response = app
+        .post_json_as("/api/auth/logout", &json!({}), access(&pair))
+        .await;
+
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        app.get_as("/api/users/me", access(&pair)).await.status(),
+        401
+    );
+    assert_eq!(
+        app.refresh(pair["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_revoked_per_device() {
+    let app = spawn_app().await;
+    app.register("asha@example.com", "a-long-password").await;
+    let laptop: Value = app
+        .login("asha@example.com", "a-long-password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let phone: Value = app
+        .login("asha@example.com", "a-long-password")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let sessions: Vec<Value> = app
+        .get_as("/api/users/me/sessions", access(&laptop))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 3, "register and two logins");
+    let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["id"], laptop["session_id"]);
+    assert_eq!(current[0]["device_name"], "test phone");
+    assert_eq!(current[0]["ip"], "127.0.0.1");
+
+    let revoke = app
+        .client
+        .delete(app.url(&format!(
+            "/api/users/me/sessions/{}",
+            phone["session_id"].as_str().unwrap()
+        )))
+        .bearer_auth(access(&laptop))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 204);
+    assert_eq!(
+        app.get_as("/api/users/me", access(&phone)).await.status(),
+        401
+    );
+
+    let others: Value = app
+        .client
+        .delete(app.url("/api/users/me/sessions"))
+        .bearer_auth(access(&laptop))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(others["revoked"], 1);
+    assert_eq!(
+        app.get_as("/api/users/me", access(&laptop)).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn another_users_session_is_not_found() {
+    let app = spawn_app().await;
+    let asha = app.signed_up().await;
+    let ravi = app.signed_up().await;
+
+    let response = app
+        .client
+        .delete(app.url(&format!(
+            "/api/users/me/sessions/{}",
+            ravi["session_id"].as_str().unwrap()
+        )))
+        .bearer_auth(access(&asha))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 404);
+    assert_eq!(error_code(response).await, "NOT_FOUND");
+    assert_eq!(
+        app.get_as("/api/users/me", access(&ravi)).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_profile_can_be_changed_but_not_to_a_taken_email() {
+    let app = spawn_app().await;
+    app.register("taken@example.com", "a-long-password").await;
+    let pair = app.signed_up().await;
+    let patch = |body: Value| {
+        app.client
+            .patch(app.url("/api/users/me"))
+            .bearer_auth(access(&pair))
+            .json(&body)
+            .send()
+    };
+
+    let renamed: Value = patch(json!({"name": "  Asha R  "}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(renamed["name"], "Asha R");
+
+    let taken = patch(json!({"email": "Taken@example.com"})).await.unwrap();
+    assert_eq!(taken.status(), 409);
+    assert_eq!(error_code(taken).await, "EMAIL_TAKEN");
+
+    let empty = patch(json!({})).await.unwrap();
+    assert_eq!(empty.status(), 422);
+}
+
+#[tokio::test]
+async fn requests_without_valid_credentials_are_401() {
+    let app = spawn_app().await;
+    for header in ["", "Bearer", "Bearer not.a.jwt", "Basic dXNlcjpwYXNz"] {
+        let mut request = app.client.get(app.url("/api/users/me"));
+        if !header.is_empty() {
+            request = request.header("authorization", header);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{header:?}");
+        assert_eq!(error_code(response).await, "UNAUTHORIZED");
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_precise_4xx_in_the_error_shape_and_writes_nothing() {
+    let app = spawn_app().await;
+    let raw = |body: &'static str, content_type: Option<&'static str>| {
+        let mut request = app.client.post(app.url("/api/auth/register")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+    let json = Some("application/json");
+
+    let cases = [
+        (raw("{not json", json).await.unwrap(), 400, "INVALID_JSON"),
+        (
+            raw(r#"{"email": "a@example.com"}"#, json).await.unwrap(),
+            422,
+            "INVALID_BODY",
+        ),
+        (
+            raw(
+                r#"{"name":"A","email":"a@example.com","password":"a-long-password","admin":true}"#,
+                json,
+            )
+            .await
+            .unwrap(),
+            422,
+            "INVALID_BODY",
+        ),
+        (
+            raw(
+                r#"{"name":"A","email":"not-an-email","password":"a-long-password"}"#,
+                json,
+            )
+            .await
+            .unwrap(),
+            422,
+            "VALIDATION_FAILED",
+        ),
+        (
+            raw(
+                r#"{"name":"A","email":"a@example.com","password":"short"}"#,
+                json,
+            )
+            .await
+            .unwrap(),
+            422,
+            "VALIDATION_FAILED",
+        ),
+        (
+            raw(
+                r#"{"name":"A","email":"a@example.com","password":"a-long-password"}"#,
+                None,
+            )
+            .await
+            .unwrap(),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+    ];
+    for (response, status, code) in cases {
+        assert_eq!(response.status(), status);
+        assert_eq!(error_code(response).await, code);
+    }
+    let long_name = "x".repeat(101);
+    let response = app
+        .post_json(
+            "/api/auth/register",
+            &json!({"name": long_name, "email": "a@example.com", "password": "a-long-password"}),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let huge = "x".repeat(300 * 1024);
+    let response = app
+        .post_json(
+            "/api/auth/register",
+            &json!({"name": huge, "email": "a@example.com", "password": "a-long-password"}),
+        )
+        .await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(error_code(response).await, "PAYLOAD_TOO_LARGE");
+
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 0, "no bad request wrote anything");
+}

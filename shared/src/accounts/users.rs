@@ -1,0 +1,260 @@
+//! The `users` table.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{Email, PhoneNumber, Role};
+use crate::db::is_unique_violation;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub phone: Option<String>,
+    pub phone_verified: bool,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("this phone number belongs to another account")]
+    PhoneTaken,
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for UserError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unique_violation(&error, "users_email_key") {
+            Self::EmailTaken
+        } else if is_unique_violation(&error, "users_phone_key") {
+            Self::PhoneTaken
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+/// A user with what a password login needs.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+}
+
+pub async fn insert_with_password(
+    conn: &mut PgConnection,
+    name: &str,
+    email: &Email,
+    password_hash: &str,
+) -> Result<User, UserError> {
+    Ok(sqlx::query_as!(
+        User,
+        r#"INSERT INTO users (name, email, password_hash) VALUES ($1, $2, $3) RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at"#,
+        name,
+        email.as_str(),
+        password_hash
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn find(db: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at FROM users WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn credentials(db: &PgPool, email: &Email) -> Result<Option<Credentials>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT password_hash, disabled_at IS NOT NULL AS "disabled!", id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at FROM users WHERE email = $1"#,
+        email.as_str()
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| Credentials {
+        password_hash: row.password_hash,
+        disabled: row.disabled,
+        user: User {
+            id: row.id,
+            name: row.name,
+            email: row.email,
+            email_verified: row.email_verified,
+            phone: row.phone,
+            phone_verified: row.phone_verified,
+            role: row.role,
+            created_at: row.created_at,
+        },
+    }))
+}
+
+pub async fn replace_password_hash(db: &PgPool, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+        id,
+        hash
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Changes name and/or email; a new email is unverified until proven again.
+pub async fn update_profile(
+    db: &PgPool,
+    id: Uuid,
+    name: Option<&str>,
+    email: Option<&Email>,
+) -> Result<Option<User>, UserError> {
+    Ok(sqlx::query_as!(
+        User,
+        r#"UPDATE users SET
+             name = COALESCE($2, name),
+             email_verified_at = CASE WHEN $3::text IS NOT NULL AND $3 IS DISTINCT FROM email
+                                      THEN NULL ELSE email_verified_at END,
+             email = COALESCE($3, email),
+             updated_at = now()
+         WHERE id = $1 RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at"#,
+        id,
+        name,
+        email.map(Email::as_str)
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn set_role(
+    conn: &mut PgConnection,
+    id: Uuid,
+    role: Role,
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at"#,
+        id,
+        role as Role
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Signs in a Google account: by its subject if seen before, else by linking the account that
+/// has the same (verified) email, else by creating one.
+pub async fn upsert_google(
+    conn: &mut PgConnection,
+    subject: &str,
+    email: &Email,
+    name: &str,
+) -> Result<(User, bool), UserError> {
+    if let Some(user) = sqlx::query_as!(
+        User,
+        r#"SELECT id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at FROM users WHERE google_subject = $1"#,
+        subject
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    {
+        return Ok((user, false));
+    }
+    if let Some(user) = sqlx::query_as!(
+        User,
+        r#"UPDATE users SET google_subject = $2, email_verified_at = COALESCE(email_verified_at, now()),
+                          updated_at = now()
+         WHERE email = $1 AND google_subject IS NULL RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at"#,
+        email.as_str(),
+        subject
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    {
+        return Ok((user, false));
+    }
+    let user = sqlx::query_as!(
+        User,
+        r#"INSERT INTO users (name, email, email_verified_at, google_subject)
+         VALUES ($1, $2, now(), $3) RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at"#,
+        name,
+        email.as_str(),
+        subject
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((user, true))
+}
+
+/// The account of a verified phone, created if there is none.
+pub async fn upsert_phone(conn: &mut PgConnection, phone: &PhoneNumber) -> Result<User, UserError> {
+    Ok(sqlx::query_as!(
+        User,
+        r#"INSERT INTO users (name, phone, phone_verified_at) VALUES ('', $1, now())
+         ON CONFLICT (phone) DO UPDATE SET phone_verified_at = COALESCE(users.phone_verified_at, now())
+         RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at"#,
+        phone.as_str()
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Attaches a verified phone to a signed-in account.
+pub async fn attach_phone(
+    conn: &mut PgConnection,
+    id: Uuid,
+    phone: &PhoneNumber,
+) -> Result<User, UserError> {
+    Ok(sqlx::query_as!(
+        User,
+        r#"UPDATE users SET phone = $2, phone_verified_at = now(), updated_at = now()
+         WHERE id = $1 RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at"#,
+        id,
+        phone.as_str()
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// A person's display name: trimmed, 1 to 100 characters.
+pub fn parse_name(raw: &str) -> Result<String, crate::validation::FieldError> {
+    let name = raw.trim();
+    match name.chars().count() {
+        0 => Err(crate::validation::FieldError::new(
+            "name",
+            "must not be empty",
+        )),
+        1..=100 => Ok(name.to_owned()),
+        _ => Err(crate::validation::FieldError::new(
+            "name",
+            "must be at most 100 characters",
+        )),
+    }
+}

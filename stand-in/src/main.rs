@@ -1,0 +1,42 @@
+//! `stand-in` serves the local stand-ins of Google sign-in and Twilio on `STAND_IN_ADDR`
+//! (default 127.0.0.1:9090), with the credentials from the environment or `.env`.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use stand_in::{Config, StandIn};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // The stand-in reads the same .env as the API, so their credentials agree.
+    let _ = dotenvy::dotenv();
+    tracing_subscriber::fmt::init();
+    let var =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let address: SocketAddr = match var("STAND_IN_ADDR", "127.0.0.1:9090").parse() {
+        Ok(address) => address,
+        Err(error) => {
+            eprintln!("stand-in: setting STAND_IN_ADDR is malformed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = Config {
+        twilio_account_sid: var("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+        twilio_auth_token: var("TWILIO_AUTH_TOKEN", "local-twilio-auth-token"),
+        google_client_id: var("GOOGLE_CLIENT_ID", "bms-local.apps.googleusercontent.com"),
+    };
+    let server = match StandIn::bind(address, config).await {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("stand-in: cannot listen on {address}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(address = %server.address(), "stand-in listening");
+    match server.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("stand-in: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
