@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod live;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -29,7 +29,7 @@ use shared::accounts::Role;
 use crate::{
     auth::{RoleGuard, require_role},
     error::{ApiError, render_errors},
-    routes::{admin, auth, health, openapi::ApiDoc, users},
+    routes::{admin, auth, bookings, health, openapi::ApiDoc, showtimes, users},
     state::AppState,
 };
 
@@ -117,6 +117,16 @@ pub fn router(state: AppState) -> Router {
             get(users::list_sessions).delete(users::revoke_other_sessions),
         )
         .route("/api/users/me/sessions/{id}", delete(users::revoke_session))
+        .route("/api/users/me/bookings", get(bookings::history))
+        .route("/api/bookings", post(bookings::create))
+        .route("/api/bookings/{id}", get(bookings::status))
+        .route("/api/bookings/{id}/events", get(bookings::events))
+        .route("/api/bookings/{id}/cancel", post(bookings::cancel))
+        .route("/api/bookings/{id}/tickets", get(bookings::tickets))
+        .route(
+            "/api/showtimes/{id}/availability",
+            get(showtimes::availability),
+        )
         .merge(admin_routes)
         .merge(SwaggerUi::new("/docs").url("/api/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError::NotFound("route") })

@@ -13,6 +13,8 @@ use shared::{
 };
 use sqlx::PgPool;
 
+use crate::live::StatusHub;
+
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
@@ -23,6 +25,7 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     pub login_throttle: LoginThrottle,
     pub google: Arc<GoogleVerifier>,
+    pub status_hub: Arc<StatusHub>,
 }
 
 impl AppState {
@@ -38,6 +41,7 @@ impl AppState {
             passwords: PasswordHasher::new(&settings.auth.argon2)?,
             login_throttle: LoginThrottle::new(redis.clone(), &settings.auth),
             google: Arc::new(GoogleVerifier::new(&settings.google, http)),
+            status_hub: StatusHub::start(redis.clone()),
             redis,
             settings: Arc::new(settings),
         })

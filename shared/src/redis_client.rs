@@ -55,6 +55,11 @@ impl RedisClient {
             .cloned()
     }
 
+    /// A dedicated connection for subscribing to channels.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, RedisError> {
+        self.client.get_async_pubsub().await
+    }
+
     /// Makes one round trip to Redis, for health reports.
     pub async fn ping(&self) -> Result<(), RedisError> {
         let mut connection = self.connection().await?;

@@ -5,6 +5,12 @@
 //! Settings start from `.env.example`; `DATABASE_URL`, `REDIS_URL` and `RABBITMQ_URL` in the
 //! environment point the tests at other servers.
 
+// Test support fails loudly: a test that cannot get what it needs should stop right there.
+#![allow(clippy::unwrap_used)]
+
+pub mod fixtures;
+pub mod proxy;
+
 use std::collections::HashMap;
 
 use shared::config::Settings;

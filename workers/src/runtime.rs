@@ -70,8 +70,8 @@ pub async fn queue_worker<J: RunJob>(
     let worker = WorkerBuilder::new(name.as_str())
         .backend(backend)
         .data(ctx)
-        .retry(RetryPolicy::retries(retries).with_backoff(backoff))
         .concurrency(usize::from(concurrency))
+        .retry(RetryPolicy::retries(retries).with_backoff(backoff))
         .build(execute::<J>);
     Ok(async move {
         worker

@@ -1,9 +1,16 @@
 //! Scheduled sweeps (apalis-cron). Every worker replica runs them on the same schedule, so each
-//! sweep is safe to run concurrently with itself: see `shared::bookings::expire_overdue_holds`.
+//! sweep is safe to run concurrently with itself: holds are expired with `SKIP LOCKED`, a
+//! republished reservation is idempotent, and deleting old keys twice deletes nothing more.
+
+use std::collections::BTreeSet;
 
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use apalis_cron::{CronScheduler, Tick};
 use futures::FutureExt;
+use shared::{
+    bookings::{self, availability, create, view},
+    jobs::ReserveSeats,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{context::JobContext, runtime::WorkerFuture};
@@ -30,19 +37,36 @@ pub fn hold_expiry(ctx: JobContext, shutdown: CancellationToken) -> anyhow::Resu
 }
 
 async fn expire_holds(_tick: Tick, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    let settings = &ctx.settings.bookings;
+    let mut showtimes = BTreeSet::new();
     let mut total = 0;
     loop {
-        let expired = shared::bookings::expire_overdue_holds(&ctx.db, EXPIRY_BATCH).await?;
+        let expired = bookings::expire_overdue_holds(&ctx.db, EXPIRY_BATCH).await?;
         total += expired.len();
         for hold in &expired {
-            tracing::info!(booking_id = %hold.booking_id, showtime_id = %hold.showtime_id, "hold expired");
+            showtimes.insert(hold.showtime_id);
+            view::announce(&ctx.db, &ctx.redis, hold.booking_id, settings.status_ttl).await;
         }
         if i64::try_from(expired.len()).unwrap_or(i64::MAX) < EXPIRY_BATCH {
             break;
         }
     }
-    if total > 0 {
-        tracing::info!(total, "hold expiry sweep done");
+    for showtime_id in showtimes {
+        availability::invalidate(&ctx.redis, showtime_id).await;
     }
+    if total > 0 {
+        tracing::info!(total, "expired holds released");
+    }
+    // Bookings accepted while the broker was unreachable never got their job: send it now.
+    let stale =
+        create::stale_pending(&ctx.db, settings.republish_pending_after, EXPIRY_BATCH).await?;
+    for booking_id in stale {
+        if let Err(error) = ctx.jobs.publish(&ReserveSeats { booking_id }).await {
+            tracing::warn!(%error, "could not republish a pending booking; next sweep tries again");
+            break;
+        }
+        tracing::info!(%booking_id, "republished a pending booking");
+    }
+    create::purge_idempotency_keys(&ctx.db).await?;
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bookings;
 pub mod health;
 pub mod openapi;
+pub mod showtimes;
 pub mod users;

@@ -27,6 +27,13 @@ use crate::error::{ErrorBody, ErrorDetail};
         super::users::revoke_session,
         super::users::revoke_other_sessions,
         super::admin::change_role,
+        super::bookings::create,
+        super::bookings::status,
+        super::bookings::events,
+        super::bookings::cancel,
+        super::bookings::tickets,
+        super::bookings::history,
+        super::showtimes::availability,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -35,6 +42,8 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "auth", description = "Registration, sign-in, tokens"),
         (name = "users", description = "The caller's profile and sessions"),
         (name = "admin", description = "SUPER_ADMIN only"),
+        (name = "bookings", description = "Seat holds and their status"),
+        (name = "showtimes", description = "What buyers read before booking"),
     )
 )]
 pub struct ApiDoc;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod bookings;
 mod errors;
 mod google;
 mod health;

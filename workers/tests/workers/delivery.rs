@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use shared::jobs::ReserveSeats;
+use shared::jobs::{PaymentSignal, VerifyPayment};
 use uuid::Uuid;
 use workers::startup::Application;
 
@@ -164,13 +164,17 @@ async fn job_kinds_without_a_handler_yet_are_dead_lettered_not_dropped() {
         .await
         .expect("the worker process");
     let workers = Running::start(app);
-    let job = ReserveSeats {
-        booking_id: Uuid::new_v4(),
+    let job = VerifyPayment {
+        provider_order_id: "order_test".into(),
+        provider_payment_id: format!("pay_{}", Uuid::new_v4().simple()),
+        signal: PaymentSignal::Checkout {
+            signature: "0".repeat(64),
+        },
     };
 
     harness.publisher.publish(&job).await.unwrap();
 
-    let dead_letters = harness.topology.dead_letter_queue::<ReserveSeats>();
+    let dead_letters = harness.topology.dead_letter_queue::<VerifyPayment>();
     eventually("the job is dead-lettered", || async {
         harness.ready_messages(&dead_letters).await == 1
     })
@@ -180,5 +184,5 @@ async fn job_kinds_without_a_handler_yet_are_dead_lettered_not_dropped() {
         .take_message(&dead_letters)
         .await
         .expect("the dead letter");
-    assert_eq!(serde_json::from_slice::<ReserveSeats>(&body).unwrap(), job);
+    assert_eq!(serde_json::from_slice::<VerifyPayment>(&body).unwrap(), job);
 }

@@ -6,4 +6,5 @@
 
 mod delivery;
 mod helpers;
+mod pipeline;
 mod process;

@@ -1,0 +1,372 @@
+//! `/api/bookings`: ask for seats, follow the reservation (poll, long-poll, server-sent events),
+//! cancel a hold, read tickets. A booking is visible to its owner and to super admins only;
+//! to anyone else it answers 404, as if it did not exist.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use futures::{Stream, stream};
+use serde::{Deserialize, Serialize};
+use shared::{
+    accounts::Role,
+    bookings::{
+        BookingStatus, SeatSelection, availability,
+        cancel::{self, CancelError},
+        create::{self, BookingRequest, CreateError},
+        history::{self, BookingSummary, Ticket},
+        view::{self, BookingView},
+    },
+    jobs::ReserveSeats,
+};
+use tokio::time::Instant;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{auth::AuthUser, error::ApiError, extract::Json, live::RECHECK_EVERY, state::AppState};
+
+const LONGEST_WAIT: u64 = 30;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBooking {
+    showtime_id: Uuid,
+    /// Named seats, or
+    seat_ids: Option<Vec<Uuid>>,
+    /// a section and
+    section_id: Option<Uuid>,
+    /// how many seats in it (best available).
+    quantity: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingAccepted {
+    booking_id: Uuid,
+    status: BookingStatus,
+    status_url: String,
+}
+
+impl From<CreateError> for ApiError {
+    fn from(error: CreateError) -> Self {
+        let message = error.to_string();
+        match error {
+            CreateError::ShowtimeNotFound => ApiError::NotFound("showtime"),
+            CreateError::NotOnSale => ApiError::Conflict {
+                code: "NOT_ON_SALE",
+                message,
+            },
+            CreateError::UnknownSeats(_) => ApiError::unprocessable("UNKNOWN_SEATS", message),
+            CreateError::UnknownSection => ApiError::unprocessable("UNKNOWN_SECTION", message),
+            CreateError::LimitReached { .. } => ApiError::Conflict {
+                code: "LIMIT_REACHED",
+                message,
+            },
+            CreateError::KeyReused => ApiError::Conflict {
+                code: "IDEMPOTENCY_KEY_REUSED",
+                message,
+            },
+            CreateError::Database(error) => error.into(),
+        }
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let value = headers
+        .get("idempotency-key")
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "MISSING_IDEMPOTENCY_KEY",
+            message: "send an Idempotency-Key header (a unique value per booking attempt)".into(),
+        })?;
+    let key = value.to_str().unwrap_or_default().trim();
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::unprocessable(
+            "VALIDATION_FAILED",
+            "Idempotency-Key: use 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+/// Asks for seats. Answers 202 with the booking id and where to follow it; the reservation
+/// happens in a worker. The same Idempotency-Key with the same body answers the same booking.
+#[utoipa::path(post, path = "/api/bookings", tag = "bookings", security(("bearer" = [])),
+    request_body = NewBooking,
+    params(("Idempotency-Key" = String, Header, description = "Unique per booking attempt")),
+    responses((status = 202, body = BookingAccepted), (status = 404, description = "No such showtime"),
+              (status = 409, description = "Not on sale, limit reached, or key reused"),
+              (status = 422, description = "Invalid seats or quantity")))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Json(body): Json<NewBooking>,
+) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let selection = SeatSelection::parse(
+        body.seat_ids,
+        body.section_id,
+        body.quantity,
+        state.settings.bookings.max_seats_per_booking,
+    )?;
+    let accepted = create::create_pending(
+        &state.db,
+        BookingRequest {
+            user_id: user.user_id,
+            showtime_id: body.showtime_id,
+            selection,
+            idempotency_key,
+        },
+    )
+    .await?;
+    let job = ReserveSeats {
+        booking_id: accepted.booking_id,
+    };
+    if !accepted.replayed
+        && let Err(error) = state.jobs.publish(&job).await
+    {
+        // The booking is stored; the sweep publishes jobs of bookings left PENDING.
+        tracing::error!(%error, booking_id = %accepted.booking_id, "reservation job not published yet");
+    }
+    let status_url = format!("/api/bookings/{}", accepted.booking_id);
+    let mut response = (
+        StatusCode::ACCEPTED,
+        axum::Json(BookingAccepted {
+            booking_id: accepted.booking_id,
+            status: accepted.status,
+            status_url: status_url.clone(),
+        }),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&status_url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if accepted.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn visible_to(view: &BookingView, user: &AuthUser) -> bool {
+    view.user_id == user.user_id || user.role.includes(Role::SuperAdmin)
+}
+
+/// The fast copy from Redis if there is one, else Postgres.
+async fn current(state: &AppState, id: Uuid) -> Result<Option<BookingView>, ApiError> {
+    if let Some(view) = view::cached(&state.redis, id).await {
+        return Ok(Some(view));
+    }
+    Ok(view::load(&state.db, id).await?)
+}
+
+async fn visible(state: &AppState, id: Uuid, user: &AuthUser) -> Result<BookingView, ApiError> {
+    current(state, id)
+        .await?
+        .filter(|view| visible_to(view, user))
+        .ok_or(ApiError::NotFound("booking"))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatusQuery {
+    /// Seconds (up to 30) to wait while the booking is still in status `from`.
+    wait: Option<u64>,
+    /// The status the client knows; `PENDING` by default, so a long-poll after booking answers
+    /// as soon as the reservation is decided.
+    from: Option<BookingStatus>,
+}
+
+/// A booking and its status. With `?wait=N` the answer waits up to N seconds while the status
+/// is still `from` (PENDING unless given), and comes as soon as it changes.
+#[utoipa::path(get, path = "/api/bookings/{id}", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Booking id"), StatusQuery),
+    responses((status = 200, body = BookingView), (status = 404)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id, booking_id = %id))]
+pub async fn status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(query): Query<StatusQuery>,
+) -> Result<axum::Json<BookingView>, ApiError> {
+    let wait = query.wait.unwrap_or(0);
+    if wait > LONGEST_WAIT {
+        return Err(ApiError::unprocessable(
+            "VALIDATION_FAILED",
+            format!("wait: at most {LONGEST_WAIT} seconds"),
+        ));
+    }
+    // Watch before reading, so a change between the two is not missed.
+    let mut watch = state.status_hub.watch(id);
+    let mut latest = visible(&state, id, &user).await?;
+    let from = query.from.unwrap_or(BookingStatus::Pending);
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    while latest.status == from && Instant::now() < deadline {
+        let pause = RECHECK_EVERY.min(deadline - Instant::now());
+        latest = match watch.next(pause).await {
+            Some(pushed) => pushed,
+            None => view::load(&state.db, id).await?.unwrap_or(latest),
+        };
+    }
+    Ok(axum::Json(latest))
+}
+
+/// Server-sent events: the booking now, then every status change, until a final status.
+#[utoipa::path(get, path = "/api/bookings/{id}/events", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Booking id")),
+    responses((status = 200, description = "text/event-stream of `status` events carrying the booking"),
+              (status = 404)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id, booking_id = %id))]
+pub async fn events(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let watch = state.status_hub.watch(id);
+    let first = visible(&state, id, &user).await?;
+    let start = (state, watch, None::<BookingView>, Some(first));
+    let updates = stream::unfold(start, |(state, mut watch, last, pending)| async move {
+        if let Some(view) = pending {
+            let event = status_event(&view);
+            return Some((event, (state, watch, Some(view), None)));
+        }
+        let last = last?;
+        if last.status.is_final() {
+            return None;
+        }
+        loop {
+            let next = match watch.next(RECHECK_EVERY).await {
+                Some(pushed) => pushed,
+                None => match view::load(&state.db, last.id).await {
+                    Ok(Some(view)) => view,
+                    _ => continue,
+                },
+            };
+            if next.status != last.status {
+                let event = status_event(&next);
+                return Some((event, (state, watch, Some(next), None)));
+            }
+        }
+    });
+    Ok(Sse::new(updates).keep_alive(KeepAlive::default()))
+}
+
+fn status_event(view: &BookingView) -> Result<Event, Infallible> {
+    Ok(Event::default()
+        .event("status")
+        .json_data(view)
+        .unwrap_or_else(|_| Event::default().event("status")))
+}
+
+impl From<CancelError> for ApiError {
+    fn from(error: CancelError) -> Self {
+        match error {
+            CancelError::NotFound => ApiError::NotFound("booking"),
+            CancelError::NotCancelable(status) => ApiError::Conflict {
+                code: "NOT_CANCELABLE",
+                message: match status {
+                    BookingStatus::Pending => {
+                        "the reservation is still being decided; try again in a moment".into()
+                    }
+                    BookingStatus::Confirmed => {
+                        "a paid booking is canceled through a refund".into()
+                    }
+                    other => format!("a {other:?} booking cannot be canceled"),
+                },
+            },
+            CancelError::Database(error) => error.into(),
+        }
+    }
+}
+
+/// Gives held seats back: the booking is CANCELED and the seats on sale again at once.
+#[utoipa::path(post, path = "/api/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Booking id")),
+    responses((status = 200, body = BookingView), (status = 404), (status = 409)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id, booking_id = %id))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<BookingView>, ApiError> {
+    let admin = user.role.includes(Role::SuperAdmin);
+    let showtime_id = cancel::cancel(&state.db, id, user.user_id, admin).await?;
+    availability::invalidate(&state.redis, showtime_id).await;
+    let view = view::load(&state.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("booking"))?;
+    view::announce_view(&state.redis, &view, state.settings.bookings.status_ttl).await;
+    Ok(axum::Json(view))
+}
+
+/// The tickets of a confirmed booking.
+#[utoipa::path(get, path = "/api/bookings/{id}/tickets", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Booking id")),
+    responses((status = 200, body = [Ticket]), (status = 404), (status = 409)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id, booking_id = %id))]
+pub async fn tickets(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Vec<Ticket>>, ApiError> {
+    let view = view::load(&state.db, id)
+        .await?
+        .filter(|view| visible_to(view, &user))
+        .ok_or(ApiError::NotFound("booking"))?;
+    if view.status != BookingStatus::Confirmed {
+        return Err(ApiError::Conflict {
+            code: "NOT_CONFIRMED",
+            message: "tickets are issued once the booking is paid".into(),
+        });
+    }
+    Ok(axum::Json(history::tickets(&state.db, id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct HistoryQuery {
+    status: Option<BookingStatus>,
+    /// The last booking id of the previous page.
+    before: Option<Uuid>,
+    /// 1 to 100, 20 by default.
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingPage {
+    bookings: Vec<BookingSummary>,
+    /// Pass as `before` for the next page; absent on the last page.
+    next_before: Option<Uuid>,
+}
+
+/// The caller's bookings, newest first.
+#[utoipa::path(get, path = "/api/users/me/bookings", tag = "bookings", security(("bearer" = [])),
+    params(HistoryQuery), responses((status = 200, body = BookingPage)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn history(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(query): Query<HistoryQuery>,
+) -> Result<axum::Json<BookingPage>, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::unprocessable(
+            "VALIDATION_FAILED",
+            "limit: between 1 and 100",
+        ));
+    }
+    let bookings =
+        history::list_for_user(&state.db, user.user_id, query.status, query.before, limit).await?;
+    let next_before = (bookings.len() == limit as usize)
+        .then(|| bookings.last().map(|b| b.id))
+        .flatten();
+    Ok(axum::Json(BookingPage {
+        bookings,
+        next_before,
+    }))
+}

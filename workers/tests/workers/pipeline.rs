@@ -1,0 +1,324 @@
+//! The booking pipeline end to end under real concurrency: buyers through the HTTP API, real
+//! worker processes (the `workers` binary), real RabbitMQ, Postgres and Redis. After each run the
+//! invariants are checked in Postgres.
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use test_support::{
+    TestEnv,
+    fixtures::{self, Buyer, ShowtimeFixture},
+    proxy::CuttableProxy,
+};
+use uuid::Uuid;
+
+use crate::helpers::eventually;
+
+/// A `workers` process; killed if the test ends without stopping it.
+struct WorkerProcess(Child);
+
+impl WorkerProcess {
+    fn start(env: &TestEnv) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_workers"))
+            .env_clear()
+            .envs(env.values())
+            .env("RUST_LOG", "warn")
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the workers binary starts");
+        Self(child)
+    }
+
+    fn kill_hard(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Sale {
+    env: TestEnv,
+    db: PgPool,
+    api: String,
+    client: reqwest::Client,
+    showtime: ShowtimeFixture,
+    buyers: Vec<Buyer>,
+}
+
+impl Sale {
+    async fn new(env: TestEnv, layout: &[(i32, i32)], buyers: usize) -> Self {
+        let db = env.db();
+        let showtime = fixtures::showtime_on_sale(&db, layout).await;
+        let buyers = fixtures::buyers(&db, &env.settings(), buyers).await;
+        let app = api::startup::Application::build(env.settings())
+            .await
+            .unwrap();
+        let api = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        Self {
+            env,
+            db,
+            api,
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
+            showtime,
+            buyers,
+        }
+    }
+
+    /// Buyer `i` asks for 1-2 of the first `hot` seats by name (every third buyer), or for 1-3
+    /// seats best-available in one of the sections.
+    fn request(&self, i: usize, hot: usize) -> Value {
+        let showtime_id = self.showtime.showtime_id;
+        if i.is_multiple_of(3) {
+            let hot_seats = &self.showtime.sections[0].seat_ids[..hot];
+            let first = (i * 7) % hot;
+            let mut seats = vec![hot_seats[first]];
+            if i.is_multiple_of(2) {
+                seats.push(hot_seats[(first + 1) % hot]);
+            }
+            json!({"showtime_id": showtime_id, "seat_ids": seats})
+        } else {
+            let section = &self.showtime.sections[i % self.showtime.sections.len()];
+            json!({"showtime_id": showtime_id, "section_id": section.section_id, "quantity": 1 + i % 3})
+        }
+    }
+
+    async fn submit(&self, i: usize, hot: usize) -> Uuid {
+        let response = self
+            .client
+            .post(format!("{}/api/bookings", self.api))
+            .bearer_auth(&self.buyers[i].token)
+            .header("idempotency-key", format!("buyer-{i}"))
+            .json(&self.request(i, hot))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        body["booking_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Long-polls until the booking is decided.
+    async fn decided(&self, i: usize, booking: Uuid) -> Value {
+        for _ in 0..60 {
+            let view: Value = self
+                .client
+                .get(format!("{}/api/bookings/{booking}?wait=10", self.api))
+                .bearer_auth(&self.buyers[i].token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if view["status"] != "PENDING" {
+                return view;
+            }
+        }
+        panic!("booking {booking} was never decided");
+    }
+
+    /// Every buyer books at once and waits for the answer.
+    async fn run(&self, hot: usize) -> Vec<(usize, Value)> {
+        let buyers = (0..self.buyers.len()).map(|i| async move {
+            let booking = self.submit(i, hot).await;
+            (i, self.decided(i, booking).await)
+        });
+        futures::future::join_all(buyers).await
+    }
+
+    /// The invariants of the sale, checked in Postgres.
+    async fn check_invariants(&self, outcomes: &[(usize, Value)], hot: usize) {
+        let total_seats = self.showtime.all_seats().len() as i64;
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM bookings WHERE status = 'PENDING'")
+                .fetch_one(&self.db)
+                .await
+                .unwrap();
+        assert_eq!(pending, 0, "every booking reached a final state");
+        let bookings: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings")
+            .fetch_one(&self.db)
+            .await
+            .unwrap();
+        assert_eq!(
+            bookings,
+            self.buyers.len() as i64,
+            "one booking per buyer, none lost"
+        );
+
+        let doubly_claimed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT seat_id FROM booking_seats WHERE released_at IS NULL
+                                   GROUP BY seat_id HAVING count(*) > 1) AS twice",
+        )
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        assert_eq!(doubly_claimed, 0, "no seat in two live bookings");
+        let mismatched: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM showtime_seats ss
+             FULL JOIN (SELECT bs.seat_id, bs.booking_id FROM booking_seats bs
+                        JOIN bookings b ON b.id = bs.booking_id
+                        WHERE bs.released_at IS NULL AND b.status = 'RESERVED') live
+               ON live.seat_id = ss.seat_id
+             WHERE ss.showtime_id = $1
+               AND (ss.status = 'RESERVED') IS DISTINCT FROM (live.booking_id IS NOT NULL
+                                                              AND live.booking_id = ss.booking_id)",
+        )
+        .bind(self.showtime.showtime_id)
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        assert_eq!(
+            mismatched, 0,
+            "inventory and live claims agree seat by seat"
+        );
+        let wrong_size: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM bookings b
+             WHERE b.status = 'RESERVED'
+               AND b.quantity <> (SELECT count(*) FROM booking_seats bs
+                                  WHERE bs.booking_id = b.id AND bs.released_at IS NULL)",
+        )
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        assert_eq!(wrong_size, 0, "every hold has exactly the seats asked for");
+        let (held, free): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'RESERVED'),
+                    count(*) FILTER (WHERE status = 'AVAILABLE')
+             FROM showtime_seats WHERE showtime_id = $1",
+        )
+        .bind(self.showtime.showtime_id)
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        assert_eq!(
+            held + free,
+            total_seats,
+            "seats held plus free is every seat"
+        );
+
+        let mut by_status: HashMap<String, i64> = HashMap::new();
+        let mut seats_in_answers = 0;
+        for (i, view) in outcomes {
+            let status = view["status"].as_str().unwrap().to_owned();
+            match status.as_str() {
+                "RESERVED" => seats_in_answers += view["seats"].as_array().unwrap().len() as i64,
+                "REJECTED" => {
+                    let named = i.is_multiple_of(3);
+                    let expected = if named { "SEAT_TAKEN" } else { "SOLD_OUT" };
+                    assert_eq!(view["reject_reason"], expected, "buyer {i}: {view}");
+                }
+                other => panic!("buyer {i} ended {other}"),
+            }
+            *by_status.entry(status).or_default() += 1;
+        }
+        assert_eq!(
+            seats_in_answers, held,
+            "what buyers were told matches the database"
+        );
+        assert!(by_status.get("RESERVED").copied().unwrap_or(0) > 0);
+        assert!(by_status.get("REJECTED").copied().unwrap_or(0) > 0);
+        // Demand far exceeds supply: the hot seats are all gone.
+        let hot_free: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM showtime_seats WHERE showtime_id = $1 AND seat_id = ANY($2)
+               AND status = 'AVAILABLE'",
+        )
+        .bind(self.showtime.showtime_id)
+        .bind(&self.showtime.sections[0].seat_ids[..hot])
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        assert!(
+            hot_free <= 1,
+            "{hot_free} hot seats left free under 100 requests for them"
+        );
+    }
+}
+
+#[tokio::test]
+async fn three_hundred_buyers_race_for_fifty_seats_with_two_worker_processes() {
+    let sale = Sale::new(TestEnv::new().await, &[(2, 10), (3, 10)], 300).await;
+    let _first = WorkerProcess::start(&sale.env);
+    let _second = WorkerProcess::start(&sale.env);
+
+    let outcomes = sale.run(8).await;
+
+    sale.check_invariants(&outcomes, 8).await;
+}
+
+#[tokio::test]
+async fn reservations_stay_correct_when_redis_goes_away_mid_race() {
+    let mut env = TestEnv::new().await;
+    let redis: std::net::SocketAddr = "127.0.0.1:6379".parse().unwrap();
+    let proxy = CuttableProxy::start(redis).await;
+    env.set("REDIS_URL", format!("redis://{}", proxy.address()));
+    let sale = Sale::new(env, &[(2, 10), (2, 10)], 150).await;
+    let _workers = WorkerProcess::start(&sale.env);
+
+    let race = sale.run(8);
+    let cut = async {
+        eventually("some bookings are decided", || async {
+            let decided: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM bookings WHERE status <> 'PENDING'")
+                    .fetch_one(&sale.db)
+                    .await
+                    .unwrap();
+            decided >= 20
+        })
+        .await;
+        proxy.cut();
+    };
+    let (outcomes, ()) = tokio::join!(race, cut);
+
+    sale.check_invariants(&outcomes, 8).await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_reservation_loses_nothing_and_applies_nothing_twice() {
+    let sale = Sale::new(TestEnv::new().await, &[(4, 10), (4, 10)], 200).await;
+    let mut doomed = WorkerProcess::start(&sale.env);
+
+    let race = sale.run(8);
+    let kill_and_replace = async {
+        eventually("the first worker is busy", || async {
+            let decided: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM bookings WHERE status <> 'PENDING'")
+                    .fetch_one(&sale.db)
+                    .await
+                    .unwrap();
+            decided >= 10
+        })
+        .await;
+        doomed.kill_hard();
+        WorkerProcess::start(&sale.env)
+    };
+    let (outcomes, _replacement) = tokio::join!(race, kill_and_replace);
+
+    sale.check_invariants(&outcomes, 8).await;
+    let released_from_live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM booking_seats bs JOIN bookings b ON b.id = bs.booking_id
+         WHERE b.status = 'RESERVED' AND bs.released_at IS NOT NULL",
+    )
+    .fetch_one(&sale.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        released_from_live, 0,
+        "no reservation was applied, undone and applied again"
+    );
+}
