@@ -1,0 +1,105 @@
+//! `flash-sale` stages an on-sale against release builds of the API and workers on this machine
+//! and prints what it measured. Settings come from the environment and `.env`, as for the API;
+//! each run uses a fresh database on the configured server and drops it afterwards.
+//!
+//! `cargo build --release -p api -p workers -p bench && target/release/flash-sale --help`
+
+use std::{collections::HashMap, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Stage a flash sale and measure it against the hardware's own limits")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[arg(long, default_value_t = 10_000)]
+    seats: u32,
+    #[arg(long, default_value_t = 4)]
+    sections: u32,
+    #[arg(long, default_value_t = 40_000)]
+    buyers: u32,
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 1)]
+    workers: u32,
+    /// Share of buyers asking for named seats near the stage.
+    #[arg(long, default_value_t = 0.3)]
+    named_share: f64,
+    #[arg(long, default_value_t = 200)]
+    hot_seats: u32,
+    /// Seconds after which the booking load stops.
+    #[arg(long, default_value_t = 600)]
+    max_seconds: u64,
+    /// Seconds each read-path measurement runs.
+    #[arg(long, default_value_t = 10)]
+    read_seconds: u64,
+    /// Directory of the api, workers and flash-sale binaries (default: this binary's).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Also print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the bare JSON endpoint the read path is compared with (started by the benchmark).
+    BareServer {
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::BareServer { port }) = cli.command {
+        return match bench::serve_bare(port).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("flash-sale: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // A missing .env is normal outside development.
+    let _ = dotenvy::dotenv();
+    let settings: HashMap<String, String> = std::env::vars().collect();
+    if let Err(error) = shared::config::Settings::from_map(&settings) {
+        eprintln!("flash-sale: {error}");
+        return ExitCode::FAILURE;
+    }
+    let bin_dir = cli.bin_dir.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(PathBuf::from))
+            .unwrap_or_default()
+    });
+    let config = bench::Config {
+        seats: cli.seats,
+        sections: cli.sections,
+        buyers: cli.buyers,
+        concurrency: cli.concurrency,
+        workers: cli.workers,
+        named_share: cli.named_share,
+        hot_seats: cli.hot_seats,
+        max_duration: Duration::from_secs(cli.max_seconds),
+        read_duration: Duration::from_secs(cli.read_seconds),
+        bin_dir,
+        settings,
+    };
+    match bench::run(config).await {
+        Ok(report) => {
+            println!("{report}");
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("flash-sale: FAILED: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The invariants checked after the sale, and the report printed at the end of a run.
+
+use std::{collections::BTreeMap, fmt};
+
+use anyhow::ensure;
+use serde::Serialize;
+use sqlx::PgPool;
+use test_support::fixtures::ShowtimeFixture;
+
+use crate::{
+    Config,
+    load::LoadResult,
+    processes::PeakMemory,
+    raw::RawLimit,
+    reads::Reads,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Invariants {
+    pub seats: i64,
+    pub held: i64,
+    pub free: i64,
+    pub pending: i64,
+    pub seats_in_two_live_bookings: i64,
+    pub holds_of_the_wrong_size: i64,
+}
+
+/// Checks what must hold after any sale, and fails loudly if something does not.
+pub async fn check_invariants(
+    db: &PgPool,
+    showtime: &ShowtimeFixture,
+    _configured_seats: u32,
+) -> anyhow::Result<Invariants> {
+    let (seats, held, free): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'RESERVED'),
+                count(*) FILTER (WHERE status = 'AVAILABLE')
+         FROM showtime_seats WHERE showtime_id = $1",
+    )
+    .bind(showtime.showtime_id)
+    .fetch_one(db)
+    .await?;
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bookings WHERE showtime_id = $1 AND status = 'PENDING'",
+    )
+    .bind(showtime.showtime_id)
+    .fetch_one(db)
+    .await?;
+    let twice: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT seat_id FROM booking_seats
+                               WHERE showtime_id = $1 AND released_at IS NULL
+                               GROUP BY seat_id HAVING count(*) > 1) AS t",
+    )
+    .bind(showtime.showtime_id)
+    .fetch_one(db)
+    .await?;
+    let wrong_size: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bookings b
+         WHERE b.showtime_id = $1 AND b.status = 'RESERVED'
+           AND b.quantity <> (SELECT count(*) FROM booking_seats bs
+                              WHERE bs.booking_id = b.id AND bs.released_at IS NULL)",
+    )
+    .bind(showtime.showtime_id)
+    .fetch_one(db)
+    .await?;
+    let reserved_by_bookings: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(quantity), 0)::bigint FROM bookings
+         WHERE showtime_id = $1 AND status = 'RESERVED'",
+    )
+    .bind(showtime.showtime_id)
+    .fetch_one(db)
+    .await?;
+    let invariants = Invariants {
+        seats,
+        held,
+        free,
+        pending,
+        seats_in_two_live_bookings: twice,
+        holds_of_the_wrong_size: wrong_size,
+    };
+    ensure!(twice == 0, "OVERSOLD: {twice} seats are in two live bookings");
+    ensure!(held + free == seats, "held {held} + free {free} != {seats} seats");
+    ensure!(held == reserved_by_bookings, "held seats {held} != seats of RESERVED bookings {reserved_by_bookings}");
+    ensure!(wrong_size == 0, "{wrong_size} holds do not have the seats they asked for");
+    ensure!(pending == 0, "LOST: {pending} bookings never reached a final state");
+    Ok(invariants)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub seats: u32,
+    pub buyers: u32,
+    pub concurrency: usize,
+    pub workers: u32,
+    pub submitted: u64,
+    pub finished: u64,
+    pub seconds: f64,
+    pub bookings_per_second: f64,
+    pub seats_reserved: u64,
+    pub seats_reserved_per_second: f64,
+    pub latency: Latency,
+    pub by_status: BTreeMap<String, u64>,
+    pub by_reason: BTreeMap<String, u64>,
+    pub http_errors: BTreeMap<String, u64>,
+    pub raw: RawLimit,
+    pub pipeline_to_raw: f64,
+    pub reads: Reads,
+    pub status_to_bare: f64,
+    pub availability_to_bare: f64,
+    pub memory: PeakMemory,
+    pub invariants: Invariants,
+}
+
+impl Report {
+    pub fn new(
+        config: &Config,
+        raw: RawLimit,
+        load: LoadResult,
+        reads: Reads,
+        memory: PeakMemory,
+        invariants: Invariants,
+    ) -> Self {
+        let ms = |quantile: f64| load.latency.value_at_quantile(quantile) as f64 / 1000.0;
+        let seats_reserved_per_second = load.seats_reserved as f64 / load.seconds;
+        Self {
+            seats: u32::try_from(invariants.seats).unwrap_or(config.seats),
+            buyers: config.buyers,
+            concurrency: config.concurrency,
+            workers: config.workers,
+            submitted: load.submitted,
+            finished: load.finished,
+            seconds: load.seconds,
+            bookings_per_second: load.finished as f64 / load.seconds,
+            seats_reserved: load.seats_reserved,
+            seats_reserved_per_second,
+            latency: Latency {
+                p50_ms: ms(0.50),
+                p95_ms: ms(0.95),
+                p99_ms: ms(0.99),
+                max_ms: load.latency.max() as f64 / 1000.0,
+            },
+            by_status: load.by_status,
+            by_reason: load.by_reason,
+            http_errors: load.http_errors,
+            pipeline_to_raw: seats_reserved_per_second / raw.per_second,
+            status_to_bare: reads.status.per_second / reads.bare.per_second,
+            availability_to_bare: reads.availability.per_second / reads.bare.per_second,
+            raw,
+            reads,
+            memory,
+            invariants,
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "flash sale: S={} seats, B={} buyers, C={} in flight, {} worker process(es)",
+            self.seats, self.buyers, self.concurrency, self.workers)?;
+        writeln!(f, "  bookings      {} finished of {} submitted in {:.1} s: {:.0} bookings/s",
+            self.finished, self.submitted, self.seconds, self.bookings_per_second)?;
+        writeln!(f, "  seats         {} reserved: {:.0} seats/s", self.seats_reserved, self.seats_reserved_per_second)?;
+        writeln!(f, "  latency       submit to final: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.latency.p50_ms, self.latency.p95_ms, self.latency.p99_ms, self.latency.max_ms)?;
+        writeln!(f, "  outcomes      {:?}; reasons {:?}", self.by_status, self.by_reason)?;
+        writeln!(f, "  http errors   {:?}", self.http_errors)?;
+        writeln!(f, "  raw limit     {:.0} single-seat UPDATEs/s ({} over {} connections); pipeline/raw = {:.2}",
+            self.raw.per_second, self.raw.updates, self.raw.connections, self.pipeline_to_raw)?;
+        writeln!(f, "  reads         status {:.0}/s, availability {:.0}/s, bare {:.0}/s; status/bare = {:.2}, availability/bare = {:.2}",
+            self.reads.status.per_second, self.reads.availability.per_second, self.reads.bare.per_second,
+            self.status_to_bare, self.availability_to_bare)?;
+        writeln!(f, "  peak memory   api {:.1} MiB, workers {:?} MiB, bare {:.1} MiB",
+            self.memory.api_mib, self.memory.workers_mib.iter().map(|m| (m * 10.0).round() / 10.0).collect::<Vec<_>>(), self.memory.bare_mib)?;
+        write!(f, "  invariants    held {} + free {} = {} seats; 0 oversold; 0 pending",
+            self.invariants.held, self.invariants.free, self.invariants.seats)
+    }
+}
