@@ -7,6 +7,7 @@ use shared::{
     accounts::{
         PasswordHasher, google::GoogleVerifier, throttle::LoginThrottle, tokens::TokenKeys,
     },
+    bookings::availability,
     config::Settings,
     jobs::JobPublisher,
     redis_client::RedisClient,
@@ -26,6 +27,8 @@ pub struct AppState {
     pub login_throttle: LoginThrottle,
     pub google: Arc<GoogleVerifier>,
     pub status_hub: Arc<StatusHub>,
+    /// The in-process level of the availability cache.
+    pub availability: availability::LocalCache,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
             login_throttle: LoginThrottle::new(redis.clone(), &settings.auth),
             google: Arc::new(GoogleVerifier::new(&settings.google, http)),
             status_hub: StatusHub::start(redis.clone()),
+            availability: availability::LocalCache::default(),
             redis,
             settings: Arc::new(settings),
         })

@@ -107,7 +107,9 @@ async fn fresh_database(url: &str, run_id: &str) -> anyhow::Result<String> {
 }
 
 async fn drop_database(url: &str) {
-    let Ok(mut server) = url.parse::<Url>() else { return };
+    let Ok(mut server) = url.parse::<Url>() else {
+        return;
+    };
     let name = server.path().trim_start_matches('/').to_owned();
     server.set_path("/postgres");
     if let Ok(mut conn) = PgConnection::connect(server.as_str()).await {

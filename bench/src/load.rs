@@ -19,6 +19,8 @@ pub struct LoadResult {
     pub submitted: u64,
     pub finished: u64,
     pub seconds: f64,
+    /// Seconds from the start to the answer of the last booking that got seats.
+    pub sellout_seconds: f64,
     pub seats_reserved: u64,
     /// Microseconds from submit to a final answer.
     pub latency: Histogram<u64>,
@@ -54,12 +56,7 @@ fn request(config: &Config, showtime: &ShowtimeFixture, index: u32) -> Value {
     }
 }
 
-async fn one_buyer(
-    client: &reqwest::Client,
-    api: &str,
-    buyer: &Buyer,
-    body: Value,
-) -> Outcome {
+async fn one_buyer(client: &reqwest::Client, api: &str, buyer: &Buyer, body: Value) -> Outcome {
     let started = Instant::now();
     let response = client
         .post(format!("{api}/api/bookings"))
@@ -76,7 +73,10 @@ async fn one_buyer(
     let Ok(accepted) = response.json::<Value>().await else {
         return Outcome::HttpError("POST body".into());
     };
-    let Some(booking) = accepted["booking_id"].as_str().and_then(|id| id.parse().ok()) else {
+    let Some(booking) = accepted["booking_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+    else {
         return Outcome::HttpError("POST body".into());
     };
     for _ in 0..30 {
@@ -90,7 +90,9 @@ async fn one_buyer(
                 Ok(view) => view,
                 Err(_) => return Outcome::HttpError("GET body".into()),
             },
-            Ok(response) => return Outcome::HttpError(format!("GET {}", response.status().as_u16())),
+            Ok(response) => {
+                return Outcome::HttpError(format!("GET {}", response.status().as_u16()));
+            }
             Err(error) => return Outcome::HttpError(format!("GET {}", error.without_url())),
         };
         if view["status"] != "PENDING" {
@@ -134,8 +136,10 @@ pub async fn flash_sale(
         submitted: 0,
         finished: 0,
         seconds: 0.0,
+        sellout_seconds: 0.0,
         seats_reserved: 0,
-        latency: Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid")),
+        latency: Histogram::new(3)
+            .unwrap_or_else(|_| unreachable!("3 significant figures is valid")),
         by_status: BTreeMap::new(),
         by_reason: BTreeMap::new(),
         http_errors: BTreeMap::new(),
@@ -156,6 +160,7 @@ pub async fn flash_sale(
                 let status = view["status"].as_str().unwrap_or("?").to_owned();
                 if status == "RESERVED" {
                     result.seats_reserved += view["seats"].as_array().map_or(0, Vec::len) as u64;
+                    result.sellout_seconds = started.elapsed().as_secs_f64();
                 }
                 if let Some(reason) = view["reject_reason"].as_str() {
                     *result.by_reason.entry(reason.to_owned()).or_default() += 1;
@@ -164,7 +169,12 @@ pub async fn flash_sale(
                 result.decided.push((token, booking));
             }
             Outcome::HttpError(what) => *result.http_errors.entry(what).or_default() += 1,
-            Outcome::TimedOut => *result.http_errors.entry("never decided".into()).or_default() += 1,
+            Outcome::TimedOut => {
+                *result
+                    .http_errors
+                    .entry("never decided".into())
+                    .or_default() += 1
+            }
         }
     }
     result.seconds = started.elapsed().as_secs_f64();

@@ -93,7 +93,10 @@ async fn main() -> ExitCode {
         Ok(report) => {
             println!("{report}");
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             }
             ExitCode::SUCCESS
         }

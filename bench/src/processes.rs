@@ -27,10 +27,17 @@ pub struct PeakMemory {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
-fn spawn(config: &Config, binary: &str, args: &[&str], env: &HashMap<String, String>) -> anyhow::Result<Child> {
+fn spawn(
+    config: &Config,
+    binary: &str,
+    args: &[&str],
+    env: &HashMap<String, String>,
+) -> anyhow::Result<Child> {
     let path = config.bin_dir.join(binary);
     Command::new(&path)
         .args(args)
@@ -46,7 +53,12 @@ fn spawn(config: &Config, binary: &str, args: &[&str], env: &HashMap<String, Str
 async fn wait_until_up(url: &str) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     for _ in 0..300 {
-        if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -65,7 +77,12 @@ impl Stack {
             .map(|_| spawn(config, "workers", &[], &env))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let bare_port = free_port()?;
-        let bare = spawn(config, "flash-sale", &["bare-server", "--port", &bare_port.to_string()], &env)?;
+        let bare = spawn(
+            config,
+            "flash-sale",
+            &["bare-server", "--port", &bare_port.to_string()],
+            &env,
+        )?;
         let stack = Self {
             api_url: format!("http://127.0.0.1:{api_port}"),
             bare_url: format!("http://127.0.0.1:{bare_port}"),
@@ -92,7 +109,9 @@ impl Stack {
         let mut children: Vec<&mut Child> = vec![&mut self.api, &mut self.bare];
         children.extend(self.workers.iter_mut());
         for child in children {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let _ = child.wait();
         }
     }
@@ -106,7 +125,14 @@ fn vm_hwm_mib(pid: u32) -> f64 {
             status
                 .lines()
                 .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
         })
         .map_or(0.0, |kib| kib / 1024.0)
 }

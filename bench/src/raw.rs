@@ -28,7 +28,9 @@ pub async fn single_seat_updates(
     concurrency: usize,
 ) -> anyhow::Result<RawLimit> {
     // One booking to hold every seat, so the rows satisfy the schema's constraints.
-    let user_id: Uuid = sqlx::query_scalar("SELECT id FROM users LIMIT 1").fetch_one(db).await?;
+    let user_id: Uuid = sqlx::query_scalar("SELECT id FROM users LIMIT 1")
+        .fetch_one(db)
+        .await?;
     let booking_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO bookings (id, user_id, showtime_id, request, quantity, status, hold_expires_at)

@@ -79,11 +79,17 @@ pub async fn measure(
     let decided = std::sync::Arc::new(decided.to_vec());
     let api = stack.api_url.clone();
     let status = if decided.is_empty() {
-        ReadRate { requests: 0, errors: 0, per_second: 0.0 }
+        ReadRate {
+            requests: 0,
+            errors: 0,
+            per_second: 0.0,
+        }
     } else {
         hammer(config, move |client| {
             let (token, booking) = &decided[rand::rng().random_range(0..decided.len())];
-            client.get(format!("{api}/api/bookings/{booking}")).bearer_auth(token)
+            client
+                .get(format!("{api}/api/bookings/{booking}"))
+                .bearer_auth(token)
         })
         .await
     };

@@ -7,13 +7,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use test_support::fixtures::ShowtimeFixture;
 
-use crate::{
-    Config,
-    load::LoadResult,
-    processes::PeakMemory,
-    raw::RawLimit,
-    reads::Reads,
-};
+use crate::{Config, load::LoadResult, processes::PeakMemory, raw::RawLimit, reads::Reads};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Invariants {
@@ -77,11 +71,26 @@ pub async fn check_invariants(
         seats_in_two_live_bookings: twice,
         holds_of_the_wrong_size: wrong_size,
     };
-    ensure!(twice == 0, "OVERSOLD: {twice} seats are in two live bookings");
-    ensure!(held + free == seats, "held {held} + free {free} != {seats} seats");
-    ensure!(held == reserved_by_bookings, "held seats {held} != seats of RESERVED bookings {reserved_by_bookings}");
-    ensure!(wrong_size == 0, "{wrong_size} holds do not have the seats they asked for");
-    ensure!(pending == 0, "LOST: {pending} bookings never reached a final state");
+    ensure!(
+        twice == 0,
+        "OVERSOLD: {twice} seats are in two live bookings"
+    );
+    ensure!(
+        held + free == seats,
+        "held {held} + free {free} != {seats} seats"
+    );
+    ensure!(
+        held == reserved_by_bookings,
+        "held seats {held} != seats of RESERVED bookings {reserved_by_bookings}"
+    );
+    ensure!(
+        wrong_size == 0,
+        "{wrong_size} holds do not have the seats they asked for"
+    );
+    ensure!(
+        pending == 0,
+        "LOST: {pending} bookings never reached a final state"
+    );
     Ok(invariants)
 }
 
@@ -104,7 +113,9 @@ pub struct Report {
     pub seconds: f64,
     pub bookings_per_second: f64,
     pub seats_reserved: u64,
+    /// Seats reserved per second, until the last seat was taken.
     pub seats_reserved_per_second: f64,
+    pub sellout_seconds: f64,
     pub latency: Latency,
     pub by_status: BTreeMap<String, u64>,
     pub by_reason: BTreeMap<String, u64>,
@@ -128,7 +139,8 @@ impl Report {
         invariants: Invariants,
     ) -> Self {
         let ms = |quantile: f64| load.latency.value_at_quantile(quantile) as f64 / 1000.0;
-        let seats_reserved_per_second = load.seats_reserved as f64 / load.seconds;
+        let seats_reserved_per_second =
+            load.seats_reserved as f64 / load.sellout_seconds.max(f64::EPSILON);
         Self {
             seats: u32::try_from(invariants.seats).unwrap_or(config.seats),
             buyers: config.buyers,
@@ -140,6 +152,7 @@ impl Report {
             bookings_per_second: load.finished as f64 / load.seconds,
             seats_reserved: load.seats_reserved,
             seats_reserved_per_second,
+            sellout_seconds: load.sellout_seconds,
             latency: Latency {
                 p50_ms: ms(0.50),
                 p95_ms: ms(0.95),
@@ -162,23 +175,61 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "flash sale: S={} seats, B={} buyers, C={} in flight, {} worker process(es)",
-            self.seats, self.buyers, self.concurrency, self.workers)?;
-        writeln!(f, "  bookings      {} finished of {} submitted in {:.1} s: {:.0} bookings/s",
-            self.finished, self.submitted, self.seconds, self.bookings_per_second)?;
-        writeln!(f, "  seats         {} reserved: {:.0} seats/s", self.seats_reserved, self.seats_reserved_per_second)?;
-        writeln!(f, "  latency       submit to final: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            self.latency.p50_ms, self.latency.p95_ms, self.latency.p99_ms, self.latency.max_ms)?;
-        writeln!(f, "  outcomes      {:?}; reasons {:?}", self.by_status, self.by_reason)?;
+        writeln!(
+            f,
+            "flash sale: S={} seats, B={} buyers, C={} in flight, {} worker process(es)",
+            self.seats, self.buyers, self.concurrency, self.workers
+        )?;
+        writeln!(
+            f,
+            "  bookings      {} finished of {} submitted in {:.1} s: {:.0} bookings/s",
+            self.finished, self.submitted, self.seconds, self.bookings_per_second
+        )?;
+        writeln!(
+            f,
+            "  seats         {} reserved: {:.0} seats/s",
+            self.seats_reserved, self.seats_reserved_per_second
+        )?;
+        writeln!(
+            f,
+            "  latency       submit to final: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.latency.p50_ms, self.latency.p95_ms, self.latency.p99_ms, self.latency.max_ms
+        )?;
+        writeln!(
+            f,
+            "  outcomes      {:?}; reasons {:?}",
+            self.by_status, self.by_reason
+        )?;
         writeln!(f, "  http errors   {:?}", self.http_errors)?;
-        writeln!(f, "  raw limit     {:.0} single-seat UPDATEs/s ({} over {} connections); pipeline/raw = {:.2}",
-            self.raw.per_second, self.raw.updates, self.raw.connections, self.pipeline_to_raw)?;
-        writeln!(f, "  reads         status {:.0}/s, availability {:.0}/s, bare {:.0}/s; status/bare = {:.2}, availability/bare = {:.2}",
-            self.reads.status.per_second, self.reads.availability.per_second, self.reads.bare.per_second,
-            self.status_to_bare, self.availability_to_bare)?;
-        writeln!(f, "  peak memory   api {:.1} MiB, workers {:?} MiB, bare {:.1} MiB",
-            self.memory.api_mib, self.memory.workers_mib.iter().map(|m| (m * 10.0).round() / 10.0).collect::<Vec<_>>(), self.memory.bare_mib)?;
-        write!(f, "  invariants    held {} + free {} = {} seats; 0 oversold; 0 pending",
-            self.invariants.held, self.invariants.free, self.invariants.seats)
+        writeln!(
+            f,
+            "  raw limit     {:.0} single-seat UPDATEs/s ({} over {} connections); pipeline/raw = {:.2}",
+            self.raw.per_second, self.raw.updates, self.raw.connections, self.pipeline_to_raw
+        )?;
+        writeln!(
+            f,
+            "  reads         status {:.0}/s, availability {:.0}/s, bare {:.0}/s; status/bare = {:.2}, availability/bare = {:.2}",
+            self.reads.status.per_second,
+            self.reads.availability.per_second,
+            self.reads.bare.per_second,
+            self.status_to_bare,
+            self.availability_to_bare
+        )?;
+        writeln!(
+            f,
+            "  peak memory   api {:.1} MiB, workers {:?} MiB, bare {:.1} MiB",
+            self.memory.api_mib,
+            self.memory
+                .workers_mib
+                .iter()
+                .map(|m| (m * 10.0).round() / 10.0)
+                .collect::<Vec<_>>(),
+            self.memory.bare_mib
+        )?;
+        write!(
+            f,
+            "  invariants    held {} + free {} = {} seats; 0 oversold; 0 pending",
+            self.invariants.held, self.invariants.free, self.invariants.seats
+        )
     }
 }

@@ -47,7 +47,10 @@ async fn a_small_flash_sale_keeps_every_invariant() {
         "{:?}",
         report.by_status
     );
-    assert!(report.raw.updates == 60, "the raw limit updated every seat once");
+    assert!(
+        report.raw.updates == 60,
+        "the raw limit updated every seat once"
+    );
     assert!(report.reads.bare.requests > 0 && report.reads.status.requests > 0);
     assert!(report.memory.api_mib > 0.0);
 }

@@ -453,7 +453,7 @@ impl Settings {
                 .or("JOB_BACKOFF_MAX", HumanDuration(Duration::from_secs(30)))?
                 .0,
             concurrency: JobConcurrency {
-                reserve_seats: env.or_with("WORKER_CONCURRENCY_RESERVE_SEATS", 32, positive)?,
+                reserve_seats: env.or_with("WORKER_CONCURRENCY_RESERVE_SEATS", 256, positive)?,
                 verify_payment: env.or_with("WORKER_CONCURRENCY_VERIFY_PAYMENT", 16, positive)?,
                 refund: env.or_with("WORKER_CONCURRENCY_REFUND", 4, positive)?,
                 send_otp: env.or_with("WORKER_CONCURRENCY_SEND_OTP", 8, positive)?,

@@ -4,7 +4,7 @@
 //! every command is bounded by a short timeout: when Redis is down callers get an error fast
 //! and fall back to Postgres instead of hanging.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc, time::Duration};
 
 use redis::{
     AsyncCommands, Client, IntoConnectionInfo, RedisError,
@@ -19,6 +19,7 @@ pub struct RedisClient {
     client: Client,
     config: ConnectionManagerConfig,
     key_prefix: Arc<str>,
+    timeout: Duration,
     manager: Arc<OnceCell<ConnectionManager>>,
 }
 
@@ -36,6 +37,7 @@ impl RedisClient {
             client: Client::open(info)?,
             config,
             key_prefix: settings.key_prefix.as_str().into(),
+            timeout: settings.timeout,
             manager: Arc::new(OnceCell::new()),
         })
     }
@@ -55,6 +57,23 @@ impl RedisClient {
             .cloned()
     }
 
+    /// Runs `work` (which talks to Redis) for at most `REDIS_TIMEOUT`. Every command goes
+    /// through here, so a Redis that is down, slow or half-connected costs each caller one
+    /// timeout at worst, whatever the client library is doing underneath.
+    pub async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, RedisError> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(RedisError::from((
+                    redis::ErrorKind::IoError,
+                    "Redis did not answer in time",
+                )))
+            })
+    }
+
     /// A dedicated connection for subscribing to channels.
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, RedisError> {
         self.client.get_async_pubsub().await
@@ -62,7 +81,10 @@ impl RedisClient {
 
     /// Makes one round trip to Redis, for health reports.
     pub async fn ping(&self) -> Result<(), RedisError> {
-        let mut connection = self.connection().await?;
-        connection.ping::<String>().await.map(|_| ())
+        self.bounded(async {
+            let mut connection = self.connection().await?;
+            connection.ping::<String>().await.map(|_| ())
+        })
+        .await
     }
 }

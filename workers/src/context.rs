@@ -10,6 +10,8 @@ use shared::{
 };
 use sqlx::PgPool;
 
+use crate::reservations::SharedBatcher;
+
 #[derive(Clone)]
 pub struct JobContext {
     pub db: PgPool,
@@ -17,6 +19,8 @@ pub struct JobContext {
     /// For handlers whose work produces further jobs.
     pub jobs: JobPublisher,
     pub sms: SmsClient,
+    /// Groups reserve-seats jobs of one scope into one transaction.
+    pub reservations: SharedBatcher,
     pub settings: Arc<Settings>,
 }
 
@@ -27,6 +31,7 @@ impl JobContext {
             redis: RedisClient::new(&settings.redis)?,
             jobs: JobPublisher::new(&settings.rabbitmq),
             sms: SmsClient::new(&settings.twilio, reqwest::Client::builder().build()?),
+            reservations: SharedBatcher::default(),
             settings: Arc::new(settings),
         })
     }

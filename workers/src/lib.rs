@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod handlers;
+pub mod reservations;
 pub mod runtime;
 pub mod startup;
 pub mod sweeps;

@@ -61,7 +61,14 @@ async fn expire_holds(_tick: Tick, ctx: Data<JobContext>) -> Result<(), BoxDynEr
     let stale =
         create::stale_pending(&ctx.db, settings.republish_pending_after, EXPIRY_BATCH).await?;
     for booking_id in stale {
-        if let Err(error) = ctx.jobs.publish(&ReserveSeats { booking_id }).await {
+        if let Err(error) = ctx
+            .jobs
+            .publish(&ReserveSeats {
+                booking_id,
+                scope: None,
+            })
+            .await
+        {
             tracing::warn!(%error, "could not republish a pending booking; next sweep tries again");
             break;
         }

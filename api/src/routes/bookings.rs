@@ -23,7 +23,7 @@ use shared::{
         history::{self, BookingSummary, Ticket},
         view::{self, BookingView},
     },
-    jobs::ReserveSeats,
+    jobs::{ReservationScope, ReserveSeats},
 };
 use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
@@ -109,6 +109,7 @@ pub async fn create(
     Json(body): Json<NewBooking>,
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key(&headers)?;
+    let showtime_id = body.showtime_id;
     let selection = SeatSelection::parse(
         body.seat_ids,
         body.section_id,
@@ -119,14 +120,21 @@ pub async fn create(
         &state.db,
         BookingRequest {
             user_id: user.user_id,
-            showtime_id: body.showtime_id,
-            selection,
+            showtime_id,
+            selection: selection.clone(),
             idempotency_key,
         },
     )
     .await?;
     let job = ReserveSeats {
         booking_id: accepted.booking_id,
+        scope: Some(ReservationScope {
+            showtime_id,
+            section_id: match selection {
+                SeatSelection::BestAvailable { section_id, .. } => Some(section_id),
+                SeatSelection::Named { .. } => None,
+            },
+        }),
     };
     if !accepted.replayed
         && let Err(error) = state.jobs.publish(&job).await
@@ -298,6 +306,7 @@ pub async fn cancel(
     let admin = user.role.includes(Role::SuperAdmin);
     let showtime_id = cancel::cancel(&state.db, id, user.user_id, admin).await?;
     availability::invalidate(&state.redis, showtime_id).await;
+    state.availability.forget(showtime_id).await;
     let view = view::load(&state.db, id)
         .await?
         .ok_or(ApiError::NotFound("booking"))?;

@@ -2,17 +2,17 @@
 
 use axum::{
     extract::{Path, State},
-    http::HeaderValue,
+    http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use shared::bookings::availability::{self, Availability};
+use shared::bookings::availability::{self, Availability, Source};
 use uuid::Uuid;
 
 use crate::{error::ApiError, state::AppState};
 
 /// Seats of a showtime: counts per section and price, and each seat's state. Fresh within
-/// `AVAILABILITY_CACHE_TTL` at the latest, and at once after a change made through BMS.
-/// `X-Cache: hit|miss` tells whether the answer came from the cache.
+/// `AVAILABILITY_CACHE_TTL` at the latest, and within a second after a change made through
+/// BMS. `X-Cache` says where the answer came from: `hit-process`, `hit-redis` or `miss`.
 #[utoipa::path(get, path = "/api/showtimes/{id}/availability", tag = "showtimes",
     params(("id" = Uuid, Path, description = "Showtime id")),
     responses((status = 200, body = Availability), (status = 404)))]
@@ -22,13 +22,20 @@ pub async fn availability(
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let ttl = state.settings.bookings.availability_cache_ttl;
-    let (availability, from_cache) = availability::read(&state.db, &state.redis, id, ttl)
+    let cached = availability::read(&state.db, &state.redis, &state.availability, id, ttl)
         .await?
         .ok_or(ApiError::NotFound("showtime"))?;
-    let mut response = axum::Json(availability).into_response();
-    let cache = if from_cache { "hit" } else { "miss" };
-    response
-        .headers_mut()
-        .insert("x-cache", HeaderValue::from_static(cache));
+    let source = match cached.source {
+        Source::Process => "hit-process",
+        Source::Redis => "hit-redis",
+        Source::Database => "miss",
+    };
+    let mut response = cached.json.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("x-cache", HeaderValue::from_static(source));
     Ok(response)
 }

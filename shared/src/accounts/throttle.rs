@@ -51,21 +51,23 @@ impl LoginThrottle {
     /// How long the caller must wait before trying again, if it must.
     pub async fn blocked_for(&self, email: &Email, ip: Option<IpAddr>) -> Option<Duration> {
         let keys = self.keys(email, ip);
-        let outcome: redis::RedisResult<Option<Duration>> = async {
-            let mut connection = self.redis.connection().await?;
-            let mut pipe = redis::pipe();
-            for (key, _) in &keys {
-                pipe.get(key).pttl(key);
-            }
-            let (account, account_ttl, ip, ip_ttl): (Option<u32>, i64, Option<u32>, i64) =
-                pipe.query_async(&mut connection).await?;
-            let over = |count: Option<u32>, limit: u32, ttl: i64| {
-                (count.unwrap_or(0) >= limit)
-                    .then(|| Duration::from_millis(u64::try_from(ttl).unwrap_or(1000)))
-            };
-            Ok(over(account, keys[0].1, account_ttl).or(over(ip, keys[1].1, ip_ttl)))
-        }
-        .await;
+        let outcome: redis::RedisResult<Option<Duration>> = self
+            .redis
+            .bounded(async {
+                let mut connection = self.redis.connection().await?;
+                let mut pipe = redis::pipe();
+                for (key, _) in &keys {
+                    pipe.get(key).pttl(key);
+                }
+                let (account, account_ttl, ip, ip_ttl): (Option<u32>, i64, Option<u32>, i64) =
+                    pipe.query_async(&mut connection).await?;
+                let over = |count: Option<u32>, limit: u32, ttl: i64| {
+                    (count.unwrap_or(0) >= limit)
+                        .then(|| Duration::from_millis(u64::try_from(ttl).unwrap_or(1000)))
+                };
+                Ok(over(account, keys[0].1, account_ttl).or(over(ip, keys[1].1, ip_ttl)))
+            })
+            .await;
         outcome.unwrap_or_else(|error| {
             tracing::warn!(%error, "login throttle unavailable; letting the attempt through");
             None
@@ -75,21 +77,23 @@ impl LoginThrottle {
     pub async fn record_failure(&self, email: &Email, ip: Option<IpAddr>) {
         let window = i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX);
         let keys = self.keys(email, ip);
-        let outcome: redis::RedisResult<()> = async {
-            let mut connection = self.redis.connection().await?;
-            let mut pipe = redis::pipe();
-            for (key, _) in &keys {
-                pipe.incr(key, 1)
-                    .ignore()
-                    .cmd("EXPIRE")
-                    .arg(key)
-                    .arg(window)
-                    .arg("NX")
-                    .ignore();
-            }
-            pipe.query_async(&mut connection).await
-        }
-        .await;
+        let outcome: redis::RedisResult<()> = self
+            .redis
+            .bounded(async {
+                let mut connection = self.redis.connection().await?;
+                let mut pipe = redis::pipe();
+                for (key, _) in &keys {
+                    pipe.incr(key, 1)
+                        .ignore()
+                        .cmd("EXPIRE")
+                        .arg(key)
+                        .arg(window)
+                        .arg("NX")
+                        .ignore();
+                }
+                pipe.query_async(&mut connection).await
+            })
+            .await;
         if let Err(error) = outcome {
             tracing::warn!(%error, "could not count a failed login");
         }
@@ -98,11 +102,13 @@ impl LoginThrottle {
     /// Forgets an account's failures after it signs in.
     pub async fn clear(&self, email: &Email) {
         let [(account, _), _] = self.keys(email, None);
-        let outcome: redis::RedisResult<()> = async {
-            let mut connection = self.redis.connection().await?;
-            connection.del(account).await
-        }
-        .await;
+        let outcome: redis::RedisResult<()> = self
+            .redis
+            .bounded(async {
+                let mut connection = self.redis.connection().await?;
+                connection.del(account).await
+            })
+            .await;
         if let Err(error) = outcome {
             tracing::warn!(%error, "could not clear failed logins");
         }

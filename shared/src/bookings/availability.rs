@@ -1,9 +1,12 @@
 //! Seat availability of a showtime: counts per section and price, and each seat's status.
 //!
 //! A hold past its deadline counts as available, whether or not the sweep has run. Answers are
-//! cached in Redis for at most `AVAILABILITY_CACHE_TTL`, and every write that changes a seat
-//! (reservation, expiry, cancellation) deletes the cached answer at once.
+//! cached as ready-to-send JSON at two levels: in each API process for a second ([`LocalCache`],
+//! which also makes concurrent readers of a cold key wait for one computation instead of all
+//! computing it), and in Redis for at most `AVAILABILITY_CACHE_TTL`, where every write that
+//! changes a seat (reservation, expiry, cancellation) deletes it at once.
 
+use bytes::Bytes;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -108,46 +111,114 @@ pub async fn compute(db: &PgPool, showtime_id: Uuid) -> Result<Option<Availabili
     }))
 }
 
-/// The cached answer if there is one, else a fresh one (then cached). The flag says whether
-/// it came from the cache.
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Process,
+    Redis,
+    Database,
+}
+
+/// The answer as JSON, ready to send.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    pub json: Bytes,
+    pub source: Source,
+}
+
+/// The per-process level: one second, so a burst of readers costs one Redis read per second.
+#[derive(Clone)]
+pub struct LocalCache {
+    entries: moka::future::Cache<Uuid, Option<Bytes>>,
+}
+
+impl Default for LocalCache {
+    fn default() -> Self {
+        Self {
+            entries: moka::future::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(std::time::Duration::from_secs(1))
+                .build(),
+        }
+    }
+}
+
+impl LocalCache {
+    /// Forgets this process's copy (the Redis level is dropped by [`invalidate`]).
+    pub async fn forget(&self, showtime_id: Uuid) {
+        self.entries.invalidate(&showtime_id).await;
+    }
+}
+
+/// The cached answer if a level has one, else a fresh one (then cached). `None` if the
+/// showtime has no inventory.
 pub async fn read(
+    db: &PgPool,
+    redis: &RedisClient,
+    local: &LocalCache,
+    showtime_id: Uuid,
+    ttl: std::time::Duration,
+) -> Result<Option<Cached>, sqlx::Error> {
+    let mut source = Source::Process;
+    let json = local
+        .entries
+        .try_get_with(showtime_id, async {
+            let (json, from) = from_redis_or_database(db, redis, showtime_id, ttl).await?;
+            source = from;
+            Ok::<_, sqlx::Error>(json)
+        })
+        .await
+        .map_err(|error| match std::sync::Arc::try_unwrap(error) {
+            Ok(error) => error,
+            Err(shared) => sqlx::Error::Protocol(shared.to_string()),
+        })?;
+    Ok(json.map(|json| Cached { json, source }))
+}
+
+async fn from_redis_or_database(
     db: &PgPool,
     redis: &RedisClient,
     showtime_id: Uuid,
     ttl: std::time::Duration,
-) -> Result<Option<(Availability, bool)>, sqlx::Error> {
+) -> Result<(Option<Bytes>, Source), sqlx::Error> {
     let key = cache_key(redis, showtime_id);
-    let cached: Option<String> = async {
-        let mut connection = redis.connection().await.ok()?;
-        connection.get(&key).await.ok()?
-    }
-    .await;
-    if let Some(availability) = cached.and_then(|json| serde_json::from_str(&json).ok()) {
-        return Ok(Some((availability, true)));
+    let cached: Option<Vec<u8>> = redis
+        .bounded(async {
+            let mut connection = redis.connection().await?;
+            connection.get(&key).await
+        })
+        .await
+        .ok()
+        .flatten();
+    if let Some(json) = cached {
+        return Ok((Some(Bytes::from(json)), Source::Redis));
     }
     let Some(availability) = compute(db, showtime_id).await? else {
-        return Ok(None);
+        return Ok((None, Source::Database));
     };
-    if let Ok(json) = serde_json::to_string(&availability) {
-        let stored: redis::RedisResult<()> = async {
+    let json = Bytes::from(serde_json::to_vec(&availability).unwrap_or_default());
+    let stored: redis::RedisResult<()> = redis
+        .bounded(async {
             let mut connection = redis.connection().await?;
-            connection.set_ex(&key, json, ttl.as_secs().max(1)).await
-        }
+            connection
+                .set_ex(&key, json.as_ref(), ttl.as_secs().max(1))
+                .await
+        })
         .await;
-        if let Err(error) = stored {
-            tracing::debug!(%error, "availability not cached");
-        }
+    if let Err(error) = stored {
+        tracing::debug!(%error, "availability not cached");
     }
-    Ok(Some((availability, false)))
+    Ok((Some(json), Source::Database))
 }
 
 /// Drops the cached answer of a showtime after its seats changed.
 pub async fn invalidate(redis: &RedisClient, showtime_id: Uuid) {
-    let outcome: redis::RedisResult<()> = async {
-        let mut connection = redis.connection().await?;
-        connection.del(cache_key(redis, showtime_id)).await
-    }
-    .await;
+    let outcome: redis::RedisResult<()> = redis
+        .bounded(async {
+            let mut connection = redis.connection().await?;
+            connection.del(cache_key(redis, showtime_id)).await
+        })
+        .await;
     if let Err(error) = outcome {
         tracing::warn!(%error, %showtime_id, "could not invalidate availability; it expires by its TTL");
     }

@@ -1,7 +1,7 @@
 //! Recording a booking request (PENDING), idempotently, after the checks that are cheap enough
 //! for the API. The reservation itself is the worker's job.
 //!
-//! Idempotency: the key is stored with a fingerprint of the request in the same transaction as
+//! Idempotency: the key is stored with a fingerprint of the request in the same statement as
 //! the booking it produced. A repeat with the same request gets the same booking; with another
 //! request, a conflict. Two concurrent requests with one key meet on the key's primary key: the
 //! second waits for the first to commit, then finds its booking. Keys are kept 24 hours.
@@ -53,63 +53,49 @@ fn fingerprint(request: &BookingRequest) -> String {
 
 #[tracing::instrument(skip_all, fields(user_id = %request.user_id, showtime_id = %request.showtime_id))]
 pub async fn create_pending(db: &PgPool, request: BookingRequest) -> Result<Accepted, CreateError> {
-    let fingerprint = fingerprint(&request);
-    if let Some(accepted) = replay(db, &request, &fingerprint).await? {
-        return Ok(accepted);
-    }
     check(db, &request).await?;
+    let fingerprint = fingerprint(&request);
     let booking_id = Uuid::now_v7();
-    let mut tx = db.begin().await?;
-    sqlx::query!(
-        "DELETE FROM idempotency_keys
-         WHERE user_id = $1 AND key = $2 AND created_at <= now() - interval '24 hours'",
-        request.user_id,
-        request.idempotency_key
-    )
-    .execute(&mut *tx)
-    .await?;
-    let claimed = sqlx::query!(
-        "INSERT INTO idempotency_keys (user_id, key, request_fingerprint)
-         VALUES ($1, $2, $3) ON CONFLICT (user_id, key) DO NOTHING",
+    // One statement: the key is claimed (or a day-old one reclaimed) and the booking inserted
+    // together, or neither is.
+    let inserted = sqlx::query_scalar!(
+        r#"WITH claimed AS (
+               INSERT INTO idempotency_keys
+                   (user_id, key, request_fingerprint, response_status, response_body)
+               VALUES ($1, $2, $3, 202, jsonb_build_object('booking_id', $4::uuid))
+               ON CONFLICT (user_id, key) DO UPDATE
+                   SET request_fingerprint = EXCLUDED.request_fingerprint,
+                       response_status = EXCLUDED.response_status,
+                       response_body = EXCLUDED.response_body,
+                       created_at = now()
+                   WHERE idempotency_keys.created_at <= now() - interval '24 hours'
+               RETURNING 1
+           )
+           INSERT INTO bookings (id, user_id, showtime_id, request, quantity)
+           SELECT $4, $1, $5, $6, $7 FROM claimed
+           RETURNING id"#,
         request.user_id,
         request.idempotency_key,
-        fingerprint
-    )
-    .execute(&mut *tx)
-    .await?;
-    if claimed.rows_affected() == 0 {
-        // A concurrent request with this key committed first.
-        tx.rollback().await?;
-        return replay(db, &request, &fingerprint)
-            .await?
-            .ok_or(CreateError::KeyReused);
-    }
-    sqlx::query!(
-        "INSERT INTO bookings (id, user_id, showtime_id, request, quantity)
-         VALUES ($1, $2, $3, $4, $5)",
+        fingerprint,
         booking_id,
-        request.user_id,
         request.showtime_id,
         serde_json::to_value(&request.selection).unwrap_or_default(),
         i32::try_from(request.selection.quantity()).unwrap_or(i32::MAX)
     )
-    .execute(&mut *tx)
+    .fetch_optional(db)
     .await?;
-    sqlx::query!(
-        "UPDATE idempotency_keys SET response_status = 202, response_body = $3
-         WHERE user_id = $1 AND key = $2",
-        request.user_id,
-        request.idempotency_key,
-        json!({"booking_id": booking_id})
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Accepted {
-        booking_id,
-        status: BookingStatus::Pending,
-        replayed: false,
-    })
+    if inserted.is_some() {
+        return Ok(Accepted {
+            booking_id,
+            status: BookingStatus::Pending,
+            replayed: false,
+        });
+    }
+    // The key is taken (and concurrent users of it have committed): the same request gets the
+    // same booking, another request a conflict.
+    replay(db, &request, &fingerprint)
+        .await?
+        .ok_or(CreateError::KeyReused)
 }
 
 async fn replay(
@@ -121,7 +107,7 @@ async fn replay(
         r#"SELECT k.request_fingerprint, b.id AS "booking_id?", b.status AS "status?: BookingStatus"
            FROM idempotency_keys k
            LEFT JOIN bookings b ON b.id = (k.response_body ->> 'booking_id')::uuid
-           WHERE k.user_id = $1 AND k.key = $2 AND k.created_at > now() - interval '24 hours'"#,
+           WHERE k.user_id = $1 AND k.key = $2"#,
         request.user_id,
         request.idempotency_key
     )
@@ -143,65 +129,51 @@ async fn replay(
     }
 }
 
-/// The checks cheap enough to make before accepting: the worker makes them again, under locks.
+/// The checks cheap enough to make before accepting, in one query: the worker makes them
+/// again, under locks.
 async fn check(db: &PgPool, request: &BookingRequest) -> Result<(), CreateError> {
-    let showtime = sqlx::query!(
-        r#"SELECT status = 'ON_SALE' AND now() >= sale_starts_at AND now() < sale_ends_at AS "on_sale!",
-                  max_seats_per_user
-           FROM showtimes WHERE id = $1"#,
-        request.showtime_id
+    let (named, section) = match &request.selection {
+        SeatSelection::Named { seat_ids } => (seat_ids.clone(), None),
+        SeatSelection::BestAvailable { section_id, .. } => (Vec::new(), Some(*section_id)),
+    };
+    let facts = sqlx::query!(
+        r#"SELECT st.status = 'ON_SALE' AND now() >= st.sale_starts_at AND now() < st.sale_ends_at
+                      AS "on_sale!",
+                  st.max_seats_per_user,
+                  ARRAY(SELECT seat_id FROM showtime_seats
+                        WHERE showtime_id = st.id AND seat_id = ANY($2)) AS "known_seats!",
+                  EXISTS (SELECT 1 FROM price_tiers
+                          WHERE showtime_id = st.id AND section_id = $3) AS "section_sold_here!",
+                  (SELECT coalesce(sum(quantity), 0) FROM bookings
+                   WHERE user_id = $4 AND showtime_id = st.id
+                     AND (status IN ('PENDING', 'CONFIRMED', 'REFUND_PENDING')
+                          OR (status = 'RESERVED' AND hold_expires_at > now()))) AS "live!"
+           FROM showtimes st WHERE st.id = $1"#,
+        request.showtime_id,
+        &named,
+        section,
+        request.user_id
     )
     .fetch_optional(db)
     .await?
     .ok_or(CreateError::ShowtimeNotFound)?;
-    if !showtime.on_sale {
+    if !facts.on_sale {
         return Err(CreateError::NotOnSale);
     }
-    match &request.selection {
-        SeatSelection::Named { seat_ids } => {
-            let known: Vec<Uuid> = sqlx::query_scalar!(
-                "SELECT seat_id FROM showtime_seats WHERE showtime_id = $1 AND seat_id = ANY($2)",
-                request.showtime_id,
-                seat_ids
-            )
-            .fetch_all(db)
-            .await?;
-            if known.len() != seat_ids.len() {
-                let unknown = seat_ids
-                    .iter()
-                    .filter(|id| !known.contains(id))
-                    .copied()
-                    .collect();
-                return Err(CreateError::UnknownSeats(unknown));
-            }
-        }
-        SeatSelection::BestAvailable { section_id, .. } => {
-            let sold_here = sqlx::query_scalar!(
-                r#"SELECT EXISTS (SELECT 1 FROM price_tiers
-                                  WHERE showtime_id = $1 AND section_id = $2) AS "exists!""#,
-                request.showtime_id,
-                section_id
-            )
-            .fetch_one(db)
-            .await?;
-            if !sold_here {
-                return Err(CreateError::UnknownSection);
-            }
-        }
+    if facts.known_seats.len() != named.len() {
+        let unknown = named
+            .iter()
+            .filter(|id| !facts.known_seats.contains(id))
+            .copied()
+            .collect();
+        return Err(CreateError::UnknownSeats(unknown));
     }
-    let live: i64 = sqlx::query_scalar!(
-        r#"SELECT coalesce(sum(quantity), 0) AS "live!" FROM bookings
-           WHERE user_id = $1 AND showtime_id = $2
-             AND (status IN ('PENDING', 'CONFIRMED', 'REFUND_PENDING')
-                  OR (status = 'RESERVED' AND hold_expires_at > now()))"#,
-        request.user_id,
-        request.showtime_id
-    )
-    .fetch_one(db)
-    .await?;
-    if live + i64::from(request.selection.quantity()) > i64::from(showtime.max_seats_per_user) {
+    if section.is_some() && !facts.section_sold_here {
+        return Err(CreateError::UnknownSection);
+    }
+    if facts.live + i64::from(request.selection.quantity()) > i64::from(facts.max_seats_per_user) {
         return Err(CreateError::LimitReached {
-            max: showtime.max_seats_per_user,
+            max: facts.max_seats_per_user,
         });
     }
     Ok(())

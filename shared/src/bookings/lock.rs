@@ -45,18 +45,19 @@ pub async fn acquire(
     let ttl = u64::try_from(settings.lock_ttl.as_millis()).unwrap_or(u64::MAX);
     let mut delay = settings.lock_retry_min;
     for _ in 0..=settings.lock_retries {
-        let attempt: redis::RedisResult<Option<String>> = async {
-            let mut connection = redis.connection().await?;
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl)
-                .query_async(&mut connection)
-                .await
-        }
-        .await;
+        let attempt: redis::RedisResult<Option<String>> = redis
+            .bounded(async {
+                let mut connection = redis.connection().await?;
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await;
         match attempt {
             Ok(Some(_)) => {
                 return Some(HeldLock {
@@ -84,15 +85,17 @@ pub async fn acquire(
 
 impl HeldLock {
     pub async fn release(self) {
-        let outcome: redis::RedisResult<i64> = async {
-            let mut connection = self.redis.connection().await?;
-            Script::new(RELEASE)
-                .key(&self.key)
-                .arg(&self.token)
-                .invoke_async(&mut connection)
-                .await
-        }
-        .await;
+        let outcome: redis::RedisResult<i64> = self
+            .redis
+            .bounded(async {
+                let mut connection = self.redis.connection().await?;
+                Script::new(RELEASE)
+                    .key(&self.key)
+                    .arg(&self.token)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await;
         if let Err(error) = outcome {
             // It expires by itself after its TTL.
             tracing::warn!(%error, "could not release a reservation lock");

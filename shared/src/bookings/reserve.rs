@@ -1,34 +1,42 @@
-//! The reservation transaction: every requested seat goes from free to RESERVED for the
-//! booking, or none does and the booking is REJECTED with a reason.
+//! The reservation transaction: for each booking of a batch, every requested seat goes from
+//! free to RESERVED for it, or none does and it is REJECTED with a reason.
+//!
+//! A batch is decided in one transaction whose number of statements does not grow with its
+//! size: bookings are read and locked together, seats are allocated in memory in the order the
+//! bookings arrived, then written with set-based statements. That is what lets one worker keep
+//! up with an on-sale: the cost of a commit and of each round trip is shared by the batch.
 //!
 //! Why no seat can be held twice, whatever the Redis lock does (see `lock`):
-//! - the seats are locked `FOR UPDATE` (in seat-id order, so two reservations cannot deadlock
-//!   on each other) and re-checked after the lock is granted;
-//! - each seat moves with `UPDATE ... WHERE status = 'AVAILABLE'`, and the number of rows it
-//!   changed is checked: anything short of all of them aborts the transaction;
+//! - every allocated seat is locked `FOR UPDATE` in one statement, in seat-id order (so two
+//!   batches cannot deadlock on seats), and only if it is still free once the lock is granted;
+//!   if any is not, the allocation is made again from fresh data (up to a few times);
+//! - seats move with `UPDATE ... WHERE status = 'AVAILABLE'`, and the number of rows changed is
+//!   checked: anything short aborts the whole transaction;
 //! - the schema backs this up: one inventory row per seat holding one booking, a unique index on
 //!   live claims, and triggers that refuse taking over a hold that has not expired.
 //!
-//! A hold past its deadline is free at once: this transaction treats such a seat as available
-//! and expires the booking that held it (all of that booking's seats go back), so the sweep only
-//! tidies up and never races a buyer.
+//! A hold past its deadline is free at once: a seat under a lapsed hold counts as available, and
+//! the booking that held it is expired in the same transaction (all its seats go back), so the
+//! sweep only tidies up and never races a buyer.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{BookingStatus, RejectReason, SeatSelection};
+use crate::jobs::ReservationScope;
 
-/// What happened to a booking's reservation job.
+/// What happened to one booking's reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
     Reserved {
         showtime_id: Uuid,
         hold_expires_at: DateTime<Utc>,
-        /// Bookings whose lapsed holds were expired to free the seats.
-        expired: Vec<Uuid>,
     },
     Rejected {
         showtime_id: Uuid,
@@ -39,101 +47,136 @@ pub enum Reservation {
     Missing,
 }
 
-/// The status of a booking and the lock its reservation takes: the showtime for named seats,
-/// the section for best available. `None` if there is no such booking.
+/// Allocations that lose a race to a concurrent writer are made again this many times before
+/// the transaction gives up (and the jobs are retried).
+const ALLOCATION_ATTEMPTS: usize = 5;
+
+/// Where a booking is, for a reservation job that does not say. `None` if there is no such
+/// booking.
 pub async fn lock_scope(
     db: &PgPool,
     booking_id: Uuid,
-) -> Result<Option<(BookingStatus, String)>, sqlx::Error> {
+) -> Result<Option<ReservationScope>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT status AS "status: BookingStatus", showtime_id, request FROM bookings WHERE id = $1"#,
+        "SELECT showtime_id, request FROM bookings WHERE id = $1",
         booking_id
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|row| {
-        let scope = match serde_json::from_value::<SeatSelection>(row.request) {
-            Ok(SeatSelection::BestAvailable { section_id, .. }) => {
-                format!("showtime:{}:section:{section_id}", row.showtime_id)
-            }
-            _ => format!("showtime:{}", row.showtime_id),
-        };
-        (row.status, scope)
+    Ok(row.map(|row| ReservationScope {
+        showtime_id: row.showtime_id,
+        section_id: match serde_json::from_value::<SeatSelection>(row.request) {
+            Ok(SeatSelection::BestAvailable { section_id, .. }) => Some(section_id),
+            _ => None,
+        },
     }))
 }
 
-/// Best-available picks that lose a race to a concurrent reservation are chosen again this
-/// many times before the request is called sold out.
-const BEST_AVAILABLE_ATTEMPTS: usize = 5;
+/// The decisions of a batch, in the order the bookings were given.
+#[derive(Debug, Clone, Default)]
+pub struct Decisions {
+    pub outcomes: Vec<(Uuid, Reservation)>,
+    /// Other bookings whose lapsed holds were expired to free seats for this batch.
+    pub expired: Vec<Uuid>,
+    /// Showtimes whose seats changed.
+    pub showtimes: BTreeSet<Uuid>,
+}
 
-#[tracing::instrument(skip(db))]
-pub async fn reserve(
+/// Decides every booking of `booking_ids` in one transaction. Bookings are served in the order
+/// given.
+#[tracing::instrument(skip(db, booking_ids), fields(batch = booking_ids.len()))]
+pub async fn reserve_batch(
     db: &PgPool,
-    booking_id: Uuid,
+    booking_ids: &[Uuid],
     hold: Duration,
-) -> Result<Reservation, sqlx::Error> {
+) -> Result<Decisions, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let Some(booking) = sqlx::query!(
-        r#"SELECT status AS "status: BookingStatus", user_id, showtime_id, quantity, request
-           FROM bookings WHERE id = $1 FOR UPDATE"#,
-        booking_id
+    let rows = sqlx::query!(
+        r#"SELECT id, status AS "status: BookingStatus", user_id, showtime_id, quantity, request
+           FROM bookings WHERE id = ANY($1) ORDER BY id FOR UPDATE"#,
+        booking_ids
     )
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
-        return Ok(Reservation::Missing);
-    };
-    if booking.status != BookingStatus::Pending {
-        return Ok(Reservation::AlreadyDecided(booking.status));
-    }
-    let showtime_id = booking.showtime_id;
-    let decision = decide(
-        &mut tx,
-        booking_id,
-        booking.user_id,
-        showtime_id,
-        booking.quantity,
-        booking.request,
-        hold,
-    )
+    .fetch_all(&mut *tx)
     .await?;
-    let outcome = match decision {
-        Ok((hold_expires_at, expired)) => Reservation::Reserved {
-            showtime_id,
-            hold_expires_at,
-            expired,
-        },
-        Err(reason) => {
-            sqlx::query!(
-                "UPDATE bookings SET status = 'REJECTED', reject_reason = $2 WHERE id = $1",
-                booking_id,
-                reason as RejectReason
-            )
-            .execute(&mut *tx)
-            .await?;
+    let mut found: HashMap<Uuid, _> = rows.into_iter().map(|row| (row.id, row)).collect();
+    let mut outcomes: HashMap<Uuid, Reservation> = HashMap::new();
+    let mut by_showtime: BTreeMap<Uuid, Vec<Pending>> = BTreeMap::new();
+    for id in booking_ids {
+        let Some(row) = found.remove(id) else {
+            outcomes.entry(*id).or_insert(Reservation::Missing);
+            continue;
+        };
+        if row.status != BookingStatus::Pending {
+            outcomes.insert(*id, Reservation::AlreadyDecided(row.status));
+            continue;
+        }
+        let selection = serde_json::from_value::<SeatSelection>(row.request).ok();
+        by_showtime
+            .entry(row.showtime_id)
+            .or_default()
+            .push(Pending {
+                id: row.id,
+                user_id: row.user_id,
+                quantity: i64::from(row.quantity),
+                selection,
+            });
+    }
+    let mut decisions = Decisions::default();
+    for (showtime_id, pending) in by_showtime {
+        let (decided, expired) = decide_showtime(&mut tx, showtime_id, &pending, hold).await?;
+        if decided
+            .iter()
+            .any(|(_, outcome)| matches!(outcome, Reservation::Reserved { .. }))
+        {
+            decisions.showtimes.insert(showtime_id);
+        }
+        outcomes.extend(decided);
+        decisions.expired.extend(expired);
+    }
+    tx.commit().await?;
+    decisions.outcomes = booking_ids
+        .iter()
+        .map(|id| (*id, outcomes.remove(id).unwrap_or(Reservation::Missing)))
+        .collect();
+    Ok(decisions)
+}
+
+struct Pending {
+    id: Uuid,
+    user_id: Uuid,
+    quantity: i64,
+    selection: Option<SeatSelection>,
+}
+
+/// What the allocation saw of a seat.
+#[derive(Clone, Copy)]
+struct SeatState {
+    free: bool,
+    lapsed_holder: Option<Uuid>,
+}
+
+#[derive(Clone)]
+struct Candidate {
+    seat_id: Uuid,
+    row_rank: i32,
+    row_label: String,
+    seat_number: i32,
+}
+
+async fn decide_showtime(
+    tx: &mut PgConnection,
+    showtime_id: Uuid,
+    pending: &[Pending],
+    hold: Duration,
+) -> Result<(Vec<(Uuid, Reservation)>, Vec<Uuid>), sqlx::Error> {
+    let rejected = |id: Uuid, reason| {
+        (
+            id,
             Reservation::Rejected {
                 showtime_id,
                 reason,
-            }
-        }
-    };
-    tx.commit().await?;
-    Ok(outcome)
-}
-
-type Decision = Result<(DateTime<Utc>, Vec<Uuid>), RejectReason>;
-
-async fn decide(
-    tx: &mut PgConnection,
-    booking_id: Uuid,
-    user_id: Uuid,
-    showtime_id: Uuid,
-    quantity: i32,
-    request: serde_json::Value,
-    hold: Duration,
-) -> Result<Decision, sqlx::Error> {
-    let Ok(selection) = serde_json::from_value::<SeatSelection>(request) else {
-        return Ok(Err(RejectReason::InvalidSeats));
+            },
+        )
     };
     let showtime = sqlx::query!(
         r#"SELECT status = 'ON_SALE' AND now() >= sale_starts_at AND now() < sale_ends_at AS "on_sale!",
@@ -145,198 +188,264 @@ async fn decide(
     .fetch_one(&mut *tx)
     .await?;
     if !showtime.on_sale {
-        return Ok(Err(RejectReason::NotOnSale));
+        let decided: Vec<_> = pending
+            .iter()
+            .map(|p| rejected(p.id, RejectReason::NotOnSale))
+            .collect();
+        write_rejections(tx, &decided).await?;
+        return Ok((decided, Vec::new()));
     }
+    let users: Vec<Uuid> = pending
+        .iter()
+        .map(|p| p.user_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     // One reservation per buyer and showtime at a time, so the cap cannot be raced past.
+    // Taken in hash order, the same in every transaction, so they cannot deadlock.
     sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1::text || $2::text, 0))",
-        user_id.to_string(),
+        "SELECT pg_advisory_xact_lock(h) FROM (
+             SELECT DISTINCT hashtextextended(u::text || $2::text, 0) AS h FROM unnest($1::uuid[]) AS u
+         ) AS keys ORDER BY h",
+        &users,
         showtime_id.to_string()
     )
     .execute(&mut *tx)
     .await?;
-    let owned: i64 = sqlx::query_scalar!(
-        r#"SELECT coalesce(sum(quantity), 0) AS "owned!" FROM bookings
-           WHERE user_id = $1 AND showtime_id = $2 AND id <> $3
+    let pending_ids: Vec<Uuid> = pending.iter().map(|p| p.id).collect();
+    let owned: HashMap<Uuid, i64> = sqlx::query!(
+        r#"SELECT user_id, coalesce(sum(quantity), 0) AS "owned!" FROM bookings
+           WHERE showtime_id = $1 AND user_id = ANY($2) AND NOT (id = ANY($3))
              AND (status IN ('CONFIRMED', 'REFUND_PENDING')
-                  OR (status = 'RESERVED' AND hold_expires_at > now()))"#,
-        user_id,
+                  OR (status = 'RESERVED' AND hold_expires_at > now()))
+           GROUP BY user_id"#,
         showtime_id,
-        booking_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if owned + i64::from(quantity) > i64::from(showtime.max_seats_per_user) {
-        return Ok(Err(RejectReason::LimitReached));
-    }
-    let chosen = match &selection {
-        SeatSelection::Named { seat_ids } => lock_named(tx, showtime_id, seat_ids).await?,
-        SeatSelection::BestAvailable {
-            section_id,
-            quantity,
-        } => lock_best_available(tx, showtime_id, *section_id, *quantity).await?,
-    };
-    let seats = match chosen {
-        Ok(seats) => seats,
-        Err(reason) => return Ok(Err(reason)),
-    };
-    let expired = expire_lapsed_holders(tx, &seats).await?;
-    let seat_ids: Vec<Uuid> = seats.iter().map(|seat| seat.seat_id).collect();
-    let taken = sqlx::query!(
-        "UPDATE showtime_seats SET status = 'RESERVED', booking_id = $3, hold_expires_at = $4
-         WHERE showtime_id = $1 AND seat_id = ANY($2) AND status = 'AVAILABLE'",
-        showtime_id,
-        &seat_ids,
-        booking_id,
-        showtime.deadline
-    )
-    .execute(&mut *tx)
-    .await?;
-    if taken.rows_affected() != seat_ids.len() as u64 {
-        // Cannot happen while the rows are locked; if it ever does, nothing is written.
-        return Err(sqlx::Error::Protocol(format!(
-            "reserved {} of {} locked seats",
-            taken.rows_affected(),
-            seat_ids.len()
-        )));
-    }
-    sqlx::query!(
-        "INSERT INTO booking_seats (booking_id, showtime_id, seat_id, price_paise)
-         SELECT $1, ss.showtime_id, ss.seat_id, pt.price_paise
-         FROM showtime_seats ss JOIN price_tiers pt ON pt.id = ss.price_tier_id
-         WHERE ss.showtime_id = $2 AND ss.seat_id = ANY($3)",
-        booking_id,
-        showtime_id,
-        &seat_ids
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "UPDATE bookings SET status = 'RESERVED', hold_expires_at = $2,
-             total_paise = (SELECT sum(price_paise) FROM booking_seats WHERE booking_id = $1)
-         WHERE id = $1",
-        booking_id,
-        showtime.deadline
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(Ok((showtime.deadline, expired)))
-}
-
-/// A seat locked for this reservation, and the booking whose lapsed hold it may carry.
-struct LockedSeat {
-    seat_id: Uuid,
-    lapsed_holder: Option<Uuid>,
-}
-
-async fn lock_named(
-    tx: &mut PgConnection,
-    showtime_id: Uuid,
-    seat_ids: &[Uuid],
-) -> Result<Result<Vec<LockedSeat>, RejectReason>, sqlx::Error> {
-    let rows = sqlx::query!(
-        r#"SELECT seat_id, status::text AS "status!", booking_id,
-                  coalesce(hold_expires_at <= now(), false) AS "lapsed!"
-           FROM showtime_seats
-           WHERE showtime_id = $1 AND seat_id = ANY($2)
-           ORDER BY seat_id
-           FOR UPDATE"#,
-        showtime_id,
-        seat_ids
+        &users,
+        &pending_ids
     )
     .fetch_all(&mut *tx)
-    .await?;
-    if rows.len() != seat_ids.len() {
-        return Ok(Err(RejectReason::InvalidSeats));
-    }
-    let mut seats = Vec::with_capacity(rows.len());
-    for row in rows {
-        match row.status.as_str() {
-            "AVAILABLE" => seats.push(LockedSeat {
-                seat_id: row.seat_id,
-                lapsed_holder: None,
-            }),
-            "RESERVED" if row.lapsed => seats.push(LockedSeat {
-                seat_id: row.seat_id,
-                lapsed_holder: row.booking_id,
-            }),
-            _ => return Ok(Err(RejectReason::SeatTaken)),
+    .await?
+    .into_iter()
+    .map(|row| (row.user_id, row.owned))
+    .collect();
+
+    for _ in 0..ALLOCATION_ATTEMPTS {
+        let plan = allocate(
+            tx,
+            showtime_id,
+            pending,
+            &owned,
+            showtime.max_seats_per_user,
+        )
+        .await?;
+        let wanted: Vec<Uuid> = plan.assigned.keys().copied().collect();
+        sqlx::query!("SAVEPOINT allocation")
+            .execute(&mut *tx)
+            .await?;
+        let locked: Vec<Uuid> = sqlx::query_scalar!(
+            "SELECT seat_id FROM showtime_seats
+             WHERE showtime_id = $1 AND seat_id = ANY($2)
+               AND (status = 'AVAILABLE' OR (status = 'RESERVED' AND hold_expires_at <= now()))
+             ORDER BY seat_id
+             FOR UPDATE",
+            showtime_id,
+            &wanted
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        if locked.len() != wanted.len() {
+            // A concurrent writer took some of them between reading and locking: look again.
+            sqlx::query!("ROLLBACK TO SAVEPOINT allocation")
+                .execute(&mut *tx)
+                .await?;
+            continue;
         }
+        let expired = expire_lapsed_holders(tx, &plan.lapsed_holders).await?;
+        apply(tx, showtime_id, &plan, showtime.deadline).await?;
+        let mut decided: Vec<(Uuid, Reservation)> = plan
+            .rejected
+            .iter()
+            .map(|(id, reason)| rejected(*id, *reason))
+            .collect();
+        write_rejections(tx, &decided).await?;
+        let reserved_ids: BTreeSet<Uuid> = plan.assigned.values().copied().collect();
+        decided.extend(reserved_ids.into_iter().map(|id| {
+            (
+                id,
+                Reservation::Reserved {
+                    showtime_id,
+                    hold_expires_at: showtime.deadline,
+                },
+            )
+        }));
+        return Ok((decided, expired));
     }
-    Ok(Ok(seats))
+    Err(sqlx::Error::Protocol(
+        "seats kept changing under the allocation; the batch will be retried".into(),
+    ))
 }
 
-struct Candidate {
-    seat_id: Uuid,
-    row_rank: i32,
-    row_label: String,
-    seat_number: i32,
+/// The allocation of one attempt: which seat goes to which booking, and who is turned away.
+struct Plan {
+    /// Seat -> booking, ordered by seat.
+    assigned: BTreeMap<Uuid, Uuid>,
+    rejected: Vec<(Uuid, RejectReason)>,
+    lapsed_holders: BTreeSet<Uuid>,
 }
 
-async fn lock_best_available(
+async fn allocate(
     tx: &mut PgConnection,
     showtime_id: Uuid,
-    section_id: Uuid,
-    quantity: u32,
-) -> Result<Result<Vec<LockedSeat>, RejectReason>, sqlx::Error> {
-    for _ in 0..BEST_AVAILABLE_ATTEMPTS {
-        let candidates = sqlx::query_as!(
-            Candidate,
-            "SELECT seat_id, row_rank, row_label, seat_number FROM showtime_seats
-             WHERE showtime_id = $1 AND section_id = $2
-               AND (status = 'AVAILABLE' OR (status = 'RESERVED' AND hold_expires_at <= now()))
-             ORDER BY row_rank, row_label, seat_number",
-            showtime_id,
-            section_id
+    pending: &[Pending],
+    owned: &HashMap<Uuid, i64>,
+    max_per_user: i32,
+) -> Result<Plan, sqlx::Error> {
+    let named: Vec<Uuid> = pending
+        .iter()
+        .filter_map(|p| match &p.selection {
+            Some(SeatSelection::Named { seat_ids }) => Some(seat_ids.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let named_states: HashMap<Uuid, SeatState> = sqlx::query!(
+        r#"SELECT seat_id,
+                  status = 'AVAILABLE' OR (status = 'RESERVED' AND hold_expires_at <= now()) AS "free!",
+                  CASE WHEN status = 'RESERVED' THEN booking_id END AS lapsed_holder
+           FROM showtime_seats WHERE showtime_id = $1 AND seat_id = ANY($2)"#,
+        showtime_id,
+        &named
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|row| {
+        (
+            row.seat_id,
+            SeatState {
+                free: row.free,
+                lapsed_holder: row.lapsed_holder.filter(|_| row.free),
+            },
         )
-        .fetch_all(&mut *tx)
-        .await?;
-        if candidates.len() < quantity as usize {
-            let exists = sqlx::query_scalar!(
-                r#"SELECT EXISTS (SELECT 1 FROM showtime_seats
-                                  WHERE showtime_id = $1 AND section_id = $2) AS "exists!""#,
-                showtime_id,
-                section_id
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            return Ok(Err(if exists {
-                RejectReason::SoldOut
-            } else {
-                RejectReason::InvalidSeats
-            }));
+    })
+    .collect();
+    // Free seats of each section asked for best-available, best first. Only as many as the
+    // batch could use (plus slack to find adjacent blocks) are read.
+    let mut wanted_per_section: BTreeMap<Uuid, i64> = BTreeMap::new();
+    for p in pending {
+        if let Some(SeatSelection::BestAvailable {
+            section_id,
+            quantity,
+        }) = &p.selection
+        {
+            *wanted_per_section.entry(*section_id).or_default() += i64::from(*quantity);
         }
-        let picked = best_block(&candidates, quantity as usize);
-        // Lock the pick, keeping only seats still free once the lock is granted.
-        let locked = sqlx::query!(
-            r#"SELECT seat_id, booking_id, status = 'RESERVED' AS "lapsed!"
-               FROM showtime_seats
-               WHERE showtime_id = $1 AND seat_id = ANY($2)
-                 AND (status = 'AVAILABLE' OR (status = 'RESERVED' AND hold_expires_at <= now()))
-               ORDER BY seat_id
-               FOR UPDATE"#,
-            showtime_id,
-            &picked
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        if locked.len() == picked.len() {
-            return Ok(Ok(locked
-                .into_iter()
-                .map(|row| LockedSeat {
-                    seat_id: row.seat_id,
-                    lapsed_holder: row.booking_id.filter(|_| row.lapsed),
-                })
-                .collect()));
-        }
-        // Someone took part of the pick meanwhile; the locks we got are kept but harmless, and
-        // the next pick sees the new state.
     }
-    Ok(Err(RejectReason::SoldOut))
+    let mut free_by_section: HashMap<Uuid, Vec<Candidate>> = HashMap::new();
+    let mut free_holders: HashMap<Uuid, Uuid> = HashMap::new();
+    for (section_id, wanted) in &wanted_per_section {
+        let rows = sqlx::query!(
+            r#"SELECT seat_id, row_rank, row_label, seat_number,
+                      CASE WHEN status = 'RESERVED' THEN booking_id END AS lapsed_holder
+               FROM showtime_seats
+               WHERE showtime_id = $1 AND section_id = $2
+                 AND (status = 'AVAILABLE' OR (status = 'RESERVED' AND hold_expires_at <= now()))
+               ORDER BY row_rank, row_label, seat_number
+               LIMIT $3"#,
+            showtime_id,
+            section_id,
+            wanted * 4 + 200
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut candidates = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(holder) = row.lapsed_holder {
+                free_holders.insert(row.seat_id, holder);
+            }
+            candidates.push(Candidate {
+                seat_id: row.seat_id,
+                row_rank: row.row_rank,
+                row_label: row.row_label,
+                seat_number: row.seat_number,
+            });
+        }
+        free_by_section.insert(*section_id, candidates);
+    }
+
+    let mut plan = Plan {
+        assigned: BTreeMap::new(),
+        rejected: Vec::new(),
+        lapsed_holders: BTreeSet::new(),
+    };
+    let mut owned = owned.clone();
+    let mut taken_in_batch: HashSet<Uuid> = HashSet::new();
+    for booking in pending {
+        let Some(selection) = &booking.selection else {
+            plan.rejected.push((booking.id, RejectReason::InvalidSeats));
+            continue;
+        };
+        let already = owned.get(&booking.user_id).copied().unwrap_or(0);
+        if already + booking.quantity > i64::from(max_per_user) {
+            plan.rejected.push((booking.id, RejectReason::LimitReached));
+            continue;
+        }
+        let seats: Result<Vec<Uuid>, RejectReason> = match selection {
+            SeatSelection::Named { seat_ids } => seat_ids
+                .iter()
+                .map(|seat| match named_states.get(seat) {
+                    None => Err(RejectReason::InvalidSeats),
+                    Some(state) if !state.free || taken_in_batch.contains(seat) => {
+                        Err(RejectReason::SeatTaken)
+                    }
+                    Some(_) => Ok(*seat),
+                })
+                .collect(),
+            SeatSelection::BestAvailable {
+                section_id,
+                quantity,
+            } => {
+                let free: Vec<&Candidate> = free_by_section
+                    .get(section_id)
+                    .map(|seats| {
+                        seats
+                            .iter()
+                            .filter(|seat| !taken_in_batch.contains(&seat.seat_id))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if free.len() < *quantity as usize {
+                    Err(RejectReason::SoldOut)
+                } else {
+                    Ok(best_block(&free, *quantity as usize))
+                }
+            }
+        };
+        match seats {
+            Ok(seats) => {
+                for seat in seats {
+                    taken_in_batch.insert(seat);
+                    plan.assigned.insert(seat, booking.id);
+                    let holder = named_states
+                        .get(&seat)
+                        .and_then(|state| state.lapsed_holder)
+                        .or_else(|| free_holders.get(&seat).copied());
+                    if let Some(holder) = holder {
+                        plan.lapsed_holders.insert(holder);
+                    }
+                }
+                *owned.entry(booking.user_id).or_default() += booking.quantity;
+            }
+            Err(reason) => plan.rejected.push((booking.id, reason)),
+        }
+    }
+    Ok(plan)
 }
 
 /// Adjacent seats in one row, in the best row that has them; failing that, the best seats.
-fn best_block(candidates: &[Candidate], quantity: usize) -> Vec<Uuid> {
+fn best_block(candidates: &[&Candidate], quantity: usize) -> Vec<Uuid> {
     let mut rows: BTreeMap<(i32, &str), Vec<&Candidate>> = BTreeMap::new();
     for candidate in candidates {
         rows.entry((candidate.row_rank, candidate.row_label.as_str()))
@@ -360,17 +469,16 @@ fn best_block(candidates: &[Candidate], quantity: usize) -> Vec<Uuid> {
         .collect()
 }
 
-/// Expires the bookings whose lapsed holds sit on `seats` and frees all their seats.
+/// Expires the bookings whose lapsed holds sit on the allocated seats, and frees all their
+/// seats.
 async fn expire_lapsed_holders(
     tx: &mut PgConnection,
-    seats: &[LockedSeat],
+    holders: &BTreeSet<Uuid>,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    let mut holders: Vec<Uuid> = seats.iter().filter_map(|seat| seat.lapsed_holder).collect();
-    holders.sort();
-    holders.dedup();
     if holders.is_empty() {
-        return Ok(holders);
+        return Ok(Vec::new());
     }
+    let holders: Vec<Uuid> = holders.iter().copied().collect();
     let expired: Vec<Uuid> = sqlx::query_scalar!(
         "UPDATE bookings SET status = 'EXPIRED'
          WHERE id = ANY($1) AND status = 'RESERVED' AND hold_expires_at <= now()
@@ -395,6 +503,90 @@ async fn expire_lapsed_holders(
     Ok(expired)
 }
 
+/// Writes the allocation: seats held, claims recorded, bookings RESERVED with their totals.
+async fn apply(
+    tx: &mut PgConnection,
+    showtime_id: Uuid,
+    plan: &Plan,
+    deadline: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if plan.assigned.is_empty() {
+        return Ok(());
+    }
+    let seats: Vec<Uuid> = plan.assigned.keys().copied().collect();
+    let bookings: Vec<Uuid> = plan.assigned.values().copied().collect();
+    let taken = sqlx::query!(
+        "UPDATE showtime_seats AS s
+         SET status = 'RESERVED', booking_id = v.booking_id, hold_expires_at = $4
+         FROM unnest($2::uuid[], $3::uuid[]) AS v(seat_id, booking_id)
+         WHERE s.showtime_id = $1 AND s.seat_id = v.seat_id AND s.status = 'AVAILABLE'",
+        showtime_id,
+        &seats,
+        &bookings,
+        deadline
+    )
+    .execute(&mut *tx)
+    .await?;
+    if taken.rows_affected() != seats.len() as u64 {
+        // Cannot happen while the rows are locked; if it ever does, nothing is written.
+        return Err(sqlx::Error::Protocol(format!(
+            "reserved {} of {} locked seats",
+            taken.rows_affected(),
+            seats.len()
+        )));
+    }
+    sqlx::query!(
+        "INSERT INTO booking_seats (booking_id, showtime_id, seat_id, price_paise)
+         SELECT v.booking_id, ss.showtime_id, ss.seat_id, pt.price_paise
+         FROM unnest($2::uuid[], $3::uuid[]) AS v(seat_id, booking_id)
+         JOIN showtime_seats ss ON ss.showtime_id = $1 AND ss.seat_id = v.seat_id
+         JOIN price_tiers pt ON pt.id = ss.price_tier_id",
+        showtime_id,
+        &seats,
+        &bookings
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE bookings AS b
+         SET status = 'RESERVED', hold_expires_at = $2, total_paise = t.total
+         FROM (SELECT booking_id, sum(price_paise)::bigint AS total FROM booking_seats
+               WHERE booking_id = ANY($1) AND released_at IS NULL GROUP BY booking_id) AS t
+         WHERE b.id = t.booking_id",
+        &bookings,
+        deadline
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_rejections(
+    tx: &mut PgConnection,
+    decided: &[(Uuid, Reservation)],
+) -> Result<(), sqlx::Error> {
+    let (ids, reasons): (Vec<Uuid>, Vec<RejectReason>) = decided
+        .iter()
+        .filter_map(|(id, outcome)| match outcome {
+            Reservation::Rejected { reason, .. } => Some((*id, *reason)),
+            _ => None,
+        })
+        .unzip();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "UPDATE bookings AS b SET status = 'REJECTED', reject_reason = v.reason
+         FROM unnest($1::uuid[], $2::booking_reject_reason[]) AS v(id, reason)
+         WHERE b.id = v.id",
+        &ids,
+        &reasons as &[RejectReason]
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,7 +602,7 @@ mod tests {
 
     #[test]
     fn adjacent_seats_in_the_best_row_win() {
-        let seats = vec![
+        let seats = [
             seat(0, "A", 1),
             seat(0, "A", 3),
             seat(1, "B", 4),
@@ -418,15 +610,19 @@ mod tests {
             seat(2, "C", 1),
             seat(2, "C", 2),
         ];
-        let picked = best_block(&seats, 2);
-        assert_eq!(picked, vec![seats[2].seat_id, seats[3].seat_id]);
+        let refs: Vec<&Candidate> = seats.iter().collect();
+        assert_eq!(
+            best_block(&refs, 2),
+            vec![seats[2].seat_id, seats[3].seat_id]
+        );
     }
 
     #[test]
     fn without_a_block_the_best_seats_are_taken() {
-        let seats = vec![seat(0, "A", 1), seat(0, "A", 3), seat(1, "B", 7)];
+        let seats = [seat(0, "A", 1), seat(0, "A", 3), seat(1, "B", 7)];
+        let refs: Vec<&Candidate> = seats.iter().collect();
         assert_eq!(
-            best_block(&seats, 2),
+            best_block(&refs, 2),
             vec![seats[0].seat_id, seats[1].seat_id]
         );
     }

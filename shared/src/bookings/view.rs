@@ -5,6 +5,8 @@
 //! the long-polls and event streams waiting on it. Redis being down costs only speed: readers
 //! fall back to Postgres.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -52,58 +54,76 @@ fn status_key(redis: &RedisClient, id: Uuid) -> String {
 
 /// Reads a booking from Postgres, the source of truth.
 pub async fn load(db: &PgPool, id: Uuid) -> Result<Option<BookingView>, sqlx::Error> {
-    let Some(row) = sqlx::query!(
+    Ok(load_many(db, &[id]).await?.pop())
+}
+
+/// Reads several bookings with two queries, whatever their number.
+pub async fn load_many(db: &PgPool, ids: &[Uuid]) -> Result<Vec<BookingView>, sqlx::Error> {
+    let rows = sqlx::query!(
         r#"SELECT id, user_id, showtime_id, status AS "status: BookingStatus",
                   reject_reason AS "reject_reason: RejectReason", quantity, total_paise,
                   currency, hold_expires_at, created_at, updated_at
-           FROM bookings WHERE id = $1"#,
-        id
+           FROM bookings WHERE id = ANY($1)"#,
+        ids
     )
-    .fetch_optional(db)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let seats = if row.status.holds_seats() {
-        sqlx::query_as!(
-            BookedSeat,
-            r#"SELECT bs.seat_id, sec.name AS section, s.row_label AS row, s.seat_number AS number,
-                      bs.price_paise
+    .fetch_all(db)
+    .await?;
+    let holding: Vec<Uuid> = rows
+        .iter()
+        .filter(|row| row.status.holds_seats())
+        .map(|row| row.id)
+        .collect();
+    let mut seats: HashMap<Uuid, Vec<BookedSeat>> = HashMap::new();
+    if !holding.is_empty() {
+        let rows = sqlx::query!(
+            r#"SELECT bs.booking_id, bs.seat_id, sec.name AS section, s.row_label AS row,
+                      s.seat_number AS number, bs.price_paise
                FROM booking_seats bs
                JOIN seats s ON s.id = bs.seat_id
                JOIN seat_sections sec ON sec.id = s.section_id
-               WHERE bs.booking_id = $1 AND bs.released_at IS NULL
+               WHERE bs.booking_id = ANY($1) AND bs.released_at IS NULL
                ORDER BY s.row_rank, s.row_label, s.seat_number"#,
-            id
+            &holding
         )
         .fetch_all(db)
-        .await?
-    } else {
-        Vec::new()
-    };
-    Ok(Some(BookingView {
-        id: row.id,
-        user_id: row.user_id,
-        showtime_id: row.showtime_id,
-        status: row.status,
-        reject_reason: row.reject_reason,
-        quantity: row.quantity,
-        seats,
-        total_paise: row.total_paise,
-        currency: row.currency,
-        hold_expires_at: row.hold_expires_at,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-    }))
+        .await?;
+        for row in rows {
+            seats.entry(row.booking_id).or_default().push(BookedSeat {
+                seat_id: row.seat_id,
+                section: row.section,
+                row: row.row,
+                number: row.number,
+                price_paise: row.price_paise,
+            });
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| BookingView {
+            seats: seats.remove(&row.id).unwrap_or_default(),
+            id: row.id,
+            user_id: row.user_id,
+            showtime_id: row.showtime_id,
+            status: row.status,
+            reject_reason: row.reject_reason,
+            quantity: row.quantity,
+            total_paise: row.total_paise,
+            currency: row.currency,
+            hold_expires_at: row.hold_expires_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+        .collect())
 }
 
 /// The Redis copy, if Redis has one and answers.
 pub async fn cached(redis: &RedisClient, id: Uuid) -> Option<BookingView> {
-    let outcome: redis::RedisResult<Option<String>> = async {
-        let mut connection = redis.connection().await?;
-        connection.get(status_key(redis, id)).await
-    }
-    .await;
+    let outcome: redis::RedisResult<Option<String>> = redis
+        .bounded(async {
+            let mut connection = redis.connection().await?;
+            connection.get(status_key(redis, id)).await
+        })
+        .await;
     outcome
         .ok()
         .flatten()
@@ -113,33 +133,47 @@ pub async fn cached(redis: &RedisClient, id: Uuid) -> Option<BookingView> {
 /// Copies the current state of a booking to Redis and announces it. Best effort: a failure is
 /// logged, and readers fall back to Postgres.
 pub async fn announce(db: &PgPool, redis: &RedisClient, id: Uuid, ttl: std::time::Duration) {
-    let view = match load(db, id).await {
-        Ok(Some(view)) => view,
-        Ok(None) => return,
-        Err(error) => {
-            tracing::warn!(%error, booking_id = %id, "could not read a booking to announce it");
-            return;
-        }
-    };
-    announce_view(redis, &view, ttl).await;
+    announce_many(db, redis, &[id], ttl).await;
+}
+
+/// The same for several bookings: two queries and one Redis round trip in all.
+pub async fn announce_many(
+    db: &PgPool,
+    redis: &RedisClient,
+    ids: &[Uuid],
+    ttl: std::time::Duration,
+) {
+    match load_many(db, ids).await {
+        Ok(views) => announce_views(redis, &views, ttl).await,
+        Err(error) => tracing::warn!(%error, "could not read bookings to announce them"),
+    }
 }
 
 pub async fn announce_view(redis: &RedisClient, view: &BookingView, ttl: std::time::Duration) {
-    let Ok(json) = serde_json::to_string(view) else {
+    announce_views(redis, std::slice::from_ref(view), ttl).await;
+}
+
+async fn announce_views(redis: &RedisClient, views: &[BookingView], ttl: std::time::Duration) {
+    if views.is_empty() {
         return;
-    };
-    let outcome: redis::RedisResult<()> = async {
-        let mut connection = redis.connection().await?;
-        redis::pipe()
-            .set_ex(status_key(redis, view.id), &json, ttl.as_secs().max(1))
+    }
+    let mut pipe = redis::pipe();
+    for view in views {
+        let Ok(json) = serde_json::to_string(view) else {
+            continue;
+        };
+        pipe.set_ex(status_key(redis, view.id), &json, ttl.as_secs().max(1))
             .ignore()
             .publish(status_channel(redis), &json)
-            .ignore()
-            .query_async(&mut connection)
-            .await
+            .ignore();
     }
-    .await;
+    let outcome: redis::RedisResult<()> = redis
+        .bounded(async {
+            let mut connection = redis.connection().await?;
+            pipe.query_async(&mut connection).await
+        })
+        .await;
     if let Err(error) = outcome {
-        tracing::warn!(%error, booking_id = %view.id, "could not announce a booking status");
+        tracing::warn!(%error, bookings = views.len(), "could not announce booking statuses");
     }
 }

@@ -10,6 +10,27 @@ use super::Job;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReserveSeats {
     pub booking_id: Uuid,
+    /// Where the booking is, so the worker knows which lock and batch it joins without a
+    /// query. Absent, the worker looks it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ReservationScope>,
+}
+
+/// The showtime of a booking, and its section when it asks for best available.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationScope {
+    pub showtime_id: Uuid,
+    pub section_id: Option<Uuid>,
+}
+
+impl ReservationScope {
+    /// The name of the lock (and batch) a reservation takes.
+    pub fn lock_name(&self) -> String {
+        match self.section_id {
+            Some(section_id) => format!("showtime:{}:section:{section_id}", self.showtime_id),
+            None => format!("showtime:{}", self.showtime_id),
+        }
+    }
 }
 
 impl Job for ReserveSeats {

@@ -11,7 +11,7 @@ mod topology;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use kinds::{PaymentSignal, Refund, ReserveSeats, SendOtp, VerifyPayment};
+pub use kinds::{PaymentSignal, Refund, ReservationScope, ReserveSeats, SendOtp, VerifyPayment};
 pub use publisher::{JobPublisher, PublishError};
 pub use topology::QueueTopology;
 

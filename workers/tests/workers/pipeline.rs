@@ -116,21 +116,28 @@ impl Sale {
     /// Long-polls until the booking is decided.
     async fn decided(&self, i: usize, booking: Uuid) -> Value {
         for _ in 0..60 {
-            let view: Value = self
+            let response = self
                 .client
                 .get(format!("{}/api/bookings/{booking}?wait=10", self.api))
                 .bearer_auth(&self.buyers[i].token)
                 .send()
                 .await
-                .unwrap()
-                .json()
-                .await
                 .unwrap();
+            let status = response.status();
+            let view: Value = response.json().await.unwrap();
+            assert_eq!(status, 200, "status of booking {booking}: {view}");
             if view["status"] != "PENDING" {
                 return view;
             }
         }
         panic!("booking {booking} was never decided");
+    }
+
+    async fn decided_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM bookings WHERE status <> 'PENDING'")
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
     }
 
     /// Every buyer books at once and waits for the answer.
@@ -272,19 +279,19 @@ async fn reservations_stay_correct_when_redis_goes_away_mid_race() {
 
     let race = sale.run(8);
     let cut = async {
-        eventually("some bookings are decided", || async {
-            let decided: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM bookings WHERE status <> 'PENDING'")
-                    .fetch_one(&sale.db)
-                    .await
-                    .unwrap();
-            decided >= 20
+        eventually("a first booking is decided", || async {
+            sale.decided_count().await >= 1
         })
         .await;
         proxy.cut();
+        sale.decided_count().await
     };
-    let (outcomes, ()) = tokio::join!(race, cut);
+    let (outcomes, decided_before_cut) = tokio::join!(race, cut);
 
+    assert!(
+        decided_before_cut < 150,
+        "Redis went away mid-race ({decided_before_cut} of 150 decided before)"
+    );
     sale.check_invariants(&outcomes, 8).await;
 }
 
@@ -296,19 +303,19 @@ async fn a_worker_killed_mid_reservation_loses_nothing_and_applies_nothing_twice
     let race = sale.run(8);
     let kill_and_replace = async {
         eventually("the first worker is busy", || async {
-            let decided: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM bookings WHERE status <> 'PENDING'")
-                    .fetch_one(&sale.db)
-                    .await
-                    .unwrap();
-            decided >= 10
+            sale.decided_count().await >= 1
         })
         .await;
         doomed.kill_hard();
-        WorkerProcess::start(&sale.env)
+        let decided_at_kill = sale.decided_count().await;
+        (WorkerProcess::start(&sale.env), decided_at_kill)
     };
-    let (outcomes, _replacement) = tokio::join!(race, kill_and_replace);
+    let (outcomes, (_replacement, decided_at_kill)) = tokio::join!(race, kill_and_replace);
 
+    assert!(
+        decided_at_kill < 200,
+        "the worker died mid-sale ({decided_at_kill} of 200 decided before)"
+    );
     sale.check_invariants(&outcomes, 8).await;
     let released_from_live: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM booking_seats bs JOIN bookings b ON b.id = bs.booking_id

@@ -1,0 +1,132 @@
+//! Batching reservations: in each worker process, one task per lock scope (a showtime for named
+//! seats, a section for best available) takes every reservation job waiting for that scope,
+//! takes the scope's Redis lock once, and decides them all in one transaction
+//! (`shared::bookings::reserve::reserve_batch`). Under load a batch holds hundreds of bookings,
+//! and a commit, a lock and each round trip are paid once for all of them; when it is quiet a
+//! batch holds one, and nothing waits.
+//!
+//! A scope's task stops after a quiet minute. A job whose request reaches a stopping task gets
+//! no answer and fails transiently, so it is retried: nothing is lost.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use shared::bookings::{
+    availability, lock,
+    reserve::{self, Reservation},
+    view,
+};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::context::{JobContext, JobError};
+
+/// Most bookings decided in one transaction.
+const MAX_BATCH: usize = 256;
+const IDLE_AFTER: Duration = Duration::from_secs(60);
+
+struct Request {
+    booking_id: Uuid,
+    reply: oneshot::Sender<Result<Reservation, String>>,
+}
+
+#[derive(Default)]
+pub struct ReservationBatcher {
+    scopes: Mutex<HashMap<String, mpsc::Sender<Request>>>,
+}
+
+impl ReservationBatcher {
+    /// Queues `booking_id` on its scope and waits for its batch to be decided.
+    pub async fn reserve(
+        &self,
+        ctx: &JobContext,
+        scope: &str,
+        booking_id: Uuid,
+    ) -> Result<Reservation, JobError> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.sender(ctx, scope);
+        sender
+            .send(Request { booking_id, reply })
+            .await
+            .map_err(|_| JobError::Transient(anyhow::anyhow!("reservation queue closed")))?;
+        answer
+            .await
+            .map_err(|_| JobError::Transient(anyhow::anyhow!("reservation batch abandoned")))?
+            .map_err(|error| JobError::Transient(anyhow::anyhow!(error)))
+    }
+
+    fn sender(&self, ctx: &JobContext, scope: &str) -> mpsc::Sender<Request> {
+        let Ok(mut scopes) = self.scopes.lock() else {
+            // A poisoned map: serve this request on a task of its own.
+            return spawn_scope(ctx.clone(), scope.to_owned());
+        };
+        match scopes.get(scope) {
+            Some(sender) if !sender.is_closed() => sender.clone(),
+            _ => {
+                let sender = spawn_scope(ctx.clone(), scope.to_owned());
+                scopes.insert(scope.to_owned(), sender.clone());
+                sender
+            }
+        }
+    }
+}
+
+fn spawn_scope(ctx: JobContext, scope: String) -> mpsc::Sender<Request> {
+    let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
+    tokio::spawn(run_scope(ctx, scope, receiver));
+    sender
+}
+
+async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<Request>) {
+    let settings = &ctx.settings.bookings;
+    loop {
+        let Ok(Some(first)) = tokio::time::timeout(IDLE_AFTER, requests.recv()).await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let ids: Vec<Uuid> = batch.iter().map(|r| r.booking_id).collect();
+        let held = lock::acquire(&ctx.redis, &scope, settings).await;
+        let decided = reserve::reserve_batch(&ctx.db, &ids, settings.hold_duration).await;
+        if let Some(lock) = held {
+            lock.release().await;
+        }
+        match decided {
+            Ok(decisions) => {
+                let mut outcomes: HashMap<Uuid, Reservation> =
+                    decisions.outcomes.into_iter().collect();
+                // Announced before the jobs are answered (and acknowledged), so a status is never
+                // lost to a crash between the two.
+                for showtime_id in &decisions.showtimes {
+                    availability::invalidate(&ctx.redis, *showtime_id).await;
+                }
+                let mut changed = ids.clone();
+                changed.extend(decisions.expired);
+                view::announce_many(&ctx.db, &ctx.redis, &changed, settings.status_ttl).await;
+                for request in batch {
+                    let outcome = outcomes
+                        .remove(&request.booking_id)
+                        .unwrap_or(Reservation::Missing);
+                    let _ = request.reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, scope, batch = ids.len(), "reservation batch failed");
+                for request in batch {
+                    let _ = request.reply.send(Err(error.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// The context's batcher, shared by every reserve-seats job of the process.
+pub type SharedBatcher = Arc<ReservationBatcher>;
