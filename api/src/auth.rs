@@ -3,7 +3,10 @@
 //!
 //! A bearer token is checked twice: its signature and expiry (cheap, no I/O), then its session
 //! in Postgres, so that logout, session revocation and a disabled account take effect at once,
-//! and the role used is the current one, not the one the token was issued with.
+//! and the role used is the current one, not the one the token was issued with. The session
+//! check is reused for up to `AUTH_SESSION_CACHE_TTL`; every change to a user's sessions, role
+//! or standing drops it at once on this instance and, through Redis, on the others
+//! ([`account_changed`]).
 
 use axum::{
     extract::{FromRequestParts, Request, State},
@@ -28,6 +31,38 @@ pub struct AuthUser {
 #[derive(Debug, Clone, Copy)]
 pub struct MaybeAuthUser(pub Option<AuthUser>);
 
+/// Live-session checks this instance made recently, per (user, session).
+#[derive(Clone)]
+pub struct SessionCache {
+    entries: moka::future::Cache<(Uuid, Uuid), AuthUser>,
+}
+
+impl SessionCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            entries: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .support_invalidation_closures()
+                .build(),
+        }
+    }
+
+    /// Drops everything cached about a user.
+    pub fn forget_user(&self, user_id: Uuid) {
+        let _ = self
+            .entries
+            .invalidate_entries_if(move |(user, _), _| *user == user_id);
+    }
+}
+
+/// After a change to a user's sessions, role or standing: forget it here at once, and tell the
+/// other instances.
+pub async fn account_changed(state: &AppState, user_id: Uuid) {
+    state.sessions.forget_user(user_id);
+    sessions::announce_change(&state.redis, user_id).await;
+}
+
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, ApiError> {
     if let Some(user) = parts.extensions.get::<AuthUser>() {
         return Ok(Some(*user));
@@ -44,14 +79,20 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser
         .tokens
         .verify_access(token.trim())
         .map_err(|_| ApiError::Unauthorized)?;
+    let key = (claims.sub, claims.sid);
+    if let Some(user) = state.sessions.entries.get(&key).await {
+        return Ok(Some(user));
+    }
     let principal = sessions::principal(&state.db, claims.sub, claims.sid)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    Ok(Some(AuthUser {
+    let user = AuthUser {
         user_id: principal.user_id,
         session_id: principal.session_id,
         role: principal.role,
-    }))
+    };
+    state.sessions.entries.insert(key, user).await;
+    Ok(Some(user))
 }
 
 impl FromRequestParts<AppState> for AuthUser {

@@ -1,5 +1,6 @@
 //! Live booking status in this API instance: one Redis subscription to the `booking-status`
-//! channel, fanned out to the long-polls and event streams waiting on each booking.
+//! channel, fanned out to the long-polls and event streams waiting on each booking. The same
+//! subscription carries account changes to the session cache.
 //!
 //! Waiters are registered per booking, so a message wakes only those who wait on it. The
 //! subscription reconnects by itself; while Redis is down, waiters fall back to re-reading
@@ -15,6 +16,8 @@ use futures::StreamExt;
 use shared::{bookings::view::BookingView, redis_client::RedisClient};
 use tokio::sync::broadcast;
 use uuid::Uuid;
+
+use crate::auth::SessionCache;
 
 /// How often a waiter re-reads Postgres in case a message was missed.
 pub const RECHECK_EVERY: Duration = Duration::from_millis(500);
@@ -33,17 +36,20 @@ pub struct Watch {
 
 impl StatusHub {
     /// Starts the hub and its subscription task.
-    pub fn start(redis: RedisClient) -> Arc<Self> {
+    /// Starts the hub and its subscription task, which also forwards account changes to the
+    /// session cache.
+    pub fn start(redis: RedisClient, sessions: SessionCache) -> Arc<Self> {
         let hub = Arc::new(Self::default());
-        tokio::spawn(Self::subscribe(Arc::downgrade(&hub), redis));
+        tokio::spawn(Self::subscribe(Arc::downgrade(&hub), redis, sessions));
         hub
     }
 
-    async fn subscribe(hub: std::sync::Weak<Self>, redis: RedisClient) {
-        let channel = shared::bookings::view::status_channel(&redis);
+    async fn subscribe(hub: std::sync::Weak<Self>, redis: RedisClient, sessions: SessionCache) {
+        let status = shared::bookings::view::status_channel(&redis);
+        let accounts = shared::accounts::sessions::changes_channel(&redis);
         loop {
             match redis.pubsub().await {
-                Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(mut pubsub) => match pubsub.subscribe(&[&status, &accounts]).await {
                     Ok(()) => {
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
@@ -51,7 +57,11 @@ impl StatusHub {
                             let Ok(payload) = message.get_payload::<String>() else {
                                 continue;
                             };
-                            if let Ok(view) = serde_json::from_str::<BookingView>(&payload) {
+                            if message.get_channel_name() == accounts {
+                                if let Ok(user_id) = payload.parse::<Uuid>() {
+                                    sessions.forget_user(user_id);
+                                }
+                            } else if let Ok(view) = serde_json::from_str::<BookingView>(&payload) {
                                 hub.dispatch(view);
                             }
                         }

@@ -14,7 +14,7 @@ use shared::{
 };
 use sqlx::PgPool;
 
-use crate::live::StatusHub;
+use crate::{auth::SessionCache, live::StatusHub};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +27,7 @@ pub struct AppState {
     pub login_throttle: LoginThrottle,
     pub google: Arc<GoogleVerifier>,
     pub status_hub: Arc<StatusHub>,
+    pub sessions: SessionCache,
     /// The in-process level of the availability cache.
     pub availability: availability::LocalCache,
 }
@@ -37,6 +38,7 @@ impl AppState {
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let redis = RedisClient::new(&settings.redis)?;
         let http = reqwest::Client::builder().build()?;
+        let sessions = SessionCache::new(settings.auth.session_cache_ttl);
         Ok(Self {
             db: shared::db::pool(&settings.database)?,
             jobs: JobPublisher::new(&settings.rabbitmq),
@@ -44,7 +46,8 @@ impl AppState {
             passwords: PasswordHasher::new(&settings.auth.argon2)?,
             login_throttle: LoginThrottle::new(redis.clone(), &settings.auth),
             google: Arc::new(GoogleVerifier::new(&settings.google, http)),
-            status_hub: StatusHub::start(redis.clone()),
+            status_hub: StatusHub::start(redis.clone(), sessions.clone()),
+            sessions,
             availability: availability::LocalCache::default(),
             redis,
             settings: Arc::new(settings),

@@ -167,6 +167,9 @@ pub struct AuthSettings {
     pub login_max_failures_per_account: u32,
     pub login_max_failures_per_ip: u32,
     pub login_failure_window: Duration,
+    /// How long an API instance may trust its copy of a session check. Revocations reach every
+    /// instance at once through Redis; this bounds how stale a missed one can be.
+    pub session_cache_ttl: Duration,
 }
 
 /// argon2id cost. Hashes made with other parameters are upgraded at the next login.
@@ -331,6 +334,12 @@ impl Settings {
                 .or(
                     "LOGIN_FAILURE_WINDOW",
                     HumanDuration(Duration::from_secs(900)),
+                )?
+                .0,
+            session_cache_ttl: env
+                .or(
+                    "AUTH_SESSION_CACHE_TTL",
+                    HumanDuration(Duration::from_secs(5)),
                 )?
                 .0,
         };

@@ -21,6 +21,7 @@ use uuid::Uuid;
 /// Prefix of every database the tests create; the test script drops leftovers by it.
 pub const TEST_DATABASE_PREFIX: &str = "bms_test_";
 
+#[derive(Clone)]
 pub struct TestEnv {
     /// Short unique id of this test's environment, part of every name it uses.
     pub id: String,

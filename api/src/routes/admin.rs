@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    auth::AuthUser,
+    auth::{AuthUser, account_changed},
     error::ApiError,
     extract::{ClientInfo, Json, RequestId},
     state::AppState,
@@ -73,5 +73,6 @@ pub async fn change_role(
     )
     .await?;
     tx.commit().await?;
+    account_changed(&state, id).await;
     Ok(axum::Json(user))
 }

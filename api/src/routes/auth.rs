@@ -17,7 +17,7 @@ use shared::{
 use utoipa::ToSchema;
 
 use crate::{
-    auth::{AuthUser, MaybeAuthUser},
+    auth::{AuthUser, MaybeAuthUser, account_changed},
     error::ApiError,
     extract::{ClientInfo, Json},
     state::AppState,
@@ -60,7 +60,7 @@ impl From<SessionError> for ApiError {
                 code: "INVALID_REFRESH_TOKEN",
                 message: error.to_string(),
             },
-            SessionError::RefreshTokenReused => ApiError::AuthenticationFailed {
+            SessionError::RefreshTokenReused { .. } => ApiError::AuthenticationFailed {
                 code: "REFRESH_TOKEN_REUSED",
                 message: error.to_string(),
             },
@@ -202,9 +202,14 @@ pub async fn refresh(
     if body.refresh_token.len() > 200 {
         return Err(invalid_refresh_token());
     }
-    Ok(axum::Json(
-        sessions::refresh(&state.db, &state.tokens, &body.refresh_token).await?,
-    ))
+    match sessions::refresh(&state.db, &state.tokens, &body.refresh_token).await {
+        Ok(pair) => Ok(axum::Json(pair)),
+        Err(SessionError::RefreshTokenReused { user_id }) => {
+            account_changed(&state, user_id).await;
+            Err(SessionError::RefreshTokenReused { user_id }.into())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn invalid_refresh_token() -> ApiError {
@@ -217,6 +222,7 @@ fn invalid_refresh_token() -> ApiError {
 #[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
 pub async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
     sessions::revoke(&state.db, user.user_id, user.session_id, "signed out").await?;
+    account_changed(&state, user.user_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -14,7 +14,12 @@ use shared::accounts::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{auth::AuthUser, error::ApiError, extract::Json, state::AppState};
+use crate::{
+    auth::{AuthUser, account_changed},
+    error::ApiError,
+    extract::Json,
+    state::AppState,
+};
 
 /// The caller's profile.
 #[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
@@ -86,6 +91,7 @@ pub async fn revoke_session(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     if sessions::revoke(&state.db, user.user_id, id, "revoked by the user").await? {
+        account_changed(&state, user.user_id).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("session"))
@@ -106,5 +112,6 @@ pub async fn revoke_other_sessions(
     user: AuthUser,
 ) -> Result<axum::Json<Revoked>, ApiError> {
     let revoked = sessions::revoke_others(&state.db, user.user_id, user.session_id).await?;
+    account_changed(&state, user.user_id).await;
     Ok(axum::Json(Revoked { revoked }))
 }

@@ -403,3 +403,30 @@ async fn bad_input_gets_a_precise_4xx_in_the_error_shape_and_writes_nothing() {
         .unwrap();
     assert_eq!(users, 0, "no bad request wrote anything");
 }
+
+#[tokio::test]
+async fn a_logout_on_one_instance_ends_the_session_on_another_at_once() {
+    let mut env = TestEnv::new().await;
+    // Only the announcement through Redis can explain a prompt 401 on the other instance.
+    env.set("AUTH_SESSION_CACHE_TTL", "1h");
+    let first = spawn_app_with(env.clone()).await;
+    let second = spawn_app_with(env).await;
+    let pair = first.signed_up().await;
+    assert_eq!(
+        second.get_as("/api/users/me", access(&pair)).await.status(),
+        200
+    );
+
+    let logout = first
+        .post_json_as("/api/auth/logout", &json!({}), access(&pair))
+        .await;
+    assert_eq!(logout.status(), 204);
+
+    for _ in 0..100 {
+        if second.get_as("/api/users/me", access(&pair)).await.status() == 401 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the other instance still accepts the signed-out session");
+}

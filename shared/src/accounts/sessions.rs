@@ -43,7 +43,7 @@ pub enum SessionError {
     #[error("the refresh token is not valid")]
     InvalidRefreshToken,
     #[error("the refresh token was already used; the session has been revoked")]
-    RefreshTokenReused,
+    RefreshTokenReused { user_id: Uuid },
     #[error(transparent)]
     Token(#[from] InvalidToken),
     #[error(transparent)]
@@ -123,7 +123,9 @@ pub async fn refresh(
         .await?;
         tx.commit().await?;
         tracing::warn!(session_id = %current.session_id, "refresh token reused; session revoked");
-        return Err(SessionError::RefreshTokenReused);
+        return Err(SessionError::RefreshTokenReused {
+            user_id: current.user_id,
+        });
     }
     let now = Utc::now();
     if current.revoked_at.is_some() || current.disabled_at.is_some() || current.expires_at <= now {
@@ -263,4 +265,29 @@ pub async fn revoke_others(db: &PgPool, user_id: Uuid, keep: Uuid) -> Result<u64
     .execute(db)
     .await?;
     Ok(revoked.rows_affected())
+}
+
+/// The channel on which a change to a user's sessions, role or standing is announced, so every
+/// API instance drops what it cached about that user.
+pub fn changes_channel(redis: &crate::redis_client::RedisClient) -> String {
+    redis.key("account-changes")
+}
+
+/// Announces that what was true of `user_id`'s sessions may no longer be. Best effort: an
+/// instance that misses it forgets by itself within `AUTH_SESSION_CACHE_TTL`.
+pub async fn announce_change(redis: &crate::redis_client::RedisClient, user_id: Uuid) {
+    let outcome: redis::RedisResult<()> = redis
+        .bounded(async {
+            let mut connection = redis.connection().await?;
+            redis::AsyncCommands::publish(
+                &mut connection,
+                changes_channel(redis),
+                user_id.to_string(),
+            )
+            .await
+        })
+        .await;
+    if let Err(error) = outcome {
+        tracing::warn!(%error, %user_id, "could not announce an account change");
+    }
 }
