@@ -10,6 +10,7 @@ mod processes;
 mod raw;
 mod reads;
 mod report;
+mod stages;
 
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub bin_dir: PathBuf,
     /// Settings for the processes (the database is replaced by a fresh one per run).
     pub settings: HashMap<String, String>,
+    /// Where the processes' logs go (their stdout), with `RUST_LOG` for them; `None` discards.
+    pub logs: Option<(PathBuf, String)>,
 }
 
 /// Runs the whole benchmark and returns its report. Fails if an invariant breaks.
@@ -62,7 +65,11 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
     values.insert("HOLD_DURATION".into(), "2h".into());
     values.insert("MAX_SEATS_PER_BOOKING".into(), "10".into());
     values.insert("LOG_FORMAT".into(), "json".into());
-    values.insert("RUST_LOG".into(), "warn".into());
+    let filter = config
+        .logs
+        .as_ref()
+        .map_or("warn", |(_, filter)| filter.as_str());
+    values.insert("RUST_LOG".into(), filter.into());
     let settings = Settings::from_map(&values).context("benchmark settings")?;
     let db = shared::db::pool(&settings.database)?;
     shared::db::migrate(&db).await?;
@@ -77,12 +84,15 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
     let stack = processes::Stack::start(&config, &values).await?;
     let load = load::flash_sale(&config, &stack.api_url, &showtime, &buyers).await;
     let invariants = report::check_invariants(&db, &showtime, config.seats).await?;
+    let stages = stages::breakdown(&db, &load.moments).await?;
     let reads = reads::measure(&config, &stack, &showtime, &load.decided).await?;
     let memory = stack.peak_memory();
     stack.stop().await;
     drop_database(&values["DATABASE_URL"]).await;
 
-    Ok(Report::new(&config, raw, load, reads, memory, invariants))
+    Ok(Report::new(
+        &config, raw, load, reads, memory, invariants, stages,
+    ))
 }
 
 /// Sections of equal size, rows of at most 50 seats.

@@ -3,7 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use futures::StreamExt;
@@ -29,11 +29,15 @@ pub struct LoadResult {
     pub http_errors: BTreeMap<String, u64>,
     /// Decided bookings and their owners' tokens, for the read-path measurement.
     pub decided: Vec<(String, Uuid)>,
+    /// Per decided booking: submitted, accepted and answered, for the stage breakdown.
+    pub moments: Vec<(Uuid, [SystemTime; 3])>,
 }
 
 enum Outcome {
     Final {
         latency: Duration,
+        /// Wall-clock moments: submitted, accepted (202), final answer received.
+        moments: [SystemTime; 3],
         view: Value,
         token: String,
         booking: Uuid,
@@ -58,6 +62,7 @@ fn request(config: &Config, showtime: &ShowtimeFixture, index: u32) -> Value {
 
 async fn one_buyer(client: &reqwest::Client, api: &str, buyer: &Buyer, body: Value) -> Outcome {
     let started = Instant::now();
+    let submitted = SystemTime::now();
     let response = client
         .post(format!("{api}/api/bookings"))
         .bearer_auth(&buyer.token)
@@ -79,6 +84,7 @@ async fn one_buyer(client: &reqwest::Client, api: &str, buyer: &Buyer, body: Val
     else {
         return Outcome::HttpError("POST body".into());
     };
+    let accepted_at = SystemTime::now();
     for _ in 0..30 {
         let polled = client
             .get(format!("{api}/api/bookings/{booking}?wait=10"))
@@ -98,6 +104,7 @@ async fn one_buyer(client: &reqwest::Client, api: &str, buyer: &Buyer, body: Val
         if view["status"] != "PENDING" {
             return Outcome::Final {
                 latency: started.elapsed(),
+                moments: [submitted, accepted_at, SystemTime::now()],
                 view,
                 token: buyer.token.clone(),
                 booking,
@@ -144,6 +151,7 @@ pub async fn flash_sale(
         by_reason: BTreeMap::new(),
         http_errors: BTreeMap::new(),
         decided: Vec::new(),
+        moments: Vec::new(),
     };
     while let Some(outcome) = outcomes.next().await {
         let Some(outcome) = outcome else { continue };
@@ -151,10 +159,12 @@ pub async fn flash_sale(
         match outcome {
             Outcome::Final {
                 latency,
+                moments,
                 view,
                 token,
                 booking,
             } => {
+                result.moments.push((booking, moments));
                 result.finished += 1;
                 let _ = result.latency.record(latency.as_micros() as u64);
                 let status = view["status"].as_str().unwrap_or("?").to_owned();

@@ -40,6 +40,11 @@ struct Cli {
     /// Also print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Keep the processes' logs in this directory (with --log-filter as their RUST_LOG).
+    #[arg(long)]
+    logs: Option<PathBuf>,
+    #[arg(long, default_value = "warn,workers::reservations=debug")]
+    log_filter: String,
 }
 
 #[derive(Subcommand)]
@@ -88,6 +93,7 @@ async fn main() -> ExitCode {
         read_duration: Duration::from_secs(cli.read_seconds),
         bin_dir,
         settings,
+        logs: cli.logs.clone().map(|dir| (dir, cli.log_filter.clone())),
     };
     match bench::run(config).await {
         Ok(report) => {

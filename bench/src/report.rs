@@ -7,7 +7,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 use test_support::fixtures::ShowtimeFixture;
 
-use crate::{Config, load::LoadResult, processes::PeakMemory, raw::RawLimit, reads::Reads};
+use crate::{
+    Config, load::LoadResult, processes::PeakMemory, raw::RawLimit, reads::Reads, stages::Stages,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Invariants {
@@ -127,6 +129,7 @@ pub struct Report {
     pub availability_to_bare: f64,
     pub memory: PeakMemory,
     pub invariants: Invariants,
+    pub stages: Stages,
 }
 
 impl Report {
@@ -137,6 +140,7 @@ impl Report {
         reads: Reads,
         memory: PeakMemory,
         invariants: Invariants,
+        stages: Stages,
     ) -> Self {
         let ms = |quantile: f64| load.latency.value_at_quantile(quantile) as f64 / 1000.0;
         let seats_reserved_per_second =
@@ -169,6 +173,7 @@ impl Report {
             reads,
             memory,
             invariants,
+            stages,
         }
     }
 }
@@ -187,13 +192,20 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  seats         {} reserved: {:.0} seats/s",
-            self.seats_reserved, self.seats_reserved_per_second
+            "  seats         {} reserved in {:.1} s (to the last seat held): {:.0} seats/s",
+            self.seats_reserved, self.sellout_seconds, self.seats_reserved_per_second
         )?;
         writeln!(
             f,
             "  latency       submit to final: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             self.latency.p50_ms, self.latency.p95_ms, self.latency.p99_ms, self.latency.max_ms
+        )?;
+        writeln!(
+            f,
+            "  stages        (medians) HTTP accept {:.1} ms, queue+reservation {:.1} ms, answer delivery {:.1} ms",
+            self.stages.http_accept_ms,
+            self.stages.queue_and_reservation_ms,
+            self.stages.answer_delivery_ms
         )?;
         writeln!(
             f,

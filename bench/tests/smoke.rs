@@ -31,6 +31,7 @@ async fn a_small_flash_sale_keeps_every_invariant() {
         read_duration: Duration::from_millis(500),
         bin_dir,
         settings: env.values().clone(),
+        logs: None,
     };
 
     let report = bench::run(config).await.expect("every invariant holds");
@@ -53,4 +54,5 @@ async fn a_small_flash_sale_keeps_every_invariant() {
     );
     assert!(report.reads.bare.requests > 0 && report.reads.status.requests > 0);
     assert!(report.memory.api_mib > 0.0);
+    assert!(report.stages.queue_and_reservation_ms > 0.0);
 }

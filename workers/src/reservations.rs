@@ -11,7 +11,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use shared::bookings::{
@@ -94,8 +94,11 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
             }
         }
         let ids: Vec<Uuid> = batch.iter().map(|r| r.booking_id).collect();
+        let started = Instant::now();
         let held = lock::acquire(&ctx.redis, &scope, settings).await;
+        let locked = Instant::now();
         let decided = reserve::reserve_batch(&ctx.db, &ids, settings.hold_duration).await;
+        let committed = Instant::now();
         if let Some(lock) = held {
             lock.release().await;
         }
@@ -111,6 +114,14 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
                 let mut changed = ids.clone();
                 changed.extend(decisions.expired);
                 view::announce_many(&ctx.db, &ctx.redis, &changed, settings.status_ttl).await;
+                tracing::debug!(
+                    scope,
+                    batch = ids.len(),
+                    lock_ms = (locked - started).as_secs_f64() * 1000.0,
+                    transaction_ms = (committed - locked).as_secs_f64() * 1000.0,
+                    announce_ms = committed.elapsed().as_secs_f64() * 1000.0,
+                    "reservation batch"
+                );
                 for request in batch {
                     let outcome = outcomes
                         .remove(&request.booking_id)
