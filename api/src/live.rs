@@ -3,12 +3,16 @@
 //! subscription carries account changes to the session cache.
 //!
 //! Waiters are registered per booking, so a message wakes only those who wait on it. The
-//! subscription reconnects by itself; while Redis is down, waiters fall back to re-reading
-//! Postgres on a short interval, so they still learn every change, a little later.
+//! subscription reconnects by itself; while it is down, waiters re-read Postgres every half
+//! second, so they still learn every change, a little later. While it is up they re-read only
+//! every few seconds, in case a message was lost.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -19,12 +23,15 @@ use uuid::Uuid;
 
 use crate::auth::SessionCache;
 
-/// How often a waiter re-reads Postgres in case a message was missed.
-pub const RECHECK_EVERY: Duration = Duration::from_millis(500);
+/// How often a waiter re-reads Postgres while pushes arrive: a safety net only.
+const RECHECK_WHILE_SUBSCRIBED: Duration = Duration::from_secs(5);
+/// How often a waiter re-reads Postgres while the subscription is down.
+const RECHECK_WITHOUT_PUSHES: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 pub struct StatusHub {
     waiters: Mutex<HashMap<Uuid, broadcast::Sender<BookingView>>>,
+    subscribed: AtomicBool,
 }
 
 /// Receives the status changes of one booking; unregisters itself when dropped.
@@ -51,6 +58,9 @@ impl StatusHub {
             match redis.pubsub().await {
                 Ok(mut pubsub) => match pubsub.subscribe(&[&status, &accounts]).await {
                     Ok(()) => {
+                        if let Some(hub) = hub.upgrade() {
+                            hub.subscribed.store(true, Ordering::Relaxed);
+                        }
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
                             let Some(hub) = hub.upgrade() else { return };
@@ -64,6 +74,9 @@ impl StatusHub {
                             } else if let Ok(view) = serde_json::from_str::<BookingView>(&payload) {
                                 hub.dispatch(view);
                             }
+                        }
+                        if let Some(hub) = hub.upgrade() {
+                            hub.subscribed.store(false, Ordering::Relaxed);
                         }
                         tracing::warn!("booking status subscription ended; reconnecting");
                     }
@@ -83,6 +96,15 @@ impl StatusHub {
             && let Some(sender) = waiters.get(&view.id)
         {
             let _ = sender.send(view);
+        }
+    }
+
+    /// How long a waiter may wait for a push before it re-reads Postgres.
+    pub fn recheck_every(&self) -> Duration {
+        if self.subscribed.load(Ordering::Relaxed) {
+            RECHECK_WHILE_SUBSCRIBED
+        } else {
+            RECHECK_WITHOUT_PUSHES
         }
     }
 

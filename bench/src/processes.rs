@@ -35,16 +35,21 @@ fn free_port() -> anyhow::Result<u16> {
 fn spawn(
     config: &Config,
     binary: &str,
+    log_name: &str,
     args: &[&str],
     env: &HashMap<String, String>,
 ) -> anyhow::Result<Child> {
     let path = config.bin_dir.join(binary);
+    let stdout = match &config.logs {
+        Some((dir, _)) => Stdio::from(std::fs::File::create(dir.join(format!("{log_name}.log")))?),
+        None => Stdio::null(),
+    };
     Command::new(&path)
         .args(args)
         .env_clear()
         .envs(env)
         .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {}", path.display()))
@@ -72,15 +77,17 @@ impl Stack {
         let api_port = free_port()?;
         env.insert("HOST".into(), "127.0.0.1".into());
         env.insert("PORT".into(), api_port.to_string());
-        let api = spawn(config, "api", &[], &env)?;
+        let api = spawn(config, "api", "api", &[], &env)?;
         let workers = (0..config.workers)
-            .map(|_| spawn(config, "workers", &[], &env))
+            .map(|n| spawn(config, "workers", &format!("workers-{n}"), &[], &env))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let bare_port = free_port()?;
+        let port = bare_port.to_string();
         let bare = spawn(
             config,
             "flash-sale",
-            &["bare-server", "--port", &bare_port.to_string()],
+            "bare",
+            &["bare-server", "--port", &port],
             &env,
         )?;
         let stack = Self {

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::{auth::AuthUser, error::ApiError, extract::Json, live::RECHECK_EVERY, state::AppState};
+use crate::{auth::AuthUser, error::ApiError, extract::Json, state::AppState};
 
 const LONGEST_WAIT: u64 = 30;
 
@@ -116,6 +116,7 @@ pub async fn create(
         body.quantity,
         state.settings.bookings.max_seats_per_booking,
     )?;
+    let started = std::time::Instant::now();
     let accepted = create::create_pending(
         &state.db,
         BookingRequest {
@@ -136,12 +137,18 @@ pub async fn create(
             },
         }),
     };
+    let recorded = std::time::Instant::now();
     if !accepted.replayed
         && let Err(error) = state.jobs.publish(&job).await
     {
         // The booking is stored; the sweep publishes jobs of bookings left PENDING.
         tracing::error!(%error, booking_id = %accepted.booking_id, "reservation job not published yet");
     }
+    tracing::debug!(
+        record_ms = (recorded - started).as_secs_f64() * 1000.0,
+        publish_ms = recorded.elapsed().as_secs_f64() * 1000.0,
+        "booking accepted"
+    );
     let status_url = format!("/api/bookings/{}", accepted.booking_id);
     let mut response = (
         StatusCode::ACCEPTED,
@@ -216,7 +223,10 @@ pub async fn status(
     let from = query.from.unwrap_or(BookingStatus::Pending);
     let deadline = Instant::now() + Duration::from_secs(wait);
     while latest.status == from && Instant::now() < deadline {
-        let pause = RECHECK_EVERY.min(deadline - Instant::now());
+        let pause = state
+            .status_hub
+            .recheck_every()
+            .min(deadline - Instant::now());
         latest = match watch.next(pause).await {
             Some(pushed) => pushed,
             None => view::load(&state.db, id).await?.unwrap_or(latest),
@@ -249,7 +259,7 @@ pub async fn events(
             return None;
         }
         loop {
-            let next = match watch.next(RECHECK_EVERY).await {
+            let next = match watch.next(state.status_hub.recheck_every()).await {
                 Some(pushed) => pushed,
                 None => match view::load(&state.db, last.id).await {
                     Ok(Some(view)) => view,
