@@ -95,6 +95,15 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
     ))
 }
 
+/// An HTTP client that keeps a connection per buyer in flight.
+fn client(concurrency: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default()
+}
+
 /// Sections of equal size, rows of at most 50 seats.
 fn layout(seats: u32, sections: u32) -> Vec<(i32, i32)> {
     let per_section = (seats / sections.max(1)).max(1);

@@ -120,11 +120,7 @@ pub async fn flash_sale(
     showtime: &ShowtimeFixture,
     buyers: &[Buyer],
 ) -> LoadResult {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(config.concurrency)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_default();
+    let client = crate::client(config.concurrency);
     let started = Instant::now();
     let deadline = started + config.max_duration;
     let mut outcomes = futures::stream::iter(buyers.iter().enumerate())

@@ -27,11 +27,7 @@ async fn hammer<F>(config: &Config, make: F) -> ReadRate
 where
     F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static,
 {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(config.concurrency)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_default();
+    let client = crate::client(config.concurrency);
     let started = Instant::now();
     let deadline = started + config.read_duration;
     let tasks = (0..config.concurrency).map(|_| {

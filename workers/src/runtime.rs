@@ -75,14 +75,17 @@ pub async fn queue_worker<J: RunJob>(
         .build(execute::<J>);
     Ok(async move {
         worker
-            .run_until(async move {
-                shutdown.cancelled().await;
-                Ok::<(), std::io::Error>(())
-            })
+            .run_until(cancelled(shutdown))
             .await
             .map_err(|error| anyhow::anyhow!("worker {name} stopped: {error}"))
     }
     .boxed())
+}
+
+/// The stop signal in the form apalis's `run_until` takes.
+pub(crate) async fn cancelled(shutdown: CancellationToken) -> std::io::Result<()> {
+    shutdown.cancelled().await;
+    Ok(())
 }
 
 /// apalis-amqp 1.0 reports the backend ready once its queue is declared but before its

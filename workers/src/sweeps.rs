@@ -13,7 +13,10 @@ use shared::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{context::JobContext, runtime::WorkerFuture};
+use crate::{
+    context::JobContext,
+    runtime::{WorkerFuture, cancelled},
+};
 
 /// Holds expired per transaction; a sweep keeps going until a batch comes back short.
 const EXPIRY_BATCH: i64 = 500;
@@ -26,10 +29,7 @@ pub fn hold_expiry(ctx: JobContext, shutdown: CancellationToken) -> anyhow::Resu
         .build(expire_holds);
     Ok(async move {
         worker
-            .run_until(async move {
-                shutdown.cancelled().await;
-                Ok::<(), std::io::Error>(())
-            })
+            .run_until(cancelled(shutdown))
             .await
             .map_err(|error| anyhow::anyhow!("hold expiry sweep stopped: {error}"))
     }
