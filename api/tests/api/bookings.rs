@@ -22,6 +22,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Books with a fresh key and waits until the reservation is decided.
+    pub async fn book_and_wait(&self, buyer: &Buyer, body: &Value) -> Value {
+        let accepted: Value = self.book(buyer, &key(), body).await.json().await.unwrap();
+        let id = accepted["booking_id"].as_str().unwrap().to_owned();
+        self.booking_after(buyer, &id, "PENDING").await
+    }
+
     /// Waits (long-poll) until the booking leaves `from`, and returns it.
     pub async fn booking_after(&self, buyer: &Buyer, id: &str, from: &str) -> Value {
         for _ in 0..20 {
@@ -141,19 +148,7 @@ async fn best_available_prefers_adjacent_seats_in_the_best_row() {
         .await;
 
     let body = json!({"showtime_id": showtime.showtime_id, "section_id": section.section_id, "quantity": 2});
-    let accepted: Value = app
-        .book(&buyers[1], &key(), &body)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let booking = app
-        .booking_after(
-            &buyers[1],
-            accepted["booking_id"].as_str().unwrap(),
-            "PENDING",
-        )
-        .await;
+    let booking = app.book_and_wait(&buyers[1], &body).await;
 
     assert_eq!(booking["status"], "RESERVED");
     let seats = booking["seats"].as_array().unwrap();
@@ -215,23 +210,11 @@ async fn rejections_carry_their_reason() {
     let _workers = spawn_workers(&app).await;
     let front = &showtime.sections[0];
     let back = &showtime.sections[1];
-    let held: Value = app
-        .book(&buyers[0], &key(), &named(&showtime, &front.seat_ids[..1]))
-        .await
-        .json()
-        .await
-        .unwrap();
-    app.booking_after(&buyers[0], held["booking_id"].as_str().unwrap(), "PENDING")
+    app.book_and_wait(&buyers[0], &named(&showtime, &front.seat_ids[..1]))
         .await;
 
-    let taken: Value = app
-        .book(&buyers[1], &key(), &named(&showtime, &front.seat_ids[..2]))
-        .await
-        .json()
-        .await
-        .unwrap();
     let taken = app
-        .booking_after(&buyers[1], taken["booking_id"].as_str().unwrap(), "PENDING")
+        .book_and_wait(&buyers[1], &named(&showtime, &front.seat_ids[..2]))
         .await;
     assert_eq!(taken["status"], "REJECTED");
     assert_eq!(taken["reject_reason"], "SEAT_TAKEN");
@@ -239,19 +222,7 @@ async fn rejections_carry_their_reason() {
 
     let too_many =
         json!({"showtime_id": showtime.showtime_id, "section_id": back.section_id, "quantity": 3});
-    let sold_out: Value = app
-        .book(&buyers[2], &key(), &too_many)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let sold_out = app
-        .booking_after(
-            &buyers[2],
-            sold_out["booking_id"].as_str().unwrap(),
-            "PENDING",
-        )
-        .await;
+    let sold_out = app.book_and_wait(&buyers[2], &too_many).await;
     assert_eq!(sold_out["reject_reason"], "SOLD_OUT");
 
     sqlx::query("UPDATE showtimes SET max_seats_per_user = 1")
@@ -318,14 +289,8 @@ async fn a_cancelled_hold_frees_its_seats_at_once() {
     assert_eq!(error_code(again).await, "NOT_CANCELABLE");
 
     // Someone else can have them now.
-    let next: Value = app
-        .book(&buyers[1], &key(), &named(&showtime, seats))
-        .await
-        .json()
-        .await
-        .unwrap();
     let next = app
-        .booking_after(&buyers[1], next["booking_id"].as_str().unwrap(), "PENDING")
+        .book_and_wait(&buyers[1], &named(&showtime, seats))
         .await;
     assert_eq!(next["status"], "RESERVED");
 }
@@ -374,18 +339,8 @@ async fn an_expired_hold_frees_the_seats_for_the_next_buyer() {
             .all(|s| { s.state == shared::bookings::availability::SeatState::Available })
     );
 
-    let second: Value = app
-        .book(&buyers[1], &key(), &named(&showtime, seats))
-        .await
-        .json()
-        .await
-        .unwrap();
     let second = app
-        .booking_after(
-            &buyers[1],
-            second["booking_id"].as_str().unwrap(),
-            "PENDING",
-        )
+        .book_and_wait(&buyers[1], &named(&showtime, seats))
         .await;
     assert_eq!(second["status"], "RESERVED");
     let first = app.booking_after(&buyers[0], &first_id, "RESERVED").await;
