@@ -1,3 +1,5 @@
+//! Registration, password login, token rotation, device sessions and profile changes.
+
 use serde_json::{Value, json};
 use test_support::TestEnv;
 

@@ -1,3 +1,6 @@
+//! The booking flow over HTTP with an in-process worker: booking, idempotency, rejections,
+//! cancellation, expiry, long-poll, server-sent events, history and bad input.
+
 use std::time::Duration;
 
 use futures::StreamExt;

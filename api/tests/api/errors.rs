@@ -1,3 +1,5 @@
+//! Request ids, the one error shape, OpenAPI and CORS.
+
 use serde_json::Value;
 
 use crate::helpers::spawn_app;

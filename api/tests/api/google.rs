@@ -1,3 +1,5 @@
+//! Google sign-in against the stand-in's JWKS: accounts created and linked, forged tokens refused.
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 

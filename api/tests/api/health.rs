@@ -1,3 +1,5 @@
+//! `/health` with every dependency up, and with each one down in turn (a closed port).
+
 use serde_json::Value;
 use test_support::TestEnv;
 

@@ -1,3 +1,5 @@
+//! Starting an isolated API (and workers) for a test, and one method per endpoint it calls.
+
 use api::startup::Application;
 use reqwest::{Client, Response};
 use serde_json::{Value, json};

@@ -1,3 +1,5 @@
+//! Phone sign-in: request, the send-OTP job, the text at the stand-in, verification and its limits.
+
 use std::time::Duration;
 
 use serde_json::{Value, json};

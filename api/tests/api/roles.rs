@@ -1,3 +1,5 @@
+//! Roles: who may change them, when a change applies, and the role guard on routes.
+
 use axum::{Router, middleware, routing::get};
 use serde_json::{Value, json};
 use shared::accounts::Role;

@@ -1,3 +1,5 @@
+//! Email addresses as accounts know them: trimmed, lower-cased, checked.
+
 use serde::Serialize;
 
 use crate::validation::FieldError;

@@ -1,3 +1,5 @@
+//! Passwords: the rules for new ones, and argon2id hashing and checking off the async threads.
+
 use std::{fmt, sync::Arc};
 
 use argon2::{

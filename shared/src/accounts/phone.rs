@@ -1,3 +1,5 @@
+//! Phone numbers, parsed the way people write them and stored in E.164.
+
 use phonenumber::{Mode, country};
 use serde::Serialize;
 

@@ -1,3 +1,5 @@
+//! The roles, and which role may do what another may.
+
 use serde::{Deserialize, Serialize};
 
 #[derive(

@@ -1,3 +1,5 @@
+//! The hold-expiry sweep, alone and racing copies of itself.
+
 use shared::bookings::expire_overdue_holds;
 use sqlx::PgPool;
 use test_support::TestEnv;

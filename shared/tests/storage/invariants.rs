@@ -1,3 +1,6 @@
+//! What the database refuses by itself: illegal transitions, a seat in two live bookings,
+//! changes to the audit log.
+
 use crate::fixtures::{self, constraint_of, in_minutes};
 use test_support::TestEnv;
 

@@ -1,3 +1,5 @@
+//! Migrations on an empty database and again, the tables they make, and the demo data.
+
 use shared::db::{MIGRATOR, migrate};
 use test_support::TestEnv;
 

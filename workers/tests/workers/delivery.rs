@@ -1,3 +1,6 @@
+//! Job delivery: done once, retried, dead-lettered, shared by two consumers, and unsupported
+//! kinds kept rather than dropped.
+
 use std::collections::HashMap;
 
 use shared::jobs::{PaymentSignal, VerifyPayment};

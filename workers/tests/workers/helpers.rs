@@ -1,3 +1,5 @@
+//! A probe job kind whose behaviour each test chooses, and access to the test's queues.
+
 use std::{future::Future, time::Duration};
 
 use lapin::{
