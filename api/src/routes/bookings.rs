@@ -116,13 +116,14 @@ pub async fn create(
         body.quantity,
         state.settings.bookings.max_seats_per_booking,
     )?;
+    let section_id = selection.section_id();
     let started = std::time::Instant::now();
     let accepted = create::create_pending(
         &state.db,
         BookingRequest {
             user_id: user.user_id,
             showtime_id,
-            selection: selection.clone(),
+            selection,
             idempotency_key,
         },
     )
@@ -131,10 +132,7 @@ pub async fn create(
         booking_id: accepted.booking_id,
         scope: Some(ReservationScope {
             showtime_id,
-            section_id: match selection {
-                SeatSelection::BestAvailable { section_id, .. } => Some(section_id),
-                SeatSelection::Named { .. } => None,
-            },
+            section_id,
         }),
     };
     let recorded = std::time::Instant::now();

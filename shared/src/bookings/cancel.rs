@@ -4,7 +4,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::BookingStatus;
+use super::{BookingStatus, holds::release_held_seats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
@@ -44,19 +44,7 @@ pub async fn cancel(
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query!(
-        "UPDATE showtime_seats SET status = 'AVAILABLE', booking_id = NULL, hold_expires_at = NULL
-         WHERE booking_id = $1 AND status = 'RESERVED'",
-        booking_id
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "UPDATE booking_seats SET released_at = now() WHERE booking_id = $1 AND released_at IS NULL",
-        booking_id
-    )
-    .execute(&mut *tx)
-    .await?;
+    release_held_seats(&mut tx, &[booking_id]).await?;
     tx.commit().await?;
     Ok(booking.showtime_id)
 }

@@ -132,10 +132,8 @@ async fn replay(
 /// The checks cheap enough to make before accepting, in one query: the worker makes them
 /// again, under locks.
 async fn check(db: &PgPool, request: &BookingRequest) -> Result<(), CreateError> {
-    let (named, section) = match &request.selection {
-        SeatSelection::Named { seat_ids } => (seat_ids.clone(), None),
-        SeatSelection::BestAvailable { section_id, .. } => (Vec::new(), Some(*section_id)),
-    };
+    let named = request.selection.named_seats();
+    let section = request.selection.section_id();
     let facts = sqlx::query!(
         r#"SELECT st.status = 'ON_SALE' AND now() >= st.sale_starts_at AND now() < st.sale_ends_at
                       AS "on_sale!",
@@ -150,7 +148,7 @@ async fn check(db: &PgPool, request: &BookingRequest) -> Result<(), CreateError>
                           OR (status = 'RESERVED' AND hold_expires_at > now()))) AS "live!"
            FROM showtimes st WHERE st.id = $1"#,
         request.showtime_id,
-        &named,
+        named,
         section,
         request.user_id
     )

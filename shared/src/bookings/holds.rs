@@ -5,7 +5,7 @@
 //! them run at once without waiting on each other or expiring a booking twice.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// A booking the sweep expired, for status updates and cache invalidation.
@@ -22,7 +22,8 @@ pub async fn expire_overdue_holds(
     db: &PgPool,
     batch: i64,
 ) -> Result<Vec<ExpiredHold>, sqlx::Error> {
-    sqlx::query_as!(
+    let mut tx = db.begin().await?;
+    let expired = sqlx::query_as!(
         ExpiredHold,
         r#"
         WITH overdue AS (
@@ -32,32 +33,46 @@ pub async fn expire_overdue_holds(
             ORDER BY hold_expires_at
             LIMIT $1
             FOR UPDATE SKIP LOCKED
-        ),
-        expired AS (
-            UPDATE bookings AS b
-            SET status = 'EXPIRED'
-            FROM overdue
-            WHERE b.id = overdue.id
-            RETURNING b.id, b.showtime_id, b.hold_expires_at
-        ),
-        freed_seats AS (
-            UPDATE showtime_seats AS s
-            SET status = 'AVAILABLE', booking_id = NULL, hold_expires_at = NULL
-            FROM expired
-            WHERE s.booking_id = expired.id AND s.status = 'RESERVED'
-        ),
-        released_claims AS (
-            UPDATE booking_seats AS bs
-            SET released_at = now()
-            FROM expired
-            WHERE bs.booking_id = expired.id AND bs.released_at IS NULL
         )
-        SELECT id AS "booking_id!", showtime_id AS "showtime_id!",
-               hold_expires_at AS "hold_expired_at!"
-        FROM expired
+        UPDATE bookings AS b
+        SET status = 'EXPIRED'
+        FROM overdue
+        WHERE b.id = overdue.id
+        RETURNING b.id AS "booking_id!", b.showtime_id AS "showtime_id!",
+                  b.hold_expires_at AS "hold_expired_at!"
         "#,
         batch
     )
-    .fetch_all(db)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: Vec<Uuid> = expired.iter().map(|hold| hold.booking_id).collect();
+    release_held_seats(&mut tx, &ids).await?;
+    tx.commit().await?;
+    Ok(expired)
+}
+
+/// Gives the seats held by `booking_ids` back: AVAILABLE again, and their claims released. The
+/// one place a hold ends, whether it lapsed, was taken over or was cancelled.
+pub(crate) async fn release_held_seats(
+    conn: &mut PgConnection,
+    booking_ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    if booking_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "UPDATE showtime_seats SET status = 'AVAILABLE', booking_id = NULL, hold_expires_at = NULL
+         WHERE booking_id = ANY($1) AND status = 'RESERVED'",
+        booking_ids
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "UPDATE booking_seats SET released_at = now()
+         WHERE booking_id = ANY($1) AND released_at IS NULL",
+        booking_ids
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{BookingStatus, RejectReason, SeatSelection};
+use super::{BookingStatus, RejectReason, SeatSelection, holds::release_held_seats};
 use crate::jobs::ReservationScope;
 
 /// What happened to one booking's reservation.
@@ -65,10 +65,9 @@ pub async fn lock_scope(
     .await?;
     Ok(row.map(|row| ReservationScope {
         showtime_id: row.showtime_id,
-        section_id: match serde_json::from_value::<SeatSelection>(row.request) {
-            Ok(SeatSelection::BestAvailable { section_id, .. }) => Some(section_id),
-            _ => None,
-        },
+        section_id: serde_json::from_value::<SeatSelection>(row.request)
+            .ok()
+            .and_then(|selection| selection.section_id()),
     }))
 }
 
@@ -302,11 +301,8 @@ async fn allocate(
 ) -> Result<Plan, sqlx::Error> {
     let named: Vec<Uuid> = pending
         .iter()
-        .filter_map(|p| match &p.selection {
-            Some(SeatSelection::Named { seat_ids }) => Some(seat_ids.clone()),
-            _ => None,
-        })
-        .flatten()
+        .filter_map(|p| p.selection.as_ref())
+        .flat_map(|selection| selection.named_seats().iter().copied())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -487,19 +483,7 @@ async fn expire_lapsed_holders(
     )
     .fetch_all(&mut *tx)
     .await?;
-    sqlx::query!(
-        "UPDATE showtime_seats SET status = 'AVAILABLE', booking_id = NULL, hold_expires_at = NULL
-         WHERE booking_id = ANY($1) AND status = 'RESERVED'",
-        &expired
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "UPDATE booking_seats SET released_at = now() WHERE booking_id = ANY($1) AND released_at IS NULL",
-        &expired
-    )
-    .execute(&mut *tx)
-    .await?;
+    release_held_seats(tx, &expired).await?;
     Ok(expired)
 }
 

@@ -67,6 +67,22 @@ impl SeatSelection {
         }
     }
 
+    /// The seats named, none for best available.
+    pub fn named_seats(&self) -> &[Uuid] {
+        match self {
+            Self::Named { seat_ids } => seat_ids,
+            Self::BestAvailable { .. } => &[],
+        }
+    }
+
+    /// The section asked for best available, none for named seats.
+    pub fn section_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Named { .. } => None,
+            Self::BestAvailable { section_id, .. } => Some(*section_id),
+        }
+    }
+
     pub fn quantity(&self) -> u32 {
         match self {
             Self::Named { seat_ids } => u32::try_from(seat_ids.len()).unwrap_or(u32::MAX),
