@@ -8,7 +8,7 @@ use argon2::{
     password_hash::{SaltString, rand_core::OsRng},
 };
 use chrono::{Duration, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 pub const ADMIN_EMAIL: &str = "admin@bms.local";
@@ -103,8 +103,16 @@ pub async fn load(db: &PgPool, admin_password: &str) -> Result<(DemoData, bool),
     .fetch_one(&mut *tx)
     .await?;
     for (order, (name, first_row, rows, per_row, price)) in (0..).zip(SECTIONS) {
-        let section_id =
-            add_section(&mut tx, venue_id, name, order, first_row, rows, per_row).await?;
+        let section_id = crate::catalogue::add_section(
+            &mut tx,
+            venue_id,
+            name,
+            order,
+            row_rank(first_row),
+            rows,
+            per_row,
+        )
+        .await?;
         for showtime_id in [on_sale_showtime_id, draft_showtime_id] {
             sqlx::query!(
                 "INSERT INTO price_tiers
@@ -139,37 +147,9 @@ pub async fn load(db: &PgPool, admin_password: &str) -> Result<(DemoData, bool),
     Ok((data, true))
 }
 
-async fn add_section(
-    conn: &mut PgConnection,
-    venue_id: Uuid,
-    name: &str,
-    sort_order: i32,
-    first_row: char,
-    rows: i32,
-    per_row: i32,
-) -> Result<Uuid, sqlx::Error> {
-    let section_id = sqlx::query_scalar!(
-        "INSERT INTO seat_sections (venue_id, name, sort_order) VALUES ($1, $2, $3) RETURNING id",
-        venue_id,
-        name,
-        sort_order
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let first_rank = i32::from(u8::try_from(first_row).unwrap_or(b'A') - b'A');
-    sqlx::query!(
-        "INSERT INTO seats (venue_id, section_id, row_label, row_rank, seat_number)
-         SELECT $1, $2, chr(ascii('A') + $3 + r), $3 + r, n
-         FROM generate_series(0, $4 - 1) AS r, generate_series(1, $5) AS n",
-        venue_id,
-        section_id,
-        first_rank,
-        rows,
-        per_row
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(section_id)
+/// Rows are ranked from the stage: A is 0.
+fn row_rank(label: char) -> i32 {
+    i32::from(u8::try_from(label).unwrap_or(b'A') - b'A')
 }
 
 async fn existing(db: &PgPool) -> Result<Option<DemoData>, DemoError> {

@@ -3,6 +3,7 @@
 use chrono::{Duration, Utc};
 use shared::{
     accounts::{Role, tokens::TokenKeys, users::User},
+    catalogue,
     config::Settings,
 };
 use sqlx::PgPool;
@@ -61,28 +62,13 @@ pub async fn showtime_on_sale(db: &PgPool, layout: &[(i32, i32)]) -> ShowtimeFix
     .await
     .unwrap();
     let mut sections = Vec::new();
+    let mut conn = db.acquire().await.unwrap();
     for (index, (rows, per_row)) in layout.iter().enumerate() {
-        let section_id: Uuid = sqlx::query_scalar(
-            "INSERT INTO seat_sections (venue_id, name, sort_order) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(venue_id)
-        .bind(format!("Section {index}"))
-        .bind(index as i32)
-        .fetch_one(db)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO seats (venue_id, section_id, row_label, row_rank, seat_number)
-             SELECT $1, $2, chr(ascii('A') + r), r, n
-             FROM generate_series(0, $3 - 1) AS r, generate_series(1, $4) AS n",
-        )
-        .bind(venue_id)
-        .bind(section_id)
-        .bind(rows)
-        .bind(per_row)
-        .execute(db)
-        .await
-        .unwrap();
+        let name = format!("Section {index}");
+        let section_id =
+            catalogue::add_section(&mut conn, venue_id, &name, index as i32, 0, *rows, *per_row)
+                .await
+                .unwrap();
         sqlx::query(
             "INSERT INTO price_tiers (showtime_id, section_id, name, price_paise, allocated_capacity)
              VALUES ($1, $2, 'Standard', $3, $4)",
@@ -106,8 +92,7 @@ pub async fn showtime_on_sale(db: &PgPool, layout: &[(i32, i32)]) -> ShowtimeFix
             seat_ids,
         });
     }
-    let mut conn = db.acquire().await.unwrap();
-    shared::catalogue::create_showtime_inventory(&mut conn, showtime_id)
+    catalogue::create_showtime_inventory(&mut conn, showtime_id)
         .await
         .unwrap();
     ShowtimeFixture {
