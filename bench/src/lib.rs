@@ -83,7 +83,9 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
 
     let stack = processes::Stack::start(&config, &values).await?;
     let load = load::flash_sale(&config, &stack.api_url, &showtime, &buyers).await;
-    let invariants = report::check_invariants(&db, &showtime, config.seats).await?;
+    let invariants = test_support::invariants::check_sale(&db, showtime.showtime_id)
+        .await
+        .map_err(|broken| anyhow::anyhow!("invariant broken: {broken}"))?;
     let stages = stages::breakdown(&db, &load.moments).await?;
     let reads = reads::measure(&config, &stack, &showtime, &load.decided).await?;
     let memory = stack.peak_memory();

@@ -1,100 +1,13 @@
-//! The invariants checked after the sale, and the report printed at the end of a run.
+//! The report printed at the end of a run.
 
 use std::{collections::BTreeMap, fmt};
 
-use anyhow::ensure;
 use serde::Serialize;
-use sqlx::PgPool;
-use test_support::fixtures::ShowtimeFixture;
+use test_support::invariants::SaleInvariants;
 
 use crate::{
     Config, load::LoadResult, processes::PeakMemory, raw::RawLimit, reads::Reads, stages::Stages,
 };
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Invariants {
-    pub seats: i64,
-    pub held: i64,
-    pub free: i64,
-    pub pending: i64,
-    pub seats_in_two_live_bookings: i64,
-    pub holds_of_the_wrong_size: i64,
-}
-
-/// Checks what must hold after any sale, and fails loudly if something does not.
-pub async fn check_invariants(
-    db: &PgPool,
-    showtime: &ShowtimeFixture,
-    _configured_seats: u32,
-) -> anyhow::Result<Invariants> {
-    let (seats, held, free): (i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE status = 'RESERVED'),
-                count(*) FILTER (WHERE status = 'AVAILABLE')
-         FROM showtime_seats WHERE showtime_id = $1",
-    )
-    .bind(showtime.showtime_id)
-    .fetch_one(db)
-    .await?;
-    let pending: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM bookings WHERE showtime_id = $1 AND status = 'PENDING'",
-    )
-    .bind(showtime.showtime_id)
-    .fetch_one(db)
-    .await?;
-    let twice: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT seat_id FROM booking_seats
-                               WHERE showtime_id = $1 AND released_at IS NULL
-                               GROUP BY seat_id HAVING count(*) > 1) AS t",
-    )
-    .bind(showtime.showtime_id)
-    .fetch_one(db)
-    .await?;
-    let wrong_size: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM bookings b
-         WHERE b.showtime_id = $1 AND b.status = 'RESERVED'
-           AND b.quantity <> (SELECT count(*) FROM booking_seats bs
-                              WHERE bs.booking_id = b.id AND bs.released_at IS NULL)",
-    )
-    .bind(showtime.showtime_id)
-    .fetch_one(db)
-    .await?;
-    let reserved_by_bookings: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(quantity), 0)::bigint FROM bookings
-         WHERE showtime_id = $1 AND status = 'RESERVED'",
-    )
-    .bind(showtime.showtime_id)
-    .fetch_one(db)
-    .await?;
-    let invariants = Invariants {
-        seats,
-        held,
-        free,
-        pending,
-        seats_in_two_live_bookings: twice,
-        holds_of_the_wrong_size: wrong_size,
-    };
-    ensure!(
-        twice == 0,
-        "OVERSOLD: {twice} seats are in two live bookings"
-    );
-    ensure!(
-        held + free == seats,
-        "held {held} + free {free} != {seats} seats"
-    );
-    ensure!(
-        held == reserved_by_bookings,
-        "held seats {held} != seats of RESERVED bookings {reserved_by_bookings}"
-    );
-    ensure!(
-        wrong_size == 0,
-        "{wrong_size} holds do not have the seats they asked for"
-    );
-    ensure!(
-        pending == 0,
-        "LOST: {pending} bookings never reached a final state"
-    );
-    Ok(invariants)
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
@@ -128,7 +41,7 @@ pub struct Report {
     pub status_to_bare: f64,
     pub availability_to_bare: f64,
     pub memory: PeakMemory,
-    pub invariants: Invariants,
+    pub invariants: SaleInvariants,
     pub stages: Stages,
 }
 
@@ -139,7 +52,7 @@ impl Report {
         load: LoadResult,
         reads: Reads,
         memory: PeakMemory,
-        invariants: Invariants,
+        invariants: SaleInvariants,
         stages: Stages,
     ) -> Self {
         let ms = |quantile: f64| load.latency.value_at_quantile(quantile) as f64 / 1000.0;

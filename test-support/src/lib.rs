@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod fixtures;
+pub mod invariants;
 pub mod proxy;
 
 use std::collections::HashMap;

@@ -151,13 +151,11 @@ impl Sale {
 
     /// The invariants of the sale, checked in Postgres.
     async fn check_invariants(&self, outcomes: &[(usize, Value)], hot: usize) {
-        let total_seats = self.showtime.all_seats().len() as i64;
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM bookings WHERE status = 'PENDING'")
-                .fetch_one(&self.db)
-                .await
-                .unwrap();
-        assert_eq!(pending, 0, "every booking reached a final state");
+        let sale = test_support::invariants::check_sale(&self.db, self.showtime.showtime_id)
+            .await
+            .unwrap();
+        assert_eq!(sale.seats, self.showtime.all_seats().len() as i64);
+        let held = sale.held;
         let bookings: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings")
             .fetch_one(&self.db)
             .await
@@ -166,57 +164,6 @@ impl Sale {
             bookings,
             self.buyers.len() as i64,
             "one booking per buyer, none lost"
-        );
-
-        let doubly_claimed: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT seat_id FROM booking_seats WHERE released_at IS NULL
-                                   GROUP BY seat_id HAVING count(*) > 1) AS twice",
-        )
-        .fetch_one(&self.db)
-        .await
-        .unwrap();
-        assert_eq!(doubly_claimed, 0, "no seat in two live bookings");
-        let mismatched: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM showtime_seats ss
-             FULL JOIN (SELECT bs.seat_id, bs.booking_id FROM booking_seats bs
-                        JOIN bookings b ON b.id = bs.booking_id
-                        WHERE bs.released_at IS NULL AND b.status = 'RESERVED') live
-               ON live.seat_id = ss.seat_id
-             WHERE ss.showtime_id = $1
-               AND (ss.status = 'RESERVED') IS DISTINCT FROM (live.booking_id IS NOT NULL
-                                                              AND live.booking_id = ss.booking_id)",
-        )
-        .bind(self.showtime.showtime_id)
-        .fetch_one(&self.db)
-        .await
-        .unwrap();
-        assert_eq!(
-            mismatched, 0,
-            "inventory and live claims agree seat by seat"
-        );
-        let wrong_size: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM bookings b
-             WHERE b.status = 'RESERVED'
-               AND b.quantity <> (SELECT count(*) FROM booking_seats bs
-                                  WHERE bs.booking_id = b.id AND bs.released_at IS NULL)",
-        )
-        .fetch_one(&self.db)
-        .await
-        .unwrap();
-        assert_eq!(wrong_size, 0, "every hold has exactly the seats asked for");
-        let (held, free): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE status = 'RESERVED'),
-                    count(*) FILTER (WHERE status = 'AVAILABLE')
-             FROM showtime_seats WHERE showtime_id = $1",
-        )
-        .bind(self.showtime.showtime_id)
-        .fetch_one(&self.db)
-        .await
-        .unwrap();
-        assert_eq!(
-            held + free,
-            total_seats,
-            "seats held plus free is every seat"
         );
 
         let mut by_status: HashMap<String, i64> = HashMap::new();
