@@ -28,16 +28,9 @@ async fn a_published_job_is_processed_once_and_acknowledged() {
     workers.stop().await;
     assert_eq!(harness.attempts(job.id).await, 1);
     assert_eq!(
-        harness
-            .ready_messages(&harness.topology.queue::<Probe>())
-            .await,
-        0
-    );
-    assert_eq!(
-        harness
-            .ready_messages(&harness.topology.dead_letter_queue::<Probe>())
-            .await,
-        0
+        harness.probe_queues().await,
+        (0, 0),
+        "nothing left queued or dead-lettered"
     );
 }
 

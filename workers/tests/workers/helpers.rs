@@ -147,6 +147,15 @@ impl Harness {
             .await
     }
 
+    /// Ready messages in the probe's work queue and in its dead-letter queue.
+    pub async fn probe_queues(&self) -> (u32, u32) {
+        (
+            self.ready_messages(&self.topology.queue::<Probe>()).await,
+            self.ready_messages(&self.topology.dead_letter_queue::<Probe>())
+                .await,
+        )
+    }
+
     /// Messages ready in a queue (not counting those delivered and not yet acknowledged).
     pub async fn ready_messages(&self, queue: &str) -> u32 {
         let connection = self.broker().await;

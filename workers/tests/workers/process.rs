@@ -43,16 +43,9 @@ async fn sigterm_lets_the_job_in_flight_finish_and_acknowledges_it() {
         "the job in flight finished"
     );
     assert_eq!(
-        harness
-            .ready_messages(&harness.topology.queue::<Probe>())
-            .await,
-        0
-    );
-    assert_eq!(
-        harness
-            .ready_messages(&harness.topology.dead_letter_queue::<Probe>())
-            .await,
-        0
+        harness.probe_queues().await,
+        (0, 0),
+        "nothing left queued or dead-lettered"
     );
 }
 
