@@ -113,6 +113,31 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     }
 }
 
+/// A caller who may edit the catalogue (EDITOR or SUPER_ADMIN): 401 without a live session,
+/// 403 for a plain user.
+#[derive(Debug, Clone, Copy)]
+pub struct Editor(pub AuthUser);
+
+impl FromRequestParts<AppState> for Editor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if user.role.includes(Role::Editor) {
+            Ok(Self(user))
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+impl MaybeAuthUser {
+    /// Whether the caller may see what buyers may not (drafts, archived entries).
+    pub fn is_editor(&self) -> bool {
+        self.0.is_some_and(|user| user.role.includes(Role::Editor))
+    }
+}
+
 /// The state of a [`require_role`] layer: the app and the least role allowed through.
 #[derive(Clone)]
 pub struct RoleGuard {

@@ -15,7 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
-use shared::validation::FieldError;
+use shared::{catalogue::CatalogueError, validation::FieldError};
 use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +213,17 @@ fn code_for(status: StatusCode) -> &'static str {
 impl From<FieldError> for ApiError {
     fn from(error: FieldError) -> Self {
         Self::unprocessable("VALIDATION_FAILED", error.to_string())
+    }
+}
+
+impl From<CatalogueError> for ApiError {
+    fn from(error: CatalogueError) -> Self {
+        match error {
+            CatalogueError::NotFound(what) => Self::NotFound(what),
+            CatalogueError::Invalid(field) => field.into(),
+            CatalogueError::Conflict { code, message } => Self::Conflict { code, message },
+            CatalogueError::Database(error) => error.into(),
+        }
     }
 }
 

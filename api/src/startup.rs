@@ -8,7 +8,7 @@ use axum::{
     extract::{DefaultBodyLimit, Request},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware,
-    routing::{delete, get, patch, post},
+    routing::{delete, get, patch, post, put},
 };
 use shared::config::{CorsOrigins, Settings};
 use tokio::net::TcpListener;
@@ -29,7 +29,10 @@ use shared::accounts::Role;
 use crate::{
     auth::{RoleGuard, require_role},
     error::{ApiError, render_errors},
-    routes::{admin, auth, bookings, health, openapi::ApiDoc, showtimes, users},
+    routes::{
+        admin, auth, bookings, categories, events, health, openapi::ApiDoc, shows, showtimes,
+        users, venues,
+    },
     state::AppState,
 };
 
@@ -123,6 +126,55 @@ pub fn router(state: AppState) -> Router {
         .route("/api/bookings/{id}/events", get(bookings::events))
         .route("/api/bookings/{id}/cancel", post(bookings::cancel))
         .route("/api/bookings/{id}/tickets", get(bookings::tickets))
+        .route(
+            "/api/categories",
+            get(categories::list).post(categories::create),
+        )
+        .route(
+            "/api/categories/{id}",
+            put(categories::update).delete(categories::delete),
+        )
+        .route("/api/venues", get(venues::list).post(venues::create))
+        .route(
+            "/api/venues/{id}",
+            get(venues::details)
+                .patch(venues::update)
+                .delete(venues::delete),
+        )
+        .route(
+            "/api/venues/{id}/layout",
+            get(venues::layout).put(venues::replace_layout),
+        )
+        .route("/api/venues/{id}/archive", post(venues::archive))
+        .route("/api/shows", get(shows::list).post(shows::create))
+        .route(
+            "/api/shows/{id}",
+            get(shows::details)
+                .patch(shows::update)
+                .delete(shows::delete),
+        )
+        .route("/api/shows/{id}/archive", post(shows::archive))
+        .route("/api/events", post(events::create))
+        .route(
+            "/api/events/{id}",
+            get(events::details)
+                .patch(events::update)
+                .delete(events::delete),
+        )
+        .route("/api/events/{id}/archive", post(events::archive))
+        .route("/api/showtimes", post(showtimes::create))
+        .route(
+            "/api/showtimes/{id}",
+            get(showtimes::details)
+                .patch(showtimes::update)
+                .delete(showtimes::delete),
+        )
+        .route(
+            "/api/showtimes/{id}/price-tiers",
+            put(showtimes::replace_price_tiers),
+        )
+        .route("/api/showtimes/{id}/publish", post(showtimes::publish))
+        .route("/api/showtimes/{id}/cancel", post(showtimes::cancel))
         .route(
             "/api/showtimes/{id}/availability",
             get(showtimes::availability),

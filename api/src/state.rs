@@ -8,6 +8,7 @@ use shared::{
         PasswordHasher, google::GoogleVerifier, throttle::LoginThrottle, tokens::TokenKeys,
     },
     bookings::availability,
+    cache::Cache,
     config::Settings,
     jobs::JobPublisher,
     redis_client::RedisClient,
@@ -28,6 +29,8 @@ pub struct AppState {
     pub google: Arc<GoogleVerifier>,
     pub status_hub: Arc<StatusHub>,
     pub sessions: SessionCache,
+    /// Cached catalogue pages and listings (in-process, then Redis).
+    pub cache: Cache,
     /// The in-process level of the availability cache.
     pub availability: availability::LocalCache,
 }
@@ -39,6 +42,8 @@ impl AppState {
         let redis = RedisClient::new(&settings.redis)?;
         let http = reqwest::Client::builder().build()?;
         let sessions = SessionCache::new(settings.auth.session_cache_ttl);
+        let cache = Cache::new(redis.clone(), settings.cache.clone());
+        cache.listen();
         Ok(Self {
             db: shared::db::pool(&settings.database)?,
             jobs: JobPublisher::new(&settings.rabbitmq),
@@ -48,6 +53,7 @@ impl AppState {
             google: Arc::new(GoogleVerifier::new(&settings.google, http)),
             status_hub: StatusHub::start(redis.clone(), sessions.clone()),
             sessions,
+            cache,
             availability: availability::LocalCache::default(),
             redis,
             settings: Arc::new(settings),

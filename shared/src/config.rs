@@ -143,6 +143,7 @@ pub struct Settings {
     pub twilio: TwilioSettings,
     pub bookings: BookingSettings,
     pub jobs: JobSettings,
+    pub cache: CacheSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -261,6 +262,20 @@ pub struct BookingSettings {
     pub status_ttl: Duration,
     /// A booking still PENDING this long after it was made has its job published again.
     pub republish_pending_after: Duration,
+}
+
+/// How long each kind of cached answer may be served; writes invalidate them at once.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// Venue, show, event and showtime pages.
+    pub details_ttl: Duration,
+    /// Pages of search results.
+    pub listing_ttl: Duration,
+    pub categories_ttl: Duration,
+    /// A user's own data.
+    pub user_ttl: Duration,
+    /// Most bytes of answers one process keeps in memory.
+    pub local_max_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -474,6 +489,15 @@ impl Settings {
                 reason: "must not be longer than JOB_BACKOFF_MAX".into(),
             });
         }
+        let cache = CacheSettings {
+            details_ttl: env.or_with("CACHE_TTL_DETAILS", minutes(5), cache_ttl)?.0,
+            listing_ttl: env.or_with("CACHE_TTL_LISTINGS", minutes(1), cache_ttl)?.0,
+            categories_ttl: env
+                .or_with("CACHE_TTL_CATEGORIES", minutes(10), cache_ttl)?
+                .0,
+            user_ttl: env.or_with("CACHE_TTL_USER", minutes(5), cache_ttl)?.0,
+            local_max_bytes: env.or_with("CACHE_LOCAL_MAX_MB", 64_u64, positive)? * 1024 * 1024,
+        };
         Ok(Self {
             environment,
             http,
@@ -487,6 +511,7 @@ impl Settings {
             twilio,
             bookings,
             jobs,
+            cache,
         })
     }
 }
@@ -566,6 +591,19 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             Some(value) => self.parse(name, &value, check),
             None => Ok(default),
         }
+    }
+}
+
+fn minutes(count: u64) -> HumanDuration {
+    HumanDuration(Duration::from_secs(60 * count))
+}
+
+/// Between a second and an hour: the cache's version keys outlive any entry (see `cache`).
+fn cache_ttl(value: HumanDuration) -> Result<HumanDuration, String> {
+    if (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&value.0) {
+        Ok(value)
+    } else {
+        Err("must be between 1s and 1h".into())
     }
 }
 

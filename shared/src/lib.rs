@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod bookings;
+pub mod cache;
 pub mod catalogue;
 pub mod config;
 pub mod db;

@@ -1,14 +1,134 @@
-//! `/api/showtimes`: what buyers read before they book.
+//! `/api/showtimes`: what buyers read before they book (the showtime page, seat
+//! availability), and the showtime's setup and lifecycle for editors.
 
 use axum::{
     extract::{Path, State},
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
+    http::StatusCode,
+    response::Response,
 };
-use shared::bookings::availability::{self, Availability, Source};
+use shared::{
+    bookings::availability::{self, Availability},
+    catalogue::{
+        scopes,
+        showtimes::{self, NewShowtime, Showtime, ShowtimeChanges, TierInput},
+    },
+};
 use uuid::Uuid;
 
-use crate::{error::ApiError, state::AppState};
+use super::catalogue_page;
+use crate::{
+    auth::{Editor, MaybeAuthUser},
+    error::ApiError,
+    extract::Json,
+    state::AppState,
+};
+
+/// A showtime with its show, venue and price tiers.
+#[utoipa::path(get, path = "/api/showtimes/{id}", tag = "showtimes",
+    params(("id" = Uuid, Path, description = "Showtime id")),
+    responses((status = 200, body = Showtime), (status = 404)))]
+#[tracing::instrument(skip_all, fields(showtime_id = %id))]
+pub async fn details(
+    State(state): State<AppState>,
+    caller: MaybeAuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let entry = scopes::details(scopes::showtime(id), "page");
+    catalogue_page(&state, caller, entry, "showtime", |all| {
+        showtimes::details(&state.db, id, all)
+    })
+    .await
+}
+
+/// Creates a draft showtime, optionally with its price tiers.
+#[utoipa::path(post, path = "/api/showtimes", tag = "showtimes", security(("bearer" = [])),
+    request_body = NewShowtime,
+    responses((status = 201, body = Showtime), (status = 403), (status = 422)))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id))]
+pub async fn create(
+    State(state): State<AppState>,
+    editor: Editor,
+    Json(new): Json<NewShowtime>,
+) -> Result<(StatusCode, axum::Json<Showtime>), ApiError> {
+    let showtime = showtimes::create(&state.db, &state.cache, new).await?;
+    Ok((StatusCode::CREATED, axum::Json(showtime)))
+}
+
+/// Moves the showtime or its sale window, or changes the per-buyer limit.
+#[utoipa::path(patch, path = "/api/showtimes/{id}", tag = "showtimes", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Showtime id")), request_body = ShowtimeChanges,
+    responses((status = 200, body = Showtime), (status = 403), (status = 404), (status = 409), (status = 422)))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id, showtime_id = %id))]
+pub async fn update(
+    State(state): State<AppState>,
+    editor: Editor,
+    Path(id): Path<Uuid>,
+    Json(changes): Json<ShowtimeChanges>,
+) -> Result<axum::Json<Showtime>, ApiError> {
+    Ok(axum::Json(
+        showtimes::update(&state.db, &state.cache, id, changes).await?,
+    ))
+}
+
+/// Replaces the price tiers of a draft (409 `SHOWTIME_PUBLISHED` after publishing).
+#[utoipa::path(put, path = "/api/showtimes/{id}/price-tiers", tag = "showtimes", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Showtime id")), request_body = [TierInput],
+    responses((status = 200, body = Showtime), (status = 403), (status = 404), (status = 409), (status = 422)))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id, showtime_id = %id))]
+pub async fn replace_price_tiers(
+    State(state): State<AppState>,
+    editor: Editor,
+    Path(id): Path<Uuid>,
+    Json(tiers): Json<Vec<TierInput>>,
+) -> Result<axum::Json<Showtime>, ApiError> {
+    Ok(axum::Json(
+        showtimes::replace_price_tiers(&state.db, &state.cache, id, tiers).await?,
+    ))
+}
+
+/// Puts a draft on sale, creating its seat inventory from the layout and tiers.
+#[utoipa::path(post, path = "/api/showtimes/{id}/publish", tag = "showtimes", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Showtime id")),
+    responses((status = 200, body = Showtime), (status = 403), (status = 404), (status = 409), (status = 422)))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id, showtime_id = %id))]
+pub async fn publish(
+    State(state): State<AppState>,
+    editor: Editor,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Showtime>, ApiError> {
+    Ok(axum::Json(
+        showtimes::publish(&state.db, &state.redis, &state.cache, id).await?,
+    ))
+}
+
+/// Stops the sale for good.
+#[utoipa::path(post, path = "/api/showtimes/{id}/cancel", tag = "showtimes", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Showtime id")),
+    responses((status = 200, body = Showtime), (status = 403), (status = 404), (status = 409)))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id, showtime_id = %id))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    editor: Editor,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Showtime>, ApiError> {
+    Ok(axum::Json(
+        showtimes::cancel(&state.db, &state.cache, id).await?,
+    ))
+}
+
+/// Deletes a showtime nobody booked (409 `HAS_BOOKINGS` otherwise: cancel it).
+#[utoipa::path(delete, path = "/api/showtimes/{id}", tag = "showtimes", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Showtime id")),
+    responses((status = 204), (status = 403), (status = 404), (status = 409)))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id, showtime_id = %id))]
+pub async fn delete(
+    State(state): State<AppState>,
+    editor: Editor,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    showtimes::delete(&state.db, &state.cache, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
 
 /// Seats of a showtime: counts per section and price, and each seat's state. Fresh within
 /// `AVAILABILITY_CACHE_TTL` at the latest, and within a second after a change made through
@@ -25,17 +145,5 @@ pub async fn availability(
     let cached = availability::read(&state.db, &state.redis, &state.availability, id, ttl)
         .await?
         .ok_or(ApiError::NotFound("showtime"))?;
-    let source = match cached.source {
-        Source::Process => "hit-process",
-        Source::Redis => "hit-redis",
-        Source::Database => "miss",
-    };
-    let mut response = cached.json.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert("x-cache", HeaderValue::from_static(source));
-    Ok(response)
+    Ok(super::cached_json(cached.json, cached.source))
 }

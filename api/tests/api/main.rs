@@ -5,6 +5,8 @@
 
 mod accounts;
 mod bookings;
+mod catalogue;
+mod catalogue_cache;
 mod errors;
 mod google;
 mod health;

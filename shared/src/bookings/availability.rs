@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub use crate::cache::Source;
 use crate::redis_client::RedisClient;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -109,14 +110,6 @@ pub async fn compute(db: &PgPool, showtime_id: Uuid) -> Result<Option<Availabili
         sections,
         seats,
     }))
-}
-
-/// Where an answer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Process,
-    Redis,
-    Database,
 }
 
 /// The answer as JSON, ready to send.

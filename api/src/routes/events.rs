@@ -1,0 +1,93 @@
+//! `/api/events`: a show's stops at venues. Anyone may read; editors write.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::Response,
+};
+use shared::catalogue::{
+    events::{self, Event, EventChanges, NewEvent},
+    scopes,
+};
+use uuid::Uuid;
+
+use super::catalogue_page;
+use crate::{
+    auth::{Editor, MaybeAuthUser},
+    error::ApiError,
+    extract::Json,
+    state::AppState,
+};
+
+/// An event with its venue and showtimes.
+#[utoipa::path(get, path = "/api/events/{id}", tag = "events",
+    params(("id" = Uuid, Path, description = "Event id")),
+    responses((status = 200, body = Event), (status = 404)))]
+#[tracing::instrument(skip_all, fields(event_id = %id))]
+pub async fn details(
+    State(state): State<AppState>,
+    caller: MaybeAuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let entry = scopes::details(scopes::event(id), "page");
+    catalogue_page(&state, caller, entry, "event", |all| {
+        events::details(&state.db, id, all)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/events", tag = "events", security(("bearer" = [])), request_body = NewEvent,
+    responses((status = 201, body = Event), (status = 403), (status = 422)))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id))]
+pub async fn create(
+    State(state): State<AppState>,
+    editor: Editor,
+    Json(new): Json<NewEvent>,
+) -> Result<(StatusCode, axum::Json<Event>), ApiError> {
+    let event = events::create(&state.db, &state.cache, new).await?;
+    Ok((StatusCode::CREATED, axum::Json(event)))
+}
+
+#[utoipa::path(patch, path = "/api/events/{id}", tag = "events", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Event id")), request_body = EventChanges,
+    responses((status = 200, body = Event), (status = 403), (status = 404), (status = 422)))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id, event_id = %id))]
+pub async fn update(
+    State(state): State<AppState>,
+    editor: Editor,
+    Path(id): Path<Uuid>,
+    Json(changes): Json<EventChanges>,
+) -> Result<axum::Json<Event>, ApiError> {
+    Ok(axum::Json(
+        events::update(&state.db, &state.cache, id, changes).await?,
+    ))
+}
+
+/// Hides the event and its showtimes from buyers.
+#[utoipa::path(post, path = "/api/events/{id}/archive", tag = "events", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Event id")),
+    responses((status = 200, body = Event), (status = 403), (status = 404)))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id, event_id = %id))]
+pub async fn archive(
+    State(state): State<AppState>,
+    editor: Editor,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Event>, ApiError> {
+    Ok(axum::Json(
+        events::archive(&state.db, &state.cache, id).await?,
+    ))
+}
+
+/// Deletes the event and its showtimes if nobody booked them (409 `HAS_BOOKINGS` otherwise).
+#[utoipa::path(delete, path = "/api/events/{id}", tag = "events", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Event id")),
+    responses((status = 204), (status = 403), (status = 404), (status = 409)))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id, event_id = %id))]
+pub async fn delete(
+    State(state): State<AppState>,
+    editor: Editor,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    events::delete(&state.db, &state.cache, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,375 @@
+//! The read cache: an in-process level (moka) in front of Redis in front of Postgres, holding
+//! answers as ready-to-send JSON.
+//!
+//! Every entry belongs to a *scope*: its own entity (`show:<id>`) or a group of entries that
+//! change together (every show listing). A write bumps its scopes' versions in Redis and
+//! announces them on a pub/sub channel ([`Cache::invalidate`]):
+//!
+//! - In Redis an entry lives under `<key>@v<scope version>`, read together with the version in
+//!   one round trip. Bumping a version makes every older copy unreachable at once, with no key
+//!   scan. It also closes the classic race of delete-on-write caches: a reader that loaded from
+//!   Postgres before a write and stores after it stores under the old version, where nobody
+//!   looks any more.
+//! - The in-process level of every API instance evicts the announced scopes. It is used only
+//!   while this process's subscription is up, and it is emptied each time the subscription
+//!   (re)starts, since announcements may have been missed meanwhile. So a lost connection can
+//!   never leave an instance serving an old answer until its TTL.
+//!
+//! Redis is a speed-up only: when it is down, reads go to Postgres and keep working.
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use redis::AsyncCommands;
+use serde::Serialize;
+
+use crate::{config::CacheSettings, redis_client::RedisClient};
+
+/// How long a scope's version is remembered after its last bump. Longer than any entry lives,
+/// so an entry stored under a forgotten version has always expired before it could be read
+/// again under the version counting restarts from.
+const VERSION_TTL_SECONDS: u64 = 24 * 3600;
+
+/// What kind of data an entry holds; the kind sets its time to live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One venue, show, event or showtime page.
+    Details,
+    /// A page of search results.
+    Listing,
+    /// The category list.
+    Categories,
+    /// A user's own data.
+    User,
+}
+
+/// One cacheable answer: its key, kind, and the scope whose writes make it stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: Kind,
+    pub key: String,
+    pub scope: String,
+}
+
+/// Where an answer came from: this process, Redis, or Postgres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Process,
+    Redis,
+    Database,
+}
+
+impl Source {
+    /// As shown in the `X-Cache` debug header.
+    pub fn as_header(self) -> &'static str {
+        match self {
+            Self::Process => "hit-process",
+            Self::Redis => "hit-redis",
+            Self::Database => "miss",
+        }
+    }
+}
+
+/// An answer as JSON, ready to send.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    pub json: Bytes,
+    pub source: Source,
+}
+
+#[derive(Clone)]
+struct Local {
+    json: Bytes,
+    scope: Arc<str>,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<String, Local> for PerEntryTtl {
+    fn expire_after_create(&self, _: &String, value: &Local, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    redis: RedisClient,
+    settings: CacheSettings,
+    local: moka::future::Cache<String, Local>,
+    /// Whether announcements reach this process, and so whether its level may be used.
+    listening: AtomicBool,
+    /// Bumped by every eviction, so a load that raced one does not stay in this process.
+    evictions: AtomicU64,
+}
+
+/// Why a load produced nothing to cache.
+#[derive(Debug)]
+enum Miss {
+    Absent,
+    Failed(sqlx::Error),
+}
+
+impl Cache {
+    pub fn new(redis: RedisClient, settings: CacheSettings) -> Self {
+        let local = moka::future::Cache::builder()
+            .weigher(|_: &String, value: &Local| {
+                u32::try_from(value.json.len()).unwrap_or(u32::MAX)
+            })
+            .max_capacity(settings.local_max_bytes)
+            .expire_after(PerEntryTtl)
+            .support_invalidation_closures()
+            .build();
+        Self {
+            inner: Arc::new(Inner {
+                redis,
+                settings,
+                local,
+                listening: AtomicBool::new(false),
+                evictions: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn ttl(&self, kind: Kind) -> Duration {
+        let settings = &self.inner.settings;
+        match kind {
+            Kind::Details => settings.details_ttl,
+            Kind::Listing => settings.listing_ttl,
+            Kind::Categories => settings.categories_ttl,
+            Kind::User => settings.user_ttl,
+        }
+    }
+
+    /// Starts listening for other processes' invalidations. Until this runs (or while Redis is
+    /// unreachable) the in-process level stays unused. The task ends with the last handle.
+    pub fn listen(&self) {
+        tokio::spawn(listen(
+            Arc::downgrade(&self.inner),
+            self.inner.redis.clone(),
+        ));
+    }
+
+    /// The cached answer if a level has one, else `load`'s answer, which is then cached.
+    /// `Ok(None)` (nothing found) is not cached.
+    pub async fn get_or_load<T, F>(
+        &self,
+        entry: &Entry,
+        load: F,
+    ) -> Result<Option<Cached>, sqlx::Error>
+    where
+        T: Serialize,
+        F: Future<Output = Result<Option<T>, sqlx::Error>>,
+    {
+        let inner = &self.inner;
+        if !inner.listening.load(Ordering::Acquire) {
+            return self
+                .redis_or_load(entry, load)
+                .await
+                .map(Some)
+                .or_else(absent_is_none);
+        }
+        let evictions = inner.evictions.load(Ordering::Acquire);
+        let mut source = Source::Process;
+        let outcome = inner
+            .local
+            .try_get_with(entry.key.clone(), async {
+                let cached = self.redis_or_load(entry, load).await?;
+                source = cached.source;
+                Ok::<_, Miss>(Local {
+                    json: cached.json,
+                    scope: entry.scope.as_str().into(),
+                    ttl: self.ttl(entry.kind),
+                })
+            })
+            .await;
+        let local = match outcome {
+            Ok(local) => local,
+            Err(shared) => {
+                return match Arc::try_unwrap(shared) {
+                    Ok(miss) => absent_is_none(miss),
+                    Err(shared) => match shared.as_ref() {
+                        Miss::Absent => Ok(None),
+                        Miss::Failed(error) => Err(sqlx::Error::Protocol(error.to_string())),
+                    },
+                };
+            }
+        };
+        if source != Source::Process && inner.evictions.load(Ordering::Acquire) != evictions {
+            // An invalidation arrived while this was loading: the answer may predate it.
+            inner.local.invalidate(&entry.key).await;
+        }
+        Ok(Some(Cached {
+            json: local.json,
+            source,
+        }))
+    }
+
+    async fn redis_or_load<T, F>(&self, entry: &Entry, load: F) -> Result<Cached, Miss>
+    where
+        T: Serialize,
+        F: Future<Output = Result<Option<T>, sqlx::Error>>,
+    {
+        let redis = &self.inner.redis;
+        let version_key = redis.key(&format!("cache-version:{}", entry.scope));
+        let data_key = redis.key(&format!("cache:{}", entry.key));
+        let read: Option<(String, Option<Vec<u8>>)> = redis
+            .bounded(async {
+                let mut connection = redis.connection().await?;
+                redis::Script::new(READ_VERSIONED)
+                    .key(&version_key)
+                    .key(&data_key)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await
+            .inspect_err(|error| tracing::debug!(%error, "cache read skipped Redis"))
+            .ok();
+        if let Some((_, Some(json))) = &read {
+            return Ok(Cached {
+                json: Bytes::from(json.clone()),
+                source: Source::Redis,
+            });
+        }
+        let value = load.await.map_err(Miss::Failed)?.ok_or(Miss::Absent)?;
+        let json = Bytes::from(
+            serde_json::to_vec(&value)
+                .map_err(|error| Miss::Failed(sqlx::Error::Decode(error.into())))?,
+        );
+        if let Some((version, _)) = read {
+            let ttl = self.ttl(entry.kind).as_secs().max(1);
+            let stored: redis::RedisResult<()> = redis
+                .bounded(async {
+                    let mut connection = redis.connection().await?;
+                    connection
+                        .set_ex(format!("{data_key}@v{version}"), json.as_ref(), ttl)
+                        .await
+                })
+                .await;
+            if let Err(error) = stored {
+                tracing::debug!(%error, "answer not cached in Redis");
+            }
+        }
+        Ok(Cached {
+            json,
+            source: Source::Database,
+        })
+    }
+
+    /// Makes every cached answer in `scopes` stale, here at once and on the other instances as
+    /// soon as the announcement reaches them. Call after the write has committed.
+    pub async fn invalidate(&self, scopes: &[String]) {
+        if scopes.is_empty() {
+            return;
+        }
+        evict(&self.inner, scopes.iter().cloned().collect()).await;
+        let redis = &self.inner.redis;
+        let mut pipe = redis::pipe();
+        for scope in scopes {
+            let key = redis.key(&format!("cache-version:{scope}"));
+            pipe.incr(&key, 1).ignore();
+            pipe.expire(&key, VERSION_TTL_SECONDS as i64).ignore();
+        }
+        let announcement = serde_json::to_string(scopes).unwrap_or_default();
+        pipe.publish(channel(redis), announcement).ignore();
+        let outcome: redis::RedisResult<()> = redis
+            .bounded(async {
+                let mut connection = redis.connection().await?;
+                pipe.query_async(&mut connection).await
+            })
+            .await;
+        if let Err(error) = outcome {
+            tracing::warn!(%error, ?scopes, "cache not invalidated in Redis; stale answers expire by their TTL");
+        }
+    }
+}
+
+fn absent_is_none(miss: Miss) -> Result<Option<Cached>, sqlx::Error> {
+    match miss {
+        Miss::Absent => Ok(None),
+        Miss::Failed(error) => Err(error),
+    }
+}
+
+/// The scope's version and the entry stored under it, in one round trip. A missing entry comes
+/// back as nil (Lua's false), so the reply is always two elements.
+const READ_VERSIONED: &str = r"
+local version = redis.call('GET', KEYS[1]) or '0'
+return {version, redis.call('GET', KEYS[2] .. '@v' .. version)}
+";
+
+fn channel(redis: &RedisClient) -> String {
+    redis.key("cache-invalidations")
+}
+
+async fn evict(inner: &Inner, scopes: HashSet<String>) {
+    inner.evictions.fetch_add(1, Ordering::AcqRel);
+    let evicted = inner
+        .local
+        .invalidate_entries_if(move |_, value| scopes.contains(value.scope.as_ref()));
+    if let Err(error) = evicted {
+        // Only possible without invalidation closures; then nothing here may be trusted.
+        tracing::error!(%error, "cannot evict cache entries; emptying this process's cache");
+        inner.local.invalidate_all();
+    }
+}
+
+async fn listen(inner: Weak<Inner>, redis: RedisClient) {
+    let channel = channel(&redis);
+    loop {
+        match redis.pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    let Some(strong) = inner.upgrade() else {
+                        return;
+                    };
+                    // Whatever was announced while nobody listened is unknown: start empty.
+                    strong.evictions.fetch_add(1, Ordering::AcqRel);
+                    strong.local.invalidate_all();
+                    strong.listening.store(true, Ordering::Release);
+                    drop(strong);
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        let Some(strong) = inner.upgrade() else {
+                            return;
+                        };
+                        let scopes = message
+                            .get_payload::<String>()
+                            .ok()
+                            .and_then(|payload| serde_json::from_str::<Vec<String>>(&payload).ok());
+                        match scopes {
+                            Some(scopes) => evict(&strong, scopes.into_iter().collect()).await,
+                            None => {
+                                strong.evictions.fetch_add(1, Ordering::AcqRel);
+                                strong.local.invalidate_all();
+                            }
+                        }
+                    }
+                    if let Some(strong) = inner.upgrade() {
+                        strong.listening.store(false, Ordering::Release);
+                    }
+                    tracing::warn!("cache invalidation subscription ended; reconnecting");
+                }
+                Err(error) => tracing::warn!(%error, "cannot subscribe to cache invalidations"),
+            },
+            Err(error) => tracing::debug!(%error, "Redis unavailable for cache invalidations"),
+        }
+        if inner.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,159 @@
+//! The catalogue: venues and their seat layouts, shows with their categories, events (a tour
+//! stop at a venue), showtimes with their price tiers, and discovery.
+//!
+//! Editors write it through the functions here, each in one transaction that also says which
+//! cache scopes it made stale ([`scopes`]); buyers read it through [`crate::cache`]. Publishing
+//! a showtime turns the venue's layout into the showtime's seat inventory, which the booking
+//! flow then owns.
+
+pub mod categories;
+pub mod discovery;
+pub mod events;
+pub mod layout;
+mod parse;
+pub mod scopes;
+pub mod shows;
+pub mod showtimes;
+pub mod venues;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::validation::FieldError;
+
+/// Why a catalogue write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A value breaks a rule (negative price, sale window after the show, overlapping seats).
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The write contradicts what exists (a name taken, a layout in use, bookings depending on
+    /// what would be deleted).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl CatalogueError {
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Constraint violations the database can still raise after the checks in code (two editors
+/// racing), turned into the answer the check would have given.
+impl From<sqlx::Error> for CatalogueError {
+    fn from(error: sqlx::Error) -> Self {
+        let Some(constraint) = error
+            .as_database_error()
+            .and_then(|e| e.constraint())
+            .map(str::to_owned)
+        else {
+            return Self::Database(error);
+        };
+        match constraint.as_str() {
+            "seat_sections_venue_id_name_key" => {
+                FieldError::new("sections", "section names must be unique in a venue").into()
+            }
+            "categories_name_key" => {
+                Self::conflict("NAME_TAKEN", "a category with this name exists")
+            }
+            "categories_slug_key" => {
+                Self::conflict("SLUG_TAKEN", "a category with this slug exists")
+            }
+            "price_tiers_showtime_id_section_id_key" => {
+                FieldError::new("price_tiers", "a section can have only one price tier").into()
+            }
+            "showtimes_sale_window" => {
+                FieldError::new("sale_ends_at", "must be after sale_starts_at").into()
+            }
+            "showtimes_sale_opens_before_start" => {
+                FieldError::new("sale_starts_at", "must not be after starts_at").into()
+            }
+            "showtimes_ends_after_start" => {
+                FieldError::new("ends_at", "must be after starts_at").into()
+            }
+            "showtime_status_transition" => Self::conflict(
+                "ILLEGAL_TRANSITION",
+                "the showtime cannot move to that status",
+            ),
+            name if name.ends_with("_fkey") => Self::conflict(
+                "IN_USE",
+                "other records depend on this; archive it instead of deleting it",
+            ),
+            _ => Self::Database(error),
+        }
+    }
+}
+
+/// Adds a section of `rows` rows of `per_row` seats to a venue's layout. Rows are labelled
+/// from A upwards by rank, starting at `first_row_rank` (0 is closest to the stage).
+pub async fn add_section(
+    conn: &mut PgConnection,
+    venue_id: Uuid,
+    name: &str,
+    sort_order: i32,
+    first_row_rank: i32,
+    rows: i32,
+    per_row: i32,
+) -> Result<Uuid, sqlx::Error> {
+    let section_id = sqlx::query_scalar!(
+        "INSERT INTO seat_sections (venue_id, name, sort_order) VALUES ($1, $2, $3) RETURNING id",
+        venue_id,
+        name,
+        sort_order
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO seats (venue_id, section_id, row_label, row_rank, seat_number)
+         SELECT $1, $2, chr(ascii('A') + $3 + r), $3 + r, n
+         FROM generate_series(0, $4 - 1) AS r, generate_series(1, $5) AS n",
+        venue_id,
+        section_id,
+        first_row_rank,
+        rows,
+        per_row
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(section_id)
+}
+
+/// Creates the per-seat inventory of a showtime from its venue's layout in a single statement
+/// (fast for tens of thousands of seats): for each price tier, the first `allocated_capacity`
+/// seats of its section, best first. Seats beyond a section's allocation (house seats) and
+/// sections without a tier are not sold. Running it again adds only seats that are missing.
+#[tracing::instrument(skip(conn))]
+pub async fn create_showtime_inventory(
+    conn: &mut PgConnection,
+    showtime_id: Uuid,
+) -> Result<u64, sqlx::Error> {
+    let inserted = sqlx::query!(
+        r#"
+        INSERT INTO showtime_seats
+            (showtime_id, seat_id, section_id, price_tier_id, row_rank, row_label, seat_number)
+        SELECT pt.showtime_id, s.id, s.section_id, pt.id, s.row_rank, s.row_label, s.seat_number
+        FROM price_tiers pt
+        CROSS JOIN LATERAL (
+            SELECT id, section_id, row_rank, row_label, seat_number
+            FROM seats
+            WHERE section_id = pt.section_id
+            ORDER BY row_rank, seat_number
+            LIMIT pt.allocated_capacity
+        ) s
+        WHERE pt.showtime_id = $1
+        ON CONFLICT (showtime_id, seat_id) DO NOTHING
+        "#,
+        showtime_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected())
+}

@@ -1,0 +1,389 @@
+//! Shows: what is performed (title, artist, categories, media), and the show page, which has
+//! everything a buyer needs in one answer: the show, its tour stops and their showtimes with
+//! prices.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    CatalogueError,
+    categories::Category,
+    events::{self, Event},
+    parse::{optional_text, required_text, web_url},
+    scopes::{self, Changed},
+};
+use crate::{cache::Cache, validation::FieldError};
+
+/// Images, trailer and promotional copy: shown, never queried into.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShowMedia {
+    pub poster_url: Option<String>,
+    pub banner_url: Option<String>,
+    pub trailer_url: Option<String>,
+    #[serde(default)]
+    pub gallery: Vec<String>,
+    pub promo_text: Option<String>,
+}
+
+impl ShowMedia {
+    fn parse(self) -> Result<Self, FieldError> {
+        let url = |field, value: Option<String>| value.map(|v| web_url(field, &v)).transpose();
+        if self.gallery.len() > 30 {
+            return Err(FieldError::new("media.gallery", "at most 30 images"));
+        }
+        Ok(Self {
+            poster_url: url("media.poster_url", self.poster_url)?,
+            banner_url: url("media.banner_url", self.banner_url)?,
+            trailer_url: url("media.trailer_url", self.trailer_url)?,
+            gallery: self
+                .gallery
+                .iter()
+                .map(|image| web_url("media.gallery", image))
+                .collect::<Result<_, _>>()?,
+            promo_text: self
+                .promo_text
+                .map(|text| optional_text("media.promo_text", &text, 2_000))
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewShow {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub artist: String,
+    /// Category slugs.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    pub language: Option<String>,
+    pub duration_minutes: Option<i32>,
+    pub age_rating: Option<String>,
+    #[serde(default)]
+    pub media: ShowMedia,
+}
+
+/// Changes to a show; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShowChanges {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub artist: Option<String>,
+    pub categories: Option<Vec<String>>,
+    pub language: Option<String>,
+    pub duration_minutes: Option<i32>,
+    pub age_rating: Option<String>,
+    pub media: Option<ShowMedia>,
+}
+
+/// The show page.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Show {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub artist: String,
+    pub language: String,
+    pub duration_minutes: Option<i32>,
+    pub age_rating: Option<String>,
+    pub media: ShowMedia,
+    pub categories: Vec<Category>,
+    pub archived: bool,
+    /// Tour stops with their showtimes (buyers see published showtimes only).
+    pub events: Vec<Event>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+struct ShowFields {
+    title: String,
+    description: String,
+    artist: String,
+    language: String,
+    duration_minutes: Option<i32>,
+    age_rating: Option<String>,
+    media: serde_json::Value,
+}
+
+impl ShowFields {
+    #[allow(clippy::too_many_arguments)]
+    fn parse(
+        title: &str,
+        description: &str,
+        artist: &str,
+        language: &str,
+        duration_minutes: Option<i32>,
+        age_rating: Option<&str>,
+        media: ShowMedia,
+    ) -> Result<Self, FieldError> {
+        if duration_minutes.is_some_and(|minutes| !(1..=1_440).contains(&minutes)) {
+            return Err(FieldError::new(
+                "duration_minutes",
+                "must be between 1 and 1440",
+            ));
+        }
+        let language = required_text("language", language, 35)?;
+        if !language
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(FieldError::new(
+                "language",
+                "use a language tag such as en or hi-IN",
+            ));
+        }
+        Ok(Self {
+            title: required_text("title", title, 200)?,
+            description: optional_text("description", description, 10_000)?,
+            artist: optional_text("artist", artist, 200)?,
+            language,
+            duration_minutes,
+            age_rating: age_rating
+                .map(|rating| required_text("age_rating", rating, 20))
+                .transpose()?,
+            media: serde_json::to_value(media.parse()?).unwrap_or_default(),
+        })
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn create(db: &PgPool, cache: &Cache, new: NewShow) -> Result<Show, CatalogueError> {
+    let fields = ShowFields::parse(
+        &new.title,
+        &new.description,
+        &new.artist,
+        new.language.as_deref().unwrap_or("en"),
+        new.duration_minutes,
+        new.age_rating.as_deref(),
+        new.media,
+    )?;
+    let mut tx = db.begin().await?;
+    let id = sqlx::query_scalar!(
+        "INSERT INTO shows (title, description, artist, language, duration_minutes, age_rating, media)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        fields.title,
+        fields.description,
+        fields.artist,
+        fields.language,
+        fields.duration_minutes,
+        fields.age_rating,
+        fields.media
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    set_categories(&mut tx, id, &new.categories).await?;
+    finish(tx, cache, id).await
+}
+
+#[tracing::instrument(skip(db, cache, changes))]
+pub async fn update(
+    db: &PgPool,
+    cache: &Cache,
+    id: Uuid,
+    changes: ShowChanges,
+) -> Result<Show, CatalogueError> {
+    let mut tx = db.begin().await?;
+    let current = sqlx::query!(
+        "SELECT title, description, artist, language, duration_minutes, age_rating, media
+         FROM shows WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(CatalogueError::NotFound("show"))?;
+    let media = match changes.media {
+        Some(media) => media,
+        None => serde_json::from_value(current.media).unwrap_or_default(),
+    };
+    let fields = ShowFields::parse(
+        changes.title.as_deref().unwrap_or(&current.title),
+        changes
+            .description
+            .as_deref()
+            .unwrap_or(&current.description),
+        changes.artist.as_deref().unwrap_or(&current.artist),
+        changes.language.as_deref().unwrap_or(&current.language),
+        changes.duration_minutes.or(current.duration_minutes),
+        changes
+            .age_rating
+            .as_deref()
+            .or(current.age_rating.as_deref()),
+        media,
+    )?;
+    sqlx::query!(
+        "UPDATE shows SET title = $2, description = $3, artist = $4, language = $5,
+                          duration_minutes = $6, age_rating = $7, media = $8, updated_at = now()
+         WHERE id = $1",
+        id,
+        fields.title,
+        fields.description,
+        fields.artist,
+        fields.language,
+        fields.duration_minutes,
+        fields.age_rating,
+        fields.media
+    )
+    .execute(&mut *tx)
+    .await?;
+    if let Some(categories) = &changes.categories {
+        set_categories(&mut tx, id, categories).await?;
+    }
+    finish(tx, cache, id).await
+}
+
+/// Hides a show from buyers; its bookings and tickets stay valid.
+#[tracing::instrument(skip(db, cache))]
+pub async fn archive(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Show, CatalogueError> {
+    let mut tx = db.begin().await?;
+    let found = sqlx::query!(
+        "UPDATE shows SET archived_at = coalesce(archived_at, now()), updated_at = now() WHERE id = $1",
+        id
+    )
+    .execute(&mut *tx)
+    .await?;
+    if found.rows_affected() == 0 {
+        return Err(CatalogueError::NotFound("show"));
+    }
+    finish(tx, cache, id).await
+}
+
+/// Deletes a show with no events; one with events must be archived instead.
+#[tracing::instrument(skip(db, cache))]
+pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), CatalogueError> {
+    let mut tx = db.begin().await?;
+    let has_events = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM events WHERE show_id = $1) AS "has!""#,
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if has_events {
+        return Err(CatalogueError::conflict(
+            "IN_USE",
+            "this show has events; delete them or archive the show instead",
+        ));
+    }
+    let deleted = sqlx::query!("DELETE FROM shows WHERE id = $1", id)
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(CatalogueError::NotFound("show"));
+    }
+    tx.commit().await?;
+    cache
+        .invalidate(&[scopes::show(id), scopes::SHOW_LISTINGS.to_owned()])
+        .await;
+    Ok(())
+}
+
+async fn set_categories(
+    conn: &mut PgConnection,
+    show_id: Uuid,
+    slugs: &[String],
+) -> Result<(), CatalogueError> {
+    if slugs.len() > 20 {
+        return Err(FieldError::new("categories", "at most 20 categories").into());
+    }
+    let ids = sqlx::query!(
+        "SELECT id, slug FROM categories WHERE slug = ANY($1)",
+        slugs
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if let Some(unknown) = slugs
+        .iter()
+        .find(|slug| !ids.iter().any(|row| &row.slug == *slug))
+    {
+        return Err(
+            FieldError::new("categories", format!("no category with slug {unknown:?}")).into(),
+        );
+    }
+    let ids: Vec<Uuid> = ids.into_iter().map(|row| row.id).collect();
+    sqlx::query!("DELETE FROM show_categories WHERE show_id = $1", show_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query!(
+        "INSERT INTO show_categories (show_id, category_id) SELECT $1, unnest($2::uuid[])",
+        show_id,
+        &ids
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn finish(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    cache: &Cache,
+    id: Uuid,
+) -> Result<Show, CatalogueError> {
+    let stale = scopes::affected(&mut tx, Changed::Show(id)).await?;
+    let show = load(&mut tx, id, true)
+        .await?
+        .ok_or(CatalogueError::NotFound("show"))?;
+    tx.commit().await?;
+    cache.invalidate(&stale).await;
+    Ok(show)
+}
+
+/// The show page: `None` if there is none or (for buyers) it is archived.
+pub async fn details(
+    db: &PgPool,
+    id: Uuid,
+    include_unpublished: bool,
+) -> Result<Option<Show>, sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    load(&mut conn, id, include_unpublished).await
+}
+
+async fn load(
+    conn: &mut PgConnection,
+    id: Uuid,
+    include_unpublished: bool,
+) -> Result<Option<Show>, sqlx::Error> {
+    let Some(row) = sqlx::query!(
+        r#"SELECT id, title, description, artist, language, duration_minutes, age_rating, media,
+                  archived_at IS NOT NULL AS "archived!", created_at, updated_at
+           FROM shows WHERE id = $1 AND ($2 OR archived_at IS NULL)"#,
+        id,
+        include_unpublished
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let categories = sqlx::query_as!(
+        Category,
+        "SELECT c.id, c.name, c.slug FROM categories c
+         JOIN show_categories sc ON sc.category_id = c.id
+         WHERE sc.show_id = $1 ORDER BY c.name",
+        id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let events = events::of_show(conn, id, include_unpublished).await?;
+    Ok(Some(Show {
+        id: row.id,
+        title: row.title,
+        description: row.description,
+        artist: row.artist,
+        language: row.language,
+        duration_minutes: row.duration_minutes,
+        age_rating: row.age_rating,
+        media: serde_json::from_value(row.media).unwrap_or_default(),
+        categories,
+        archived: row.archived,
+        events,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }))
+}
