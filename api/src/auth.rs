@@ -14,7 +14,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use shared::accounts::{Role, sessions};
+use shared::accounts::{Role, sessions, users};
 use uuid::Uuid;
 
 use crate::{error::ApiError, state::AppState};
@@ -61,6 +61,12 @@ impl SessionCache {
 pub async fn account_changed(state: &AppState, user_id: Uuid) {
     state.sessions.forget_user(user_id);
     sessions::announce_change(&state.redis, user_id).await;
+    profile_changed(state, user_id).await;
+}
+
+/// After a change to what a user's profile shows: drop its cached copies everywhere.
+pub async fn profile_changed(state: &AppState, user_id: Uuid) {
+    state.cache.invalidate(&[users::cache_scope(user_id)]).await;
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, ApiError> {

@@ -15,7 +15,8 @@
 //!   (re)starts, since announcements may have been missed meanwhile. So a lost connection can
 //!   never leave an instance serving an old answer until its TTL.
 //!
-//! Redis is a speed-up only: when it is down, reads go to Postgres and keep working.
+//! Redis is a speed-up only: while the subscription is down (Redis unreachable), both levels
+//! are skipped and every read goes straight to Postgres, without waiting on Redis each time.
 
 use std::{
     collections::HashSet,
@@ -176,11 +177,11 @@ impl Cache {
     {
         let inner = &self.inner;
         if !inner.listening.load(Ordering::Acquire) {
-            return self
-                .redis_or_load(entry, load)
-                .await
-                .map(Some)
-                .or_else(absent_is_none);
+            // Redis is unreachable (or this process just started): do not wait on it per read.
+            return Ok(load.await?.map(|value| Cached {
+                json: to_json(&value),
+                source: Source::Database,
+            }));
         }
         let evictions = inner.evictions.load(Ordering::Acquire);
         let mut source = Source::Process;
@@ -238,18 +239,19 @@ impl Cache {
             .await
             .inspect_err(|error| tracing::debug!(%error, "cache read skipped Redis"))
             .ok();
-        if let Some((_, Some(json))) = &read {
-            return Ok(Cached {
-                json: Bytes::from(json.clone()),
-                source: Source::Redis,
-            });
-        }
+        let version = match read {
+            Some((_, Some(json))) => {
+                return Ok(Cached {
+                    json: Bytes::from(json),
+                    source: Source::Redis,
+                });
+            }
+            Some((version, None)) => Some(version),
+            None => None,
+        };
         let value = load.await.map_err(Miss::Failed)?.ok_or(Miss::Absent)?;
-        let json = Bytes::from(
-            serde_json::to_vec(&value)
-                .map_err(|error| Miss::Failed(sqlx::Error::Decode(error.into())))?,
-        );
-        if let Some((version, _)) = read {
+        let json = to_json(&value);
+        if let Some(version) = version {
             let ttl = self.ttl(entry.kind).as_secs().max(1);
             let stored: redis::RedisResult<()> = redis
                 .bounded(async {
@@ -295,6 +297,11 @@ impl Cache {
             tracing::warn!(%error, ?scopes, "cache not invalidated in Redis; stale answers expire by their TTL");
         }
     }
+}
+
+/// Answers are plain data: serialising them cannot fail.
+fn to_json<T: Serialize>(value: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
 fn absent_is_none(miss: Miss) -> Result<Option<Cached>, sqlx::Error> {

@@ -17,7 +17,7 @@ use shared::{
 use utoipa::ToSchema;
 
 use crate::{
-    auth::{AuthUser, MaybeAuthUser, account_changed},
+    auth::{AuthUser, MaybeAuthUser, account_changed, profile_changed},
     error::ApiError,
     extract::{ClientInfo, Json},
     state::AppState,
@@ -277,8 +277,11 @@ pub async fn google(
         });
     let mut tx = state.db.begin().await?;
     let (user, _created) = users::upsert_google(&mut tx, &identity.subject, &email, &name).await?;
+    let user_id = user.id;
     let pair = sessions::start(&mut tx, &state.tokens, user, &device).await?;
     tx.commit().await?;
+    // Linking may have verified the email or set the Google identity.
+    profile_changed(&state, user_id).await;
     Ok(axum::Json(pair))
 }
 
@@ -401,5 +404,10 @@ pub async fn verify_otp(
         }
     };
     tx.commit().await?;
+    let user_id = match &outcome {
+        OtpVerified::Attached { user } => user.id,
+        OtpVerified::SignedIn(pair) => pair.user.id,
+    };
+    profile_changed(&state, user_id).await;
     Ok(axum::Json(outcome).into_response())
 }

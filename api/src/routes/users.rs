@@ -4,6 +4,7 @@
 use axum::{
     extract::{Path, State},
     http::StatusCode,
+    response::Response,
 };
 use serde::{Deserialize, Serialize};
 use shared::accounts::{
@@ -15,24 +16,26 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    auth::{AuthUser, account_changed},
+    auth::{AuthUser, account_changed, profile_changed},
     error::ApiError,
     extract::Json,
     state::AppState,
 };
 
-/// The caller's profile.
+/// The caller's profile (cached; `X-Cache` says from where).
 #[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401)))]
 #[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
-pub async fn me(
-    State(state): State<AppState>,
-    user: AuthUser,
-) -> Result<axum::Json<User>, ApiError> {
-    users::find(&state.db, user.user_id)
+pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
+    let cached = state
+        .cache
+        .get_or_load(
+            &users::profile_cache_entry(user.user_id),
+            users::find(&state.db, user.user_id),
+        )
         .await?
-        .map(axum::Json)
-        .ok_or(ApiError::NotFound("user"))
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(super::cached_json(cached.json, cached.source))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -61,10 +64,11 @@ pub async fn update_me(
     }
     let name = change.name.as_deref().map(users::parse_name).transpose()?;
     let email = change.email.as_deref().map(Email::parse).transpose()?;
-    users::update_profile(&state.db, user.user_id, name.as_deref(), email.as_ref())
+    let updated = users::update_profile(&state.db, user.user_id, name.as_deref(), email.as_ref())
         .await?
-        .map(axum::Json)
-        .ok_or(ApiError::NotFound("user"))
+        .ok_or(ApiError::NotFound("user"))?;
+    profile_changed(&state, user.user_id).await;
+    Ok(axum::Json(updated))
 }
 
 /// The caller's signed-in devices, most recently used first.

@@ -529,20 +529,20 @@ async fn bad_booking_requests_are_refused_and_write_nothing() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 
-    sqlx::query("UPDATE showtimes SET status = 'DRAFT' WHERE id = $1")
+    sqlx::query("UPDATE showtimes SET status = 'CANCELED' WHERE id = $1")
         .bind(other.showtime_id)
         .execute(&app.db)
         .await
         .unwrap();
-    let draft = app
+    let canceled = app
         .book(
             &buyers[0],
             &key(),
             &named(&other, &other.sections[0].seat_ids[..1]),
         )
         .await;
-    assert_eq!(draft.status(), 409);
-    assert_eq!(error_code(draft).await, "NOT_ON_SALE");
+    assert_eq!(canceled.status(), 409);
+    assert_eq!(error_code(canceled).await, "NOT_ON_SALE");
 
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings")
         .fetch_one(&app.db)

@@ -5,8 +5,8 @@
 
 mod accounts;
 mod bookings;
+mod cache;
 mod catalogue;
-mod catalogue_cache;
 mod errors;
 mod google;
 mod health;

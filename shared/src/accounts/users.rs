@@ -68,6 +68,20 @@ pub async fn insert_with_password(
     .await?)
 }
 
+/// The cache scope of everything cached about one user.
+pub fn cache_scope(user_id: Uuid) -> String {
+    format!("user:{user_id}")
+}
+
+/// The cache entry of a user's own profile.
+pub fn profile_cache_entry(user_id: Uuid) -> crate::cache::Entry {
+    crate::cache::Entry {
+        kind: crate::cache::Kind::User,
+        key: format!("user:{user_id}:profile"),
+        scope: cache_scope(user_id),
+    }
+}
+
 pub async fn find(db: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as!(
         User,

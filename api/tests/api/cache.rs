@@ -1,4 +1,4 @@
-//! The catalogue cache across two API instances: each level is used, every write is seen on
+//! The read cache across two API instances: each level is used, every write is seen on
 //! the next read of the writer and, once its announcement arrives, of the other instance, and
 //! reads keep working from Postgres when Redis is unreachable.
 
@@ -8,11 +8,18 @@ use test_support::fixtures;
 
 use crate::{
     catalogue::{Editor, small_layout},
-    helpers::{TestApp, closed_port, spawn_app, spawn_app_with},
+    helpers::{TestApp, access, closed_port, spawn_app, spawn_app_with},
 };
 
 async fn read(app: &TestApp, path: &str) -> (String, Value) {
-    let response = app.get(path).await;
+    read_as(app, path, None).await
+}
+
+async fn read_as(app: &TestApp, path: &str, token: Option<&str>) -> (String, Value) {
+    let response = match token {
+        Some(token) => app.get_as(path, token).await,
+        None => app.get(path).await,
+    };
     assert_eq!(response.status(), 200, "{path}");
     let source = response.headers()["x-cache"].to_str().unwrap().to_owned();
     (source, response.json().await.unwrap())
@@ -52,6 +59,9 @@ async fn writes_are_seen_through_both_levels_on_both_instances() {
     let show = editor.show_on_sale("Cached Show", "Nagpur", 3).await;
     let path = format!("/api/shows/{}", show["id"].as_str().unwrap());
 
+    // Both instances listen for invalidations before the first read.
+    warm(&first, "/api/categories").await;
+    warm(&second, "/api/categories").await;
     // Postgres, then this process; the other instance finds it in Redis, then in its process.
     let (source, _) = read(&first, &path).await;
     assert_eq!(source, "miss");
@@ -184,4 +194,45 @@ async fn reads_answer_from_postgres_when_redis_is_unreachable() {
         .await;
     let (_, page) = read(&app, &format!("/api/shows/{show_id}")).await;
     assert_eq!(page["title"], "Still Works");
+}
+
+#[tokio::test]
+async fn a_users_profile_is_cached_and_fresh_after_each_change() {
+    let first = spawn_app().await;
+    let second = spawn_app_with(first.env.clone()).await;
+    let pair = first.signed_up().await;
+    let token = access(&pair);
+    warm(&second, "/api/categories").await;
+    let mut source = String::new();
+    for _ in 0..200 {
+        source = read_as(&first, "/api/users/me", Some(token)).await.0;
+        if source == "hit-process" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(source, "hit-process");
+    let (source, _) = read_as(&second, "/api/users/me", Some(token)).await;
+    assert_eq!(source, "hit-redis");
+
+    let response = first
+        .send_json(
+            Method::PATCH,
+            "/api/users/me",
+            &json!({"name": "New Name"}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let (source, me) = read_as(&first, "/api/users/me", Some(token)).await;
+    assert_eq!((source.as_str(), &me["name"]), ("miss", &json!("New Name")));
+    // The other instance drops its copy when the announcement arrives.
+    for _ in 0..200 {
+        let (_, me) = read_as(&second, "/api/users/me", Some(token)).await;
+        if me["name"] == "New Name" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the second instance never showed the new name");
 }
