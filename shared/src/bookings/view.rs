@@ -1,8 +1,8 @@
 //! What a buyer sees of a booking, and its fast copy in Redis.
 //!
 //! Every change of a booking's status is written to Postgres first, then copied to the Redis
-//! key `booking:{id}` and announced on the `booking-status` channel, where API instances wake
-//! the long-polls and event streams waiting on it. Redis being down costs only speed: readers
+//! key `booking:{id}` (unless Redis holds a newer one) and announced on the `booking-status`
+//! channel, where API instances wake the long-polls and event streams waiting on it. Redis being down costs only speed: readers
 //! fall back to Postgres.
 
 use std::collections::HashMap;
@@ -153,18 +153,41 @@ pub async fn announce_view(redis: &RedisClient, view: &BookingView, ttl: std::ti
     announce_views(redis, std::slice::from_ref(view), ttl).await;
 }
 
+/// Stores a view only if it is not older than the one Redis has, then announces it. Two
+/// processes announcing one booking at once (a worker and the API) may load it in one order and
+/// store it in the other; comparing `updated_at` (the database's clock at each status change)
+/// keeps the newer status, whatever the order of arrival.
+const STORE_IF_NEWER: &str = r"
+local stored = tonumber(redis.call('GET', KEYS[2]) or '0')
+if stored > tonumber(ARGV[2]) then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('PUBLISH', KEYS[3], ARGV[1])
+return 1
+";
+
 async fn announce_views(redis: &RedisClient, views: &[BookingView], ttl: std::time::Duration) {
     if views.is_empty() {
         return;
     }
+    let channel = status_channel(redis);
     let mut pipe = redis::pipe();
     for view in views {
         let Ok(json) = serde_json::to_string(view) else {
             continue;
         };
-        pipe.set_ex(status_key(redis, view.id), &json, ttl.as_secs().max(1))
-            .ignore()
-            .publish(status_channel(redis), &json)
+        let key = status_key(redis, view.id);
+        pipe.cmd("EVAL")
+            .arg(STORE_IF_NEWER)
+            .arg(3)
+            .arg(&key)
+            .arg(format!("{key}:version"))
+            .arg(&channel)
+            .arg(&json)
+            .arg(view.updated_at.timestamp_micros())
+            .arg(ttl.as_secs().max(1))
             .ignore();
     }
     let outcome: redis::RedisResult<()> = redis

@@ -8,3 +8,4 @@ mod fixtures;
 mod holds;
 mod invariants;
 mod migrations;
+mod status;
