@@ -30,8 +30,8 @@ use crate::{
     auth::{RoleGuard, require_role},
     error::{ApiError, render_errors},
     routes::{
-        admin, auth, bookings, categories, events, health, openapi::ApiDoc, shows, showtimes,
-        users, venues,
+        admin, auth, bookings, categories, events, health, openapi::ApiDoc, payments, shows,
+        showtimes, users, venues,
     },
     state::AppState,
 };
@@ -103,6 +103,16 @@ pub fn router(state: AppState) -> Router {
     let super_admin = RoleGuard::new(&state, Role::SuperAdmin);
     let admin_routes = Router::new()
         .route("/api/admin/users/{id}/role", patch(admin::change_role))
+        .route(
+            "/api/admin/bookings/{id}/refund",
+            post(admin::refund_booking),
+        )
+        .route("/api/admin/payments", get(admin::payments))
+        .route("/api/admin/payments/{id}", get(admin::payment))
+        .route(
+            "/api/admin/payments/{id}/recheck",
+            post(admin::recheck_payment),
+        )
         .route_layer(middleware::from_fn_with_state(super_admin, require_role));
     Router::new()
         .route("/health", get(health::health))
@@ -126,6 +136,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/bookings/{id}/events", get(bookings::events))
         .route("/api/bookings/{id}/cancel", post(bookings::cancel))
         .route("/api/bookings/{id}/tickets", get(bookings::tickets))
+        .route("/api/razorpay/orders", post(payments::create_order))
+        .route("/api/razorpay/verify", post(payments::verify))
+        .route("/api/razorpay/webhook", post(payments::webhook))
         .route(
             "/api/categories",
             get(categories::list).post(categories::create),

@@ -11,6 +11,7 @@ use shared::{
     cache::Cache,
     config::Settings,
     jobs::JobPublisher,
+    payments::razorpay::Razorpay,
     redis_client::RedisClient,
 };
 use sqlx::PgPool;
@@ -27,6 +28,7 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     pub login_throttle: LoginThrottle,
     pub google: Arc<GoogleVerifier>,
+    pub razorpay: Razorpay,
     pub status_hub: Arc<StatusHub>,
     pub sessions: SessionCache,
     /// Cached catalogue pages and listings (in-process, then Redis).
@@ -50,7 +52,8 @@ impl AppState {
             tokens: TokenKeys::new(&settings.auth),
             passwords: PasswordHasher::new(&settings.auth.argon2)?,
             login_throttle: LoginThrottle::new(redis.clone(), &settings.auth),
-            google: Arc::new(GoogleVerifier::new(&settings.google, http)),
+            google: Arc::new(GoogleVerifier::new(&settings.google, http.clone())),
+            razorpay: Razorpay::new(&settings.razorpay, http),
             status_hub: StatusHub::start(redis.clone(), sessions.clone()),
             sessions,
             cache,

@@ -5,6 +5,11 @@
 //!   RS256 ID tokens (with a published or an unpublished key, any audience, issuer or expiry).
 //! - Twilio: `/twilio/2010-04-01/Accounts/{sid}/Messages.json` accepts messages with the
 //!   account's basic auth and records them; `/twilio/messages?to=` lists what was sent.
+//! - Razorpay: orders, payments, captures, refunds and signed webhooks ([`razorpay`]).
+
+mod razorpay;
+
+pub use razorpay::RazorpayConfig;
 
 use std::{
     net::SocketAddr,
@@ -34,6 +39,7 @@ pub struct Config {
     pub twilio_auth_token: String,
     /// Audience of minted Google tokens when the request names none.
     pub google_client_id: String,
+    pub razorpay: RazorpayConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -59,6 +65,7 @@ pub struct StandIn {
 impl StandIn {
     pub async fn bind(address: SocketAddr, config: Config) -> std::io::Result<Self> {
         let listener = TcpListener::bind(address).await?;
+        let razorpay = razorpay::routes(config.razorpay.clone());
         let state = AppState {
             config: Arc::new(config),
             messages: Arc::default(),
@@ -71,7 +78,8 @@ impl StandIn {
                 post(send_message),
             )
             .route("/twilio/messages", get(list_messages))
-            .with_state(state);
+            .with_state(state)
+            .merge(razorpay);
         Ok(Self { listener, router })
     }
 

@@ -1,9 +1,9 @@
-//! `stand-in` serves the local stand-ins of Google sign-in and Twilio on `STAND_IN_ADDR`
+//! `stand-in` serves the local stand-ins of Google sign-in, Twilio and Razorpay on `STAND_IN_ADDR`
 //! (default 127.0.0.1:9090), with the credentials from the environment or `.env`.
 
 use std::{net::SocketAddr, process::ExitCode};
 
-use stand_in::{Config, StandIn};
+use stand_in::{Config, RazorpayConfig, StandIn};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,6 +23,16 @@ async fn main() -> ExitCode {
         twilio_account_sid: var("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
         twilio_auth_token: var("TWILIO_AUTH_TOKEN", "local-twilio-auth-token"),
         google_client_id: var("GOOGLE_CLIENT_ID", "bms-local.apps.googleusercontent.com"),
+        razorpay: RazorpayConfig {
+            key_id: var("RAZORPAY_KEY_ID", "rzp_test_local"),
+            key_secret: var("RAZORPAY_KEY_SECRET", "local-razorpay-key-secret"),
+            webhook_secret: var("RAZORPAY_WEBHOOK_SECRET", "local-razorpay-webhook-secret"),
+            // Webhooks go to the API this stand-in serves.
+            webhook_url: Some(format!(
+                "{}/api/razorpay/webhook",
+                var("BASE_URL", "http://localhost:8080").trim_end_matches('/')
+            )),
+        },
     };
     let server = match StandIn::bind(address, config).await {
         Ok(server) => server,

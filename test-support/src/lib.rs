@@ -74,13 +74,20 @@ impl TestEnv {
         Self { id, values }
     }
 
-    /// Starts a stand-in server for Google and Twilio on a free port and points the settings
+    /// Starts a stand-in server for Google, Twilio and Razorpay on a free port and points the settings
     /// at it. Returns its base URL.
     pub async fn start_stand_in(&mut self) -> String {
         let config = stand_in::Config {
             twilio_account_sid: self.values["TWILIO_ACCOUNT_SID"].clone(),
             twilio_auth_token: self.values["TWILIO_AUTH_TOKEN"].clone(),
             google_client_id: self.values["GOOGLE_CLIENT_ID"].clone(),
+            razorpay: stand_in::RazorpayConfig {
+                key_id: self.values["RAZORPAY_KEY_ID"].clone(),
+                key_secret: self.values["RAZORPAY_KEY_SECRET"].clone(),
+                webhook_secret: self.values["RAZORPAY_WEBHOOK_SECRET"].clone(),
+                // The test points it at its API once that listens.
+                webhook_url: None,
+            },
         };
         let server = stand_in::StandIn::bind(([127, 0, 0, 1], 0).into(), config)
             .await
@@ -89,6 +96,7 @@ impl TestEnv {
         tokio::spawn(server.run());
         self.set("GOOGLE_JWKS_URL", format!("{base}/google/oauth2/v3/certs"));
         self.set("TWILIO_BASE_URL", format!("{base}/twilio"));
+        self.set("RAZORPAY_BASE_URL", format!("{base}/razorpay"));
         base
     }
 

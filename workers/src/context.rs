@@ -5,6 +5,7 @@ use std::sync::Arc;
 use shared::{
     config::Settings,
     jobs::{Job, JobPublisher},
+    payments::razorpay::Razorpay,
     redis_client::RedisClient,
     sms::SmsClient,
 };
@@ -19,6 +20,7 @@ pub struct JobContext {
     /// For handlers whose work produces further jobs.
     pub jobs: JobPublisher,
     pub sms: SmsClient,
+    pub razorpay: Razorpay,
     /// Groups reserve-seats jobs of one scope into one transaction.
     pub reservations: SharedBatcher,
     pub settings: Arc<Settings>,
@@ -26,11 +28,13 @@ pub struct JobContext {
 
 impl JobContext {
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().build()?;
         Ok(Self {
             db: shared::db::pool(&settings.database)?,
             redis: RedisClient::new(&settings.redis)?,
             jobs: JobPublisher::new(&settings.rabbitmq),
-            sms: SmsClient::new(&settings.twilio, reqwest::Client::builder().build()?),
+            sms: SmsClient::new(&settings.twilio, http.clone()),
+            razorpay: Razorpay::new(&settings.razorpay, http),
             reservations: SharedBatcher::default(),
             settings: Arc::new(settings),
         })
@@ -47,9 +51,6 @@ pub enum JobError {
     /// Will never work as it stands (bad payload, broken invariant): dead-lettered at once.
     #[error(transparent)]
     Permanent(anyhow::Error),
-    /// This kind of job has no handler in this release: dead-lettered, kept for replay.
-    #[error("{0} jobs are not supported yet")]
-    NotSupported(&'static str),
 }
 
 impl JobError {

@@ -1,6 +1,7 @@
 //! Scheduled sweeps (apalis-cron). Every worker replica runs them on the same schedule, so each
 //! sweep is safe to run concurrently with itself: holds are expired with `SKIP LOCKED`, a
-//! republished reservation is idempotent, and deleting old keys twice deletes nothing more.
+//! republished reservation or refund is idempotent, and deleting old keys twice deletes
+//! nothing more.
 
 use std::collections::BTreeSet;
 
@@ -9,7 +10,8 @@ use apalis_cron::{CronScheduler, Tick};
 use futures::FutureExt;
 use shared::{
     bookings::{self, availability, create, view},
-    jobs::ReserveSeats,
+    jobs::{Refund, ReserveSeats},
+    payments::refunds,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +75,21 @@ async fn expire_holds(_tick: Tick, ctx: Data<JobContext>) -> Result<(), BoxDynEr
             break;
         }
         tracing::info!(%booking_id, "republished a pending booking");
+    }
+    // Refunds whose job was never published, or whose outcome never arrived.
+    let open = refunds::stale_open(&ctx.db, settings.republish_pending_after, EXPIRY_BATCH).await?;
+    for refund_id in open {
+        if let Err(error) = ctx
+            .jobs
+            .publish(&Refund {
+                refund_id,
+                event_id: None,
+            })
+            .await
+        {
+            tracing::warn!(%error, "could not republish a refund; next sweep tries again");
+            break;
+        }
     }
     create::purge_idempotency_keys(&ctx.db).await?;
     Ok(())

@@ -1,7 +1,10 @@
 //! `/api/admin`: what only a SUPER_ADMIN may do. The role is required by the route layer in
-//! `startup`, not checked here; every change is written to the audit log in its transaction.
+//! `startup`, not checked here; every change is written to the audit log.
 
-use axum::extract::{Path, State};
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
 use serde::Deserialize;
 use serde_json::json;
 use shared::{
@@ -10,6 +13,13 @@ use shared::{
         users::{self, User},
     },
     audit::{self, AuditEntry},
+    jobs::{PaymentSignal, VerifyPayment},
+    payments::{
+        PaymentError,
+        reconcile::{self, PaymentDetail, PaymentFilters, PaymentRecord},
+        refunds::{self, RefundView, Requester},
+    },
+    validation::FieldError,
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -75,4 +85,129 @@ pub async fn change_role(
     tx.commit().await?;
     account_changed(&state, id).await;
     Ok(axum::Json(user))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundOrder {
+    /// Seats to refund; absent or empty for the whole booking.
+    #[serde(default)]
+    seat_ids: Vec<Uuid>,
+    reason: String,
+}
+
+/// Refunds a confirmed booking, whole or some of its seats. The refund job asks Razorpay;
+/// when it is processed the seats go back on sale and their tickets are void.
+#[utoipa::path(post, path = "/api/admin/bookings/{id}/refund", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Booking id")), request_body = RefundOrder,
+    responses((status = 202, body = RefundView), (status = 404), (status = 409), (status = 422)))]
+#[tracing::instrument(skip_all, fields(admin_id = %admin.user_id, booking_id = %id))]
+pub async fn refund_booking(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    client: ClientInfo,
+    RequestId(request_id): RequestId,
+    Path(id): Path<Uuid>,
+    Json(order): Json<RefundOrder>,
+) -> Result<(StatusCode, axum::Json<RefundView>), ApiError> {
+    let reason = order.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(FieldError::new("reason", "say why, in at most 500 characters").into());
+    }
+    let mut tx = state.db.begin().await?;
+    let refund = refunds::request_for_booking(
+        &mut tx,
+        id,
+        &order.seat_ids,
+        reason,
+        Requester::Admin(admin.user_id),
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            actor_id: Some(admin.user_id),
+            actor_role: Some(admin.role),
+            action: "booking.refund_requested",
+            resource_type: "booking",
+            resource_id: id.to_string(),
+            ip: client.ip,
+            request_id: Some(&request_id),
+            before: None,
+            after: Some(
+                json!({"refund_id": refund.id, "amount_paise": refund.amount_paise,
+                               "seat_ids": refund.seat_ids, "reason": reason}),
+            ),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    super::bookings::start_refund(&state, &refund).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(refund)))
+}
+
+/// Payment records, newest first: Razorpay ids, amounts, method, status history, and where money
+/// and booking disagree (`mismatched=true` lists only those).
+#[utoipa::path(get, path = "/api/admin/payments", tag = "admin", security(("bearer" = [])),
+    params(PaymentFilters), responses((status = 200, body = [PaymentRecord]), (status = 422)))]
+#[tracing::instrument(skip_all)]
+pub async fn payments(
+    State(state): State<AppState>,
+    Query(filters): Query<PaymentFilters>,
+) -> Result<axum::Json<Vec<PaymentRecord>>, ApiError> {
+    let limit = match filters.limit.unwrap_or(50) {
+        limit @ 1..=200 => i64::from(limit),
+        _ => return Err(FieldError::new("limit", "must be between 1 and 200").into()),
+    };
+    Ok(axum::Json(
+        reconcile::list(&state.db, &filters, limit).await?,
+    ))
+}
+
+/// One payment with its refunds and the raw webhook events about it.
+#[utoipa::path(get, path = "/api/admin/payments/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Payment id")),
+    responses((status = 200, body = PaymentDetail), (status = 404)))]
+#[tracing::instrument(skip_all, fields(payment_id = %id))]
+pub async fn payment(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<PaymentDetail>, ApiError> {
+    reconcile::detail(&state.db, id)
+        .await?
+        .map(axum::Json)
+        .ok_or(ApiError::NotFound("payment"))
+}
+
+/// Asks Razorpay what was paid against this payment's order and settles it: what a missed
+/// webhook would have done.
+#[utoipa::path(post, path = "/api/admin/payments/{id}/recheck", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Payment id")),
+    responses((status = 202), (status = 404), (status = 503)))]
+#[tracing::instrument(skip_all, fields(payment_id = %id))]
+pub async fn recheck_payment(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let order_id = sqlx::query_scalar!("SELECT provider_order_id FROM payments WHERE id = $1", id)
+        .fetch_optional(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound("payment"))?;
+    let paid = state
+        .razorpay
+        .order_payments(&order_id)
+        .await
+        .map_err(PaymentError::from)?;
+    for payment in paid
+        .into_iter()
+        .filter(|p| matches!(p.status.as_str(), "authorized" | "captured"))
+    {
+        let job = VerifyPayment {
+            provider_order_id: order_id.clone(),
+            provider_payment_id: payment.id,
+            signal: PaymentSignal::Reconciliation,
+        };
+        state.jobs.publish(&job).await?;
+    }
+    Ok(StatusCode::ACCEPTED)
 }

@@ -14,8 +14,10 @@ use axum::{
 };
 use futures::{Stream, stream};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use shared::{
     accounts::Role,
+    audit::{self, AuditEntry},
     bookings::{
         BookingStatus, SeatSelection, availability,
         cancel::{self, CancelError},
@@ -23,13 +25,19 @@ use shared::{
         history::{self, BookingSummary, Ticket},
         view::{self, BookingView},
     },
-    jobs::{ReservationScope, ReserveSeats},
+    jobs::{Refund, ReservationScope, ReserveSeats},
+    payments::refunds::{self, RefundView, Requester},
 };
 use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::{auth::AuthUser, error::ApiError, extract::Json, state::AppState};
+use crate::{
+    auth::AuthUser,
+    error::ApiError,
+    extract::{ClientInfo, Json, RequestId},
+    state::AppState,
+};
 
 const LONGEST_WAIT: u64 = 30;
 
@@ -301,17 +309,55 @@ impl From<CancelError> for ApiError {
     }
 }
 
-/// Gives held seats back: the booking is CANCELED and the seats on sale again at once.
+/// Cancels a booking. A held one is CANCELED and its seats are on sale again at once (200). A
+/// paid one is refunded where the show's rules allow (202, REFUND_PENDING until Razorpay
+/// processes it, then REFUNDED and its seats back on sale).
 #[utoipa::path(post, path = "/api/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Booking id")),
-    responses((status = 200, body = BookingView), (status = 404), (status = 409)))]
+    responses((status = 200, body = BookingView), (status = 202, body = BookingView),
+        (status = 404), (status = 409)))]
 #[tracing::instrument(skip_all, fields(user_id = %user.user_id, booking_id = %id))]
 pub async fn cancel(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientInfo,
+    RequestId(request_id): RequestId,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<BookingView>, ApiError> {
+) -> Result<(StatusCode, axum::Json<BookingView>), ApiError> {
     let admin = user.role.includes(Role::SuperAdmin);
+    let current = view::load(&state.db, id)
+        .await?
+        .filter(|view| visible_to(view, &user))
+        .ok_or(ApiError::NotFound("booking"))?;
+    if current.status == BookingStatus::Confirmed {
+        let requester = if admin {
+            Requester::Admin(user.user_id)
+        } else {
+            Requester::Buyer(user.user_id)
+        };
+        let mut tx = state.db.begin().await?;
+        let refund =
+            refunds::request_for_booking(&mut tx, id, &[], "canceled by the buyer", requester)
+                .await?;
+        audit::record(
+            &mut tx,
+            AuditEntry {
+                actor_id: Some(user.user_id),
+                actor_role: Some(user.role),
+                action: "booking.refund_requested",
+                resource_type: "booking",
+                resource_id: id.to_string(),
+                ip: client.ip,
+                request_id: Some(&request_id),
+                before: Some(json!({"status": current.status})),
+                after: Some(json!({"refund_id": refund.id, "amount_paise": refund.amount_paise})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        let view = start_refund(&state, &refund).await?;
+        return Ok((StatusCode::ACCEPTED, axum::Json(view)));
+    }
     let showtime_id = cancel::cancel(&state.db, id, user.user_id, admin).await?;
     availability::invalidate(&state.redis, showtime_id).await;
     state.availability.forget(showtime_id).await;
@@ -319,7 +365,25 @@ pub async fn cancel(
         .await?
         .ok_or(ApiError::NotFound("booking"))?;
     view::announce_view(&state.redis, &view, state.settings.bookings.status_ttl).await;
-    Ok(axum::Json(view))
+    Ok((StatusCode::OK, axum::Json(view)))
+}
+
+/// After a refund request committed: announce the booking's new status, then publish the
+/// refund job (the sweep republishes it if this fails). In that order, so the worker's later
+/// announcement of the outcome is the one that stays.
+pub async fn start_refund(state: &AppState, refund: &RefundView) -> Result<BookingView, ApiError> {
+    let view = view::load(&state.db, refund.booking_id)
+        .await?
+        .ok_or(ApiError::NotFound("booking"))?;
+    view::announce_view(&state.redis, &view, state.settings.bookings.status_ttl).await;
+    let job = Refund {
+        refund_id: refund.id,
+        event_id: None,
+    };
+    if let Err(error) = state.jobs.publish(&job).await {
+        tracing::error!(%error, refund_id = %refund.id, "refund job not published yet; the sweep will");
+    }
+    Ok(view)
 }
 
 /// The tickets of a confirmed booking.

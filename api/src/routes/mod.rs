@@ -7,6 +7,7 @@ pub mod categories;
 pub mod events;
 pub mod health;
 pub mod openapi;
+pub mod payments;
 pub mod shows;
 pub mod showtimes;
 pub mod users;

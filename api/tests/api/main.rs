@@ -12,5 +12,6 @@ mod google;
 mod health;
 mod helpers;
 mod otp;
+mod payments;
 mod process;
 mod roles;

@@ -12,7 +12,7 @@ pub mod availability;
 pub mod cancel;
 pub mod create;
 pub mod history;
-mod holds;
+pub(crate) mod holds;
 pub mod lock;
 pub mod reserve;
 mod selection;

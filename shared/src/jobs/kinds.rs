@@ -49,6 +49,8 @@ pub enum PaymentSignal {
     Checkout { signature: String },
     /// The provider told us through a webhook event we stored.
     Webhook { event_id: String },
+    /// An admin asked Razorpay what was paid against the order (a missed webhook).
+    Reconciliation,
 }
 
 /// Confirm (or fail) a payment, and the booking it pays for.
@@ -71,6 +73,9 @@ impl Job for VerifyPayment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     pub refund_id: Uuid,
+    /// The webhook event that asked for this run, marked applied when it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 impl Job for Refund {

@@ -154,12 +154,13 @@ async fn two_worker_processes_share_a_queue_and_run_each_job_exactly_once() {
 }
 
 #[tokio::test]
-async fn job_kinds_without_a_handler_yet_are_dead_lettered_not_dropped() {
+async fn a_job_that_can_never_succeed_is_dead_lettered_not_dropped() {
     let harness = Harness::new().await;
     let app = Application::build(harness.env.settings())
         .await
         .expect("the worker process");
     let workers = Running::start(app);
+    // No payment has this order: a permanent failure.
     let job = VerifyPayment {
         provider_order_id: "order_test".into(),
         provider_payment_id: format!("pay_{}", Uuid::new_v4().simple()),

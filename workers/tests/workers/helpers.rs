@@ -1,6 +1,10 @@
 //! A probe job kind whose behaviour each test chooses, and access to the test's queues.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
 
 use lapin::{
     Connection, ConnectionProperties,
@@ -86,6 +90,36 @@ impl RunJob for Probe {
     }
 }
 
+/// A `workers` process; killed if the test ends without stopping it.
+pub struct WorkerProcess(Child);
+
+impl WorkerProcess {
+    pub fn start(env: &TestEnv) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_workers"))
+            .env_clear()
+            .envs(env.values())
+            .env("RUST_LOG", "warn")
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the workers binary starts");
+        Self(child)
+    }
+
+    pub fn kill_hard(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub struct Harness {
     pub env: TestEnv,
     pub db: PgPool,
@@ -95,7 +129,11 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new() -> Self {
-        let env = TestEnv::new().await;
+        Self::with_env(TestEnv::new().await).await
+    }
+
+    /// The same around an environment the test prepared (a stand-in started, settings changed).
+    pub async fn with_env(env: TestEnv) -> Self {
         let db = env.db();
         sqlx::raw_sql(
             "CREATE TABLE probe_attempts (id UUID NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now());

@@ -6,5 +6,6 @@
 
 mod delivery;
 mod helpers;
+mod payments;
 mod pipeline;
 mod process;

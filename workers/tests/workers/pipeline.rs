@@ -2,10 +2,7 @@
 //! worker processes (the `workers` binary), real RabbitMQ, Postgres and Redis. After each run the
 //! invariants are checked in Postgres.
 
-use std::{
-    collections::HashMap,
-    process::{Child, Command, Stdio},
-};
+use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -16,37 +13,7 @@ use test_support::{
 };
 use uuid::Uuid;
 
-use crate::helpers::eventually;
-
-/// A `workers` process; killed if the test ends without stopping it.
-struct WorkerProcess(Child);
-
-impl WorkerProcess {
-    fn start(env: &TestEnv) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_workers"))
-            .env_clear()
-            .envs(env.values())
-            .env("RUST_LOG", "warn")
-            .current_dir(std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the workers binary starts");
-        Self(child)
-    }
-
-    fn kill_hard(&mut self) {
-        self.0.kill().expect("SIGKILL");
-        self.0.wait().expect("reaped");
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::helpers::{WorkerProcess, eventually};
 
 struct Sale {
     env: TestEnv,

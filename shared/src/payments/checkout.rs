@@ -1,0 +1,216 @@
+//! What the buyer's client does around Razorpay Checkout: get an order for a held booking, and
+//! hand back what Checkout returned for verification.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    PaymentError, PaymentStatus, history_entry, razorpay::Razorpay,
+    signature::checkout_signature_valid,
+};
+use crate::{
+    bookings::BookingStatus,
+    jobs::{PaymentSignal, VerifyPayment},
+};
+
+/// What Razorpay Checkout needs to take the payment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckoutOrder {
+    pub key_id: String,
+    pub order_id: String,
+    pub amount_paise: i64,
+    pub currency: String,
+    pub booking_id: Uuid,
+    /// The seats are held until then; pay before.
+    pub hold_expires_at: Option<DateTime<Utc>>,
+}
+
+/// The Razorpay order of the caller's held booking: created on the first call, the same one on
+/// every later call.
+#[tracing::instrument(skip(db, razorpay))]
+pub async fn order_for_booking(
+    db: &PgPool,
+    razorpay: &Razorpay,
+    user_id: Uuid,
+    booking_id: Uuid,
+) -> Result<CheckoutOrder, PaymentError> {
+    let booking = sqlx::query!(
+        r#"SELECT user_id, status AS "status: BookingStatus", hold_expires_at, total_paise,
+                  currency::text AS "currency!"
+           FROM bookings WHERE id = $1"#,
+        booking_id
+    )
+    .fetch_optional(db)
+    .await?
+    .filter(|booking| booking.user_id == user_id)
+    .ok_or(PaymentError::NotFound("booking"))?;
+    let order = |order_id: String, amount_paise: i64, currency: String| CheckoutOrder {
+        key_id: razorpay.key_id().to_owned(),
+        order_id,
+        amount_paise,
+        currency,
+        booking_id,
+        hold_expires_at: booking.hold_expires_at,
+    };
+    if let Some(existing) = existing_order(db, booking_id).await? {
+        if existing.status == PaymentStatus::Captured || booking.status == BookingStatus::Confirmed
+        {
+            return Err(PaymentError::conflict(
+                "ALREADY_PAID",
+                "this booking is paid",
+            ));
+        }
+        if booking.status == BookingStatus::Reserved {
+            return Ok(order(
+                existing.provider_order_id,
+                existing.amount_paise,
+                existing.currency,
+            ));
+        }
+    }
+    match booking.status {
+        BookingStatus::Reserved
+            if booking
+                .hold_expires_at
+                .is_some_and(|deadline| deadline > Utc::now()) => {}
+        BookingStatus::Reserved | BookingStatus::Expired => {
+            return Err(PaymentError::conflict(
+                "HOLD_EXPIRED",
+                "the seats are no longer held; book again",
+            ));
+        }
+        BookingStatus::Confirmed | BookingStatus::RefundPending | BookingStatus::Refunded => {
+            return Err(PaymentError::conflict(
+                "ALREADY_PAID",
+                "this booking is paid",
+            ));
+        }
+        status => {
+            return Err(PaymentError::conflict(
+                "NOT_RESERVED",
+                format!("a {status:?} booking cannot be paid"),
+            ));
+        }
+    }
+    if booking.total_paise <= 0 {
+        return Err(PaymentError::conflict(
+            "NOTHING_TO_PAY",
+            "this booking costs nothing",
+        ));
+    }
+    let created = razorpay
+        .create_order(
+            booking.total_paise,
+            &booking.currency,
+            &booking_id.to_string(),
+            json!({"booking_id": booking_id, "user_id": user_id}),
+        )
+        .await?;
+    // Two concurrent first calls both reach Razorpay; the index on open orders per booking
+    // keeps one, and both callers get that one (the other order is never paid and lapses).
+    let history =
+        serde_json::Value::Array(vec![history_entry(PaymentStatus::Created, "order", None)]);
+    sqlx::query!(
+        "INSERT INTO payments (booking_id, provider_order_id, amount_paise, currency, status_history)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (booking_id) WHERE status <> 'FAILED' DO NOTHING",
+        booking_id,
+        created.id,
+        booking.total_paise,
+        booking.currency,
+        history
+    )
+    .execute(db)
+    .await?;
+    let stored = existing_order(db, booking_id)
+        .await?
+        .ok_or(PaymentError::NotFound("payment"))?;
+    Ok(order(
+        stored.provider_order_id,
+        stored.amount_paise,
+        stored.currency,
+    ))
+}
+
+struct ExistingOrder {
+    provider_order_id: String,
+    amount_paise: i64,
+    currency: String,
+    status: PaymentStatus,
+}
+
+async fn existing_order(
+    db: &PgPool,
+    booking_id: Uuid,
+) -> Result<Option<ExistingOrder>, sqlx::Error> {
+    sqlx::query_as!(
+        ExistingOrder,
+        r#"SELECT provider_order_id, amount_paise, currency::text AS "currency!",
+                  status AS "status: PaymentStatus"
+           FROM payments WHERE booking_id = $1
+           ORDER BY (status = 'FAILED'), created_at DESC LIMIT 1"#,
+        booking_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// What Checkout hands back after a payment.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutResult {
+    pub razorpay_order_id: String,
+    pub razorpay_payment_id: String,
+    pub razorpay_signature: String,
+}
+
+/// Checks the signature of a Checkout result for one of the caller's orders. A valid one gives
+/// the verification job to enqueue; an invalid one marks the payment attempt failed and
+/// leaves the hold as it was.
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn verification_job(
+    db: &PgPool,
+    key_secret: &str,
+    user_id: Uuid,
+    result: CheckoutResult,
+) -> Result<(Uuid, VerifyPayment), PaymentError> {
+    let payment = sqlx::query!(
+        r#"SELECT p.id, p.booking_id, p.provider_order_id, p.status AS "status: PaymentStatus"
+           FROM payments p JOIN bookings b ON b.id = p.booking_id
+           WHERE p.provider_order_id = $1 AND b.user_id = $2"#,
+        result.razorpay_order_id.trim(),
+        user_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(PaymentError::NotFound("order"))?;
+    let payment_id = result.razorpay_payment_id.trim();
+    if payment_id.is_empty() || payment_id.len() > 64 {
+        return Err(
+            crate::validation::FieldError::new("razorpay_payment_id", "not a payment id").into(),
+        );
+    }
+    if !checkout_signature_valid(
+        key_secret,
+        &payment.provider_order_id,
+        payment_id,
+        &result.razorpay_signature,
+    ) {
+        super::settle::record_failure(db, payment.id, "checkout", "signature mismatch").await?;
+        return Err(PaymentError::BadSignature);
+    }
+    Ok((
+        payment.booking_id,
+        VerifyPayment {
+            provider_order_id: payment.provider_order_id,
+            provider_payment_id: payment_id.to_owned(),
+            signal: PaymentSignal::Checkout {
+                signature: result.razorpay_signature,
+            },
+        },
+    ))
+}

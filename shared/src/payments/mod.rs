@@ -1,0 +1,143 @@
+//! Payments through Razorpay: orders for held bookings, verification of what Checkout and
+//! webhooks report, captures, refunds and reconciliation.
+//!
+//! Money moves exactly once however often a signal arrives, because every step is a forward
+//! move of a state machine applied under a row lock: a payment only goes CREATED -> AUTHORIZED
+//! -> CAPTURED -> REFUNDED (or to FAILED, from which a retried UPI payment may still succeed), a
+//! refund REQUESTED -> PENDING -> PROCESSED | FAILED, and the database refuses any other move.
+//! A webhook is only a trigger: the worker re-reads the payment or refund from Razorpay and
+//! acts on that ([`settle`], [`refunds`]).
+
+pub mod checkout;
+pub mod razorpay;
+pub mod reconcile;
+pub mod refunds;
+pub mod settle;
+pub mod signature;
+pub mod webhooks;
+
+use serde::{Deserialize, Serialize};
+
+use crate::validation::FieldError;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sqlx(type_name = "payment_status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    Created,
+    Authorized,
+    Captured,
+    Failed,
+    Refunded,
+}
+
+impl PaymentStatus {
+    /// Forward moves only; `payment_transition_allowed` in the schema mirrors this table.
+    pub fn can_move_to(self, next: Self) -> bool {
+        use PaymentStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Created, Authorized | Captured | Failed)
+                    | (Authorized, Captured | Failed)
+                    | (Failed, Authorized | Captured)
+                    | (Captured, Refunded)
+            )
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sqlx(type_name = "refund_status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundStatus {
+    Requested,
+    Pending,
+    Processed,
+    Failed,
+}
+
+impl RefundStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Processed | Self::Failed)
+    }
+}
+
+/// Why a payment request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("the payment signature does not match")]
+    BadSignature,
+    #[error(transparent)]
+    Provider(#[from] razorpay::RazorpayError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl PaymentError {
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a payment or refund job did not finish: worth another attempt, or never going to work.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error(transparent)]
+    Transient(anyhow::Error),
+    #[error(transparent)]
+    Permanent(anyhow::Error),
+}
+
+impl From<sqlx::Error> for SettleError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(error.into())
+    }
+}
+
+impl From<razorpay::RazorpayError> for SettleError {
+    fn from(error: razorpay::RazorpayError) -> Self {
+        match error {
+            razorpay::RazorpayError::Unavailable(_) => Self::Transient(error.into()),
+            razorpay::RazorpayError::Refused { .. } => Self::Permanent(error.into()),
+        }
+    }
+}
+
+/// One entry of a payment's status history: what it became, when, and what said so.
+pub(crate) fn history_entry(
+    status: PaymentStatus,
+    source: &str,
+    detail: Option<&str>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "status": status,
+        "at": chrono::Utc::now(),
+        "source": source,
+        "detail": detail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PaymentStatus::*;
+
+    #[test]
+    fn payments_move_forward_only() {
+        assert!(Created.can_move_to(Captured) && Failed.can_move_to(Captured));
+        assert!(!Captured.can_move_to(Failed) && !Refunded.can_move_to(Captured));
+        assert!(!Captured.can_move_to(Authorized));
+    }
+}

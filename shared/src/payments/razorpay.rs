@@ -1,0 +1,196 @@
+//! A client of Razorpay's REST API (orders, payments, captures, refunds), authenticated with
+//! the key id and secret. In development and tests it talks to the local stand-in, which speaks
+//! the same wire format.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use crate::config::RazorpaySettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RazorpayError {
+    /// Razorpay is down, slow or asked us to slow down: worth retrying.
+    #[error("Razorpay is unavailable")]
+    Unavailable(#[source] Option<reqwest::Error>),
+    /// Razorpay refused the request as it stands.
+    #[error("Razorpay refused the request: {status} {description}")]
+    Refused { status: u16, description: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: String,
+}
+
+/// A payment as Razorpay reports it. `status` is created, authorized, captured, refunded or
+/// failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub id: String,
+    pub order_id: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub status: String,
+    pub method: Option<String>,
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+/// A refund as Razorpay reports it. `status` is pending, processed or failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundEntity {
+    pub id: String,
+    pub payment_id: String,
+    pub amount: i64,
+    pub status: String,
+    #[serde(default)]
+    pub notes: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct Collection<T> {
+    items: Vec<T>,
+}
+
+#[derive(Clone)]
+pub struct Razorpay {
+    http: reqwest::Client,
+    settings: RazorpaySettings,
+}
+
+impl Razorpay {
+    pub fn new(settings: &RazorpaySettings, http: reqwest::Client) -> Self {
+        Self {
+            http,
+            settings: settings.clone(),
+        }
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.settings.key_id
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/v1/{path}",
+            self.settings.base_url.as_str().trim_end_matches('/')
+        )
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, RazorpayError> {
+        let response = request
+            .basic_auth(
+                &self.settings.key_id,
+                Some(self.settings.key_secret.expose()),
+            )
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| RazorpayError::Unavailable(Some(e)))?;
+        let status = response.status();
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(RazorpayError::Unavailable(None));
+        }
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or_default();
+            return Err(RazorpayError::Refused {
+                status: status.as_u16(),
+                description: body["error"]["description"]
+                    .as_str()
+                    .unwrap_or("no description")
+                    .chars()
+                    .take(300)
+                    .collect(),
+            });
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| RazorpayError::Unavailable(Some(e)))
+    }
+
+    /// `POST /v1/orders`: an order for `amount` paise that Checkout can pay.
+    pub async fn create_order(
+        &self,
+        amount: i64,
+        currency: &str,
+        receipt: &str,
+        notes: Value,
+    ) -> Result<Order, RazorpayError> {
+        let body = json!({"amount": amount, "currency": currency, "receipt": receipt,
+                          "notes": notes, "partial_payment": false});
+        self.call(self.http.post(self.url("orders")).json(&body))
+            .await
+    }
+
+    pub async fn fetch_payment(&self, payment_id: &str) -> Result<Payment, RazorpayError> {
+        self.call(self.http.get(self.url(&format!("payments/{payment_id}"))))
+            .await
+    }
+
+    /// Captures an authorized payment (uncaptured payments are refunded after 5 days).
+    pub async fn capture(
+        &self,
+        payment_id: &str,
+        amount: i64,
+        currency: &str,
+    ) -> Result<Payment, RazorpayError> {
+        let body = json!({"amount": amount, "currency": currency});
+        self.call(
+            self.http
+                .post(self.url(&format!("payments/{payment_id}/capture")))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// The payments made against an order: what a missed webhook would have said.
+    pub async fn order_payments(&self, order_id: &str) -> Result<Vec<Payment>, RazorpayError> {
+        let collection: Collection<Payment> = self
+            .call(
+                self.http
+                    .get(self.url(&format!("orders/{order_id}/payments"))),
+            )
+            .await?;
+        Ok(collection.items)
+    }
+
+    /// Refunds `amount` paise of a captured payment. `idempotency_key` (our refund id) makes a
+    /// repeated call return the same refund instead of a second one.
+    pub async fn refund(
+        &self,
+        payment_id: &str,
+        amount: i64,
+        idempotency_key: &str,
+        notes: Value,
+    ) -> Result<RefundEntity, RazorpayError> {
+        let body = json!({"amount": amount, "speed": "normal", "receipt": idempotency_key, "notes": notes});
+        self.call(
+            self.http
+                .post(self.url(&format!("payments/{payment_id}/refund")))
+                .header("X-Refund-Idempotency", idempotency_key)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn fetch_refund(
+        &self,
+        payment_id: &str,
+        refund_id: &str,
+    ) -> Result<RefundEntity, RazorpayError> {
+        self.call(
+            self.http
+                .get(self.url(&format!("payments/{payment_id}/refunds/{refund_id}"))),
+        )
+        .await
+    }
+}
