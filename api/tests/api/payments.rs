@@ -674,10 +674,28 @@ async fn a_buyer_cancels_a_paid_booking_only_where_the_show_refunds() {
     let response = cancel().await;
     assert_eq!(response.status(), 409);
     assert_eq!(error_code(response).await, "NOT_REFUNDABLE");
-    sqlx::query("UPDATE shows SET refund_cutoff_hours = 200")
-        .execute(&shop.app.db)
+    let editor = access(&shop.app.signed_up_as("EDITOR").await).to_owned();
+    let show_id: Uuid = sqlx::query_scalar("SELECT id FROM shows")
+        .fetch_one(&shop.app.db)
         .await
         .unwrap();
+    let set_cutoff = |hours: Value| {
+        let path = format!("/api/shows/{show_id}");
+        let token = editor.clone();
+        let app = &shop.app;
+        async move {
+            let response = app
+                .send_json(
+                    Method::PATCH,
+                    &path,
+                    &json!({"refund_cutoff_hours": hours}),
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+        }
+    };
+    set_cutoff(json!(200)).await;
     let response = cancel().await;
     assert_eq!(response.status(), 409);
     assert_eq!(
@@ -685,10 +703,14 @@ async fn a_buyer_cancels_a_paid_booking_only_where_the_show_refunds() {
         "REFUND_WINDOW_CLOSED",
         "the show is 3 days away"
     );
-    sqlx::query("UPDATE shows SET refund_cutoff_hours = 24")
-        .execute(&shop.app.db)
-        .await
-        .unwrap();
+    set_cutoff(Value::Null).await;
+    let response = cancel().await;
+    assert_eq!(
+        error_code(response).await,
+        "NOT_REFUNDABLE",
+        "null stops buyer refunds again"
+    );
+    set_cutoff(json!(24)).await;
     let response = cancel().await;
     assert_eq!(response.status(), 202);
     let pending: Value = response.json().await.unwrap();

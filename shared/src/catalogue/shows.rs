@@ -68,6 +68,9 @@ pub struct NewShow {
     pub age_rating: Option<String>,
     #[serde(default)]
     pub media: ShowMedia,
+    /// Buyers may cancel a paid booking for a refund until this many hours before the showtime;
+    /// absent, they may not (admins still can refund).
+    pub refund_cutoff_hours: Option<i32>,
 }
 
 /// Changes to a show; absent fields stay as they are.
@@ -82,6 +85,19 @@ pub struct ShowChanges {
     pub duration_minutes: Option<i32>,
     pub age_rating: Option<String>,
     pub media: Option<ShowMedia>,
+    /// `null` stops refunding buyers' cancellations.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    pub refund_cutoff_hours: Option<Option<i32>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The show page.
@@ -96,6 +112,7 @@ pub struct Show {
     pub age_rating: Option<String>,
     pub media: ShowMedia,
     pub categories: Vec<Category>,
+    pub refund_cutoff_hours: Option<i32>,
     pub archived: bool,
     /// Tour stops with their showtimes (buyers see published showtimes only).
     pub events: Vec<Event>,
@@ -111,6 +128,7 @@ struct ShowFields {
     duration_minutes: Option<i32>,
     age_rating: Option<String>,
     media: serde_json::Value,
+    refund_cutoff_hours: Option<i32>,
 }
 
 impl ShowFields {
@@ -123,7 +141,14 @@ impl ShowFields {
         duration_minutes: Option<i32>,
         age_rating: Option<&str>,
         media: ShowMedia,
+        refund_cutoff_hours: Option<i32>,
     ) -> Result<Self, FieldError> {
+        if refund_cutoff_hours.is_some_and(|hours| !(0..=24 * 365).contains(&hours)) {
+            return Err(FieldError::new(
+                "refund_cutoff_hours",
+                "must be between 0 and 8760",
+            ));
+        }
         if duration_minutes.is_some_and(|minutes| !(1..=1_440).contains(&minutes)) {
             return Err(FieldError::new(
                 "duration_minutes",
@@ -150,6 +175,7 @@ impl ShowFields {
                 .map(|rating| required_text("age_rating", rating, 20))
                 .transpose()?,
             media: serde_json::to_value(media.parse()?).unwrap_or_default(),
+            refund_cutoff_hours,
         })
     }
 }
@@ -164,18 +190,21 @@ pub async fn create(db: &PgPool, cache: &Cache, new: NewShow) -> Result<Show, Ca
         new.duration_minutes,
         new.age_rating.as_deref(),
         new.media,
+        new.refund_cutoff_hours,
     )?;
     let mut tx = db.begin().await?;
     let id = sqlx::query_scalar!(
-        "INSERT INTO shows (title, description, artist, language, duration_minutes, age_rating, media)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO shows (title, description, artist, language, duration_minutes, age_rating, media,
+                            refund_cutoff_hours)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         fields.title,
         fields.description,
         fields.artist,
         fields.language,
         fields.duration_minutes,
         fields.age_rating,
-        fields.media
+        fields.media,
+        fields.refund_cutoff_hours
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -192,7 +221,7 @@ pub async fn update(
 ) -> Result<Show, CatalogueError> {
     let mut tx = db.begin().await?;
     let current = sqlx::query!(
-        "SELECT title, description, artist, language, duration_minutes, age_rating, media
+        "SELECT title, description, artist, language, duration_minutes, age_rating, media, refund_cutoff_hours
          FROM shows WHERE id = $1 FOR UPDATE",
         id
     )
@@ -217,10 +246,14 @@ pub async fn update(
             .as_deref()
             .or(current.age_rating.as_deref()),
         media,
+        changes
+            .refund_cutoff_hours
+            .unwrap_or(current.refund_cutoff_hours),
     )?;
     sqlx::query!(
         "UPDATE shows SET title = $2, description = $3, artist = $4, language = $5,
-                          duration_minutes = $6, age_rating = $7, media = $8, updated_at = now()
+                          duration_minutes = $6, age_rating = $7, media = $8,
+                          refund_cutoff_hours = $9, updated_at = now()
          WHERE id = $1",
         id,
         fields.title,
@@ -229,7 +262,8 @@ pub async fn update(
         fields.language,
         fields.duration_minutes,
         fields.age_rating,
-        fields.media
+        fields.media,
+        fields.refund_cutoff_hours
     )
     .execute(&mut *tx)
     .await?;
@@ -351,7 +385,7 @@ async fn load(
 ) -> Result<Option<Show>, sqlx::Error> {
     let Some(row) = sqlx::query!(
         r#"SELECT id, title, description, artist, language, duration_minutes, age_rating, media,
-                  archived_at IS NOT NULL AS "archived!", created_at, updated_at
+                  refund_cutoff_hours, archived_at IS NOT NULL AS "archived!", created_at, updated_at
            FROM shows WHERE id = $1 AND ($2 OR archived_at IS NULL)"#,
         id,
         include_unpublished
@@ -381,6 +415,7 @@ async fn load(
         age_rating: row.age_rating,
         media: serde_json::from_value(row.media).unwrap_or_default(),
         categories,
+        refund_cutoff_hours: row.refund_cutoff_hours,
         archived: row.archived,
         events,
         created_at: row.created_at,
