@@ -102,7 +102,10 @@ pub fn router(state: AppState) -> Router {
     // error body of the request carries it.
     let super_admin = RoleGuard::new(&state, Role::SuperAdmin);
     let admin_routes = Router::new()
+        .route("/api/admin/users", get(admin::users))
         .route("/api/admin/users/{id}/role", patch(admin::change_role))
+        .route("/api/admin/users/{id}/disabled", put(admin::set_disabled))
+        .route("/api/admin/audit", get(admin::audit_log))
         .route(
             "/api/admin/bookings/{id}/refund",
             post(admin::refund_booking),

@@ -41,3 +41,68 @@ pub async fn record(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<()
     .await?;
     Ok(())
 }
+
+/// A row of the audit log as admins read it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub actor_id: Option<Uuid>,
+    pub actor_role: Option<Role>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// Filters of the audit log; every one optional.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilters {
+    pub actor_id: Option<Uuid>,
+    pub action: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Entries older than this id (the last id of the previous page).
+    pub before: Option<i64>,
+    /// 1 to 500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Audit entries newest first.
+pub async fn search(
+    db: &sqlx::PgPool,
+    filters: &AuditFilters,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, sqlx::Error> {
+    sqlx::query_as!(
+        AuditRecord,
+        r#"SELECT id, occurred_at, actor_id, actor_role AS "actor_role: Role", action, resource_type,
+                  resource_id, host(ip) AS ip, request_id, before, after
+           FROM audit_log
+           WHERE ($1::uuid IS NULL OR actor_id = $1)
+             AND ($2::text IS NULL OR action = $2)
+             AND ($3::text IS NULL OR resource_type = $3)
+             AND ($4::text IS NULL OR resource_id = $4)
+             AND ($5::timestamptz IS NULL OR occurred_at >= $5)
+             AND ($6::timestamptz IS NULL OR occurred_at < $6)
+             AND ($7::bigint IS NULL OR id < $7)
+           ORDER BY id DESC
+           LIMIT $8"#,
+        filters.actor_id,
+        filters.action,
+        filters.resource_type,
+        filters.resource_id,
+        filters.from,
+        filters.to,
+        filters.before,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}

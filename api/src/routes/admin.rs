@@ -10,9 +10,9 @@ use serde_json::json;
 use shared::{
     accounts::{
         Role,
-        users::{self, User},
+        users::{self, User, UserSummary},
     },
-    audit::{self, AuditEntry},
+    audit::{self, AuditEntry, AuditFilters, AuditRecord},
     jobs::{PaymentSignal, VerifyPayment},
     payments::{
         PaymentError,
@@ -21,7 +21,7 @@ use shared::{
     },
     validation::FieldError,
 };
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
@@ -210,4 +210,110 @@ pub async fn recheck_payment(
         state.jobs.publish(&job).await?;
     }
     Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UserFilters {
+    /// Part of a name, email or phone number.
+    q: Option<String>,
+    role: Option<Role>,
+    /// Users older than this one (the last id of the previous page).
+    before: Option<Uuid>,
+    /// 1 to 200 (default 50).
+    limit: Option<u32>,
+}
+
+/// Users, newest first, by role and by part of their name, email or phone.
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
+    params(UserFilters), responses((status = 200, body = [UserSummary]), (status = 422)))]
+#[tracing::instrument(skip_all)]
+pub async fn users(
+    State(state): State<AppState>,
+    Query(filters): Query<UserFilters>,
+) -> Result<axum::Json<Vec<UserSummary>>, ApiError> {
+    let limit = page_size(filters.limit, 50, 200)?;
+    let text = filters
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty());
+    if text.is_some_and(|q| q.chars().count() > 200) {
+        return Err(FieldError::new("q", "must be at most 200 characters").into());
+    }
+    Ok(axum::Json(
+        users::search(&state.db, text, filters.role, filters.before, limit).await?,
+    ))
+}
+
+fn page_size(limit: Option<u32>, default: u32, most: u32) -> Result<i64, ApiError> {
+    match limit.unwrap_or(default) {
+        limit if (1..=most).contains(&limit) => Ok(i64::from(limit)),
+        _ => Err(FieldError::new("limit", format!("must be between 1 and {most}")).into()),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Standing {
+    disabled: bool,
+}
+
+/// Disables an account (every session ends at once, on every instance) or enables it again.
+#[utoipa::path(put, path = "/api/admin/users/{id}/disabled", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")), request_body = Standing,
+    responses((status = 204), (status = 404), (status = 409)))]
+#[tracing::instrument(skip_all, fields(admin_id = %admin.user_id, user_id = %id))]
+pub async fn set_disabled(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    client: ClientInfo,
+    RequestId(request_id): RequestId,
+    Path(id): Path<Uuid>,
+    Json(standing): Json<Standing>,
+) -> Result<StatusCode, ApiError> {
+    if id == admin.user_id {
+        return Err(ApiError::Conflict {
+            code: "OWN_ACCOUNT",
+            message: "you cannot disable your own account".into(),
+        });
+    }
+    let mut tx = state.db.begin().await?;
+    let before = users::set_disabled(&mut tx, id, standing.disabled)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            actor_id: Some(admin.user_id),
+            actor_role: Some(admin.role),
+            action: if standing.disabled {
+                "user.disabled"
+            } else {
+                "user.enabled"
+            },
+            resource_type: "user",
+            resource_id: id.to_string(),
+            ip: client.ip,
+            request_id: Some(&request_id),
+            before: Some(json!({ "disabled": before })),
+            after: Some(json!({ "disabled": standing.disabled })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    account_changed(&state, id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The audit log, newest first, by actor, action, resource and time.
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", security(("bearer" = [])),
+    params(AuditFilters), responses((status = 200, body = [AuditRecord]), (status = 422)))]
+#[tracing::instrument(skip_all)]
+pub async fn audit_log(
+    State(state): State<AppState>,
+    Query(filters): Query<AuditFilters>,
+) -> Result<axum::Json<Vec<AuditRecord>>, ApiError> {
+    let limit = page_size(filters.limit, 100, 500)?;
+    Ok(axum::Json(audit::search(&state.db, &filters, limit).await?))
 }

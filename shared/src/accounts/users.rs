@@ -272,3 +272,87 @@ pub fn parse_name(raw: &str) -> Result<String, crate::validation::FieldError> {
         )),
     }
 }
+
+/// A user as admins list them.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UserSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Users newest first, optionally by role and by a part of their name, email or phone, older
+/// than `before` (the last id of the previous page).
+pub async fn search(
+    db: &PgPool,
+    text: Option<&str>,
+    role: Option<Role>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<UserSummary>, sqlx::Error> {
+    // LIKE's wildcards in the searched text are meant literally.
+    let pattern = text.map(|text| {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    sqlx::query_as!(
+        UserSummary,
+        r#"SELECT id, name, email, phone, role AS "role: Role", disabled_at IS NOT NULL AS "disabled!",
+                  created_at
+           FROM users
+           WHERE ($1::text IS NULL OR name ILIKE $1 OR email ILIKE $1 OR phone ILIKE $1)
+             AND ($2::user_role IS NULL OR role = $2)
+             AND ($3::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM users WHERE id = $3))
+           ORDER BY created_at DESC, id DESC
+           LIMIT $4"#,
+        pattern,
+        role as Option<Role>,
+        before,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Disables or re-enables an account; disabling also ends every session. Returns whether it
+/// was disabled before, or `None` if there is no such user.
+pub async fn set_disabled(
+    conn: &mut PgConnection,
+    id: Uuid,
+    disabled: bool,
+) -> Result<Option<bool>, sqlx::Error> {
+    let before = sqlx::query_scalar!(
+        r#"SELECT disabled_at IS NOT NULL AS "disabled!" FROM users WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if before.is_some() {
+        sqlx::query!(
+            "UPDATE users SET disabled_at = CASE WHEN $2 THEN coalesce(disabled_at, now()) END,
+                              updated_at = now()
+             WHERE id = $1",
+            id,
+            disabled
+        )
+        .execute(&mut *conn)
+        .await?;
+        if disabled {
+            sqlx::query!(
+                "UPDATE sessions SET revoked_at = now(), revoked_reason = 'account disabled'
+                 WHERE user_id = $1 AND revoked_at IS NULL",
+                id
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(before)
+}

@@ -345,6 +345,11 @@ async fn finish(
         )
         .execute(&mut *tx)
         .await?;
+        crate::audit::record(
+            &mut tx,
+            refund_entry("refund.failed", refund_id, json!({"reason": reason})),
+        )
+        .await?;
         if refund.seat_ids.is_empty() && refund.booking_status == BookingStatus::RefundPending {
             sqlx::query!(
                 "UPDATE bookings SET status = 'CONFIRMED' WHERE id = $1",
@@ -398,6 +403,25 @@ async fn finish(
         booking_id: refund.booking_id,
         showtime_id: refund.showtime_id,
     })
+}
+
+/// An audit entry of a refund's outcome, reported by Razorpay rather than made by a user.
+fn refund_entry(
+    action: &'static str,
+    refund_id: Uuid,
+    after: serde_json::Value,
+) -> crate::audit::AuditEntry<'static> {
+    crate::audit::AuditEntry {
+        actor_id: None,
+        actor_role: None,
+        action,
+        resource_type: "refund",
+        resource_id: refund_id.to_string(),
+        ip: None,
+        request_id: None,
+        before: None,
+        after: Some(after),
+    }
 }
 
 /// Puts refunded seats back on sale and voids their tickets; a booking left with no seats ends

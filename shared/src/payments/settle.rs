@@ -10,6 +10,7 @@
 //! schema's constraints back them.
 
 use anyhow::anyhow;
+use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -20,6 +21,7 @@ use super::{
     signature::checkout_signature_valid,
 };
 use crate::{
+    audit::AuditEntry,
     bookings::{BookingStatus, holds},
     catalogue::showtimes::ShowtimeStatus,
     jobs::{PaymentSignal, VerifyPayment},
@@ -197,36 +199,48 @@ async fn apply_capture(
             booking.status,
             BookingStatus::Reserved | BookingStatus::Expired
         );
-    let outcome =
-        if confirmable && sell_seats(&mut tx, stored.booking_id, booking.showtime_id).await? {
-            sqlx::query!(
-                "UPDATE bookings SET status = 'CONFIRMED', hold_expires_at = NULL WHERE id = $1",
-                stored.booking_id
-            )
-            .execute(&mut *tx)
-            .await?;
-            issue_tickets(&mut tx, stored.booking_id).await?;
-            Settled::Confirmed {
-                booking_id: stored.booking_id,
-                showtime_id: booking.showtime_id,
-            }
+    let confirmed =
+        confirmable && sell_seats(&mut tx, stored.booking_id, booking.showtime_id).await?;
+    crate::audit::record(
+        &mut tx,
+        system_entry(
+            "payment.captured",
+            stored.id,
+            json!({"status": current.status}),
+            json!({"status": PaymentStatus::Captured, "provider_payment_id": payment.id,
+                   "booking_confirmed": confirmed, "source": source}),
+        ),
+    )
+    .await?;
+    let outcome = if confirmed {
+        sqlx::query!(
+            "UPDATE bookings SET status = 'CONFIRMED', hold_expires_at = NULL WHERE id = $1",
+            stored.booking_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        issue_tickets(&mut tx, stored.booking_id).await?;
+        Settled::Confirmed {
+            booking_id: stored.booking_id,
+            showtime_id: booking.showtime_id,
+        }
+    } else {
+        let reason = if !amount_matches {
+            "the amount paid does not match the order"
+        } else if booking.status == BookingStatus::Expired
+            || booking.status == BookingStatus::Reserved
+        {
+            "paid after the hold lapsed and the seats were taken"
         } else {
-            let reason = if !amount_matches {
-                "the amount paid does not match the order"
-            } else if booking.status == BookingStatus::Expired
-                || booking.status == BookingStatus::Reserved
-            {
-                "paid after the hold lapsed and the seats were taken"
-            } else {
-                "paid for a booking that can no longer be confirmed"
-            };
-            let refund_id =
-                refunds::request_whole(&mut tx, stored.id, stored.booking_id, reason).await?;
-            Settled::Refunding {
-                booking_id: stored.booking_id,
-                refund_id,
-            }
+            "paid for a booking that can no longer be confirmed"
         };
+        let refund_id =
+            refunds::request_whole(&mut tx, stored.id, stored.booking_id, reason).await?;
+        Settled::Refunding {
+            booking_id: stored.booking_id,
+            refund_id,
+        }
+    };
     tx.commit().await?;
     Ok(outcome)
 }
@@ -315,6 +329,26 @@ async fn issue_tickets(conn: &mut PgConnection, booking_id: Uuid) -> Result<(), 
     Ok(())
 }
 
+/// An audit entry of a change made by the system itself (no user behind it).
+fn system_entry(
+    action: &'static str,
+    payment_id: Uuid,
+    before: Value,
+    after: Value,
+) -> AuditEntry<'static> {
+    AuditEntry {
+        actor_id: None,
+        actor_role: None,
+        action,
+        resource_type: "payment",
+        resource_id: payment_id.to_string(),
+        ip: None,
+        request_id: None,
+        before: Some(before),
+        after: Some(after),
+    }
+}
+
 /// Records a failed attempt on a payment that is not captured (a captured one stays so).
 pub async fn record_failure(
     db: &PgPool,
@@ -323,7 +357,8 @@ pub async fn record_failure(
     reason: &str,
 ) -> Result<(), sqlx::Error> {
     let history = history_entry(PaymentStatus::Failed, source, Some(reason));
-    sqlx::query!(
+    let mut tx = db.begin().await?;
+    let failed = sqlx::query!(
         "UPDATE payments SET status = 'FAILED', failure_reason = $2,
                 status_history = status_history || jsonb_build_array($3::jsonb)
          WHERE id = $1 AND status IN ('CREATED', 'AUTHORIZED', 'FAILED')",
@@ -331,7 +366,20 @@ pub async fn record_failure(
         reason,
         history
     )
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    if failed.rows_affected() > 0 {
+        crate::audit::record(
+            &mut tx,
+            system_entry(
+                "payment.failed",
+                payment_id,
+                json!({}),
+                json!({"reason": reason, "source": source}),
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
