@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod live;
+pub mod observe;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -29,6 +29,7 @@ use shared::accounts::Role;
 use crate::{
     auth::{RoleGuard, require_role},
     error::{ApiError, render_errors},
+    observe,
     routes::{
         admin, auth, bookings, categories, events, health, openapi::ApiDoc, payments, shows,
         showtimes, users, venues,
@@ -106,6 +107,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/users/{id}/role", patch(admin::change_role))
         .route("/api/admin/users/{id}/disabled", put(admin::set_disabled))
         .route("/api/admin/audit", get(admin::audit_log))
+        .route("/api/admin/dead-letters/{kind}", get(admin::dead_letters))
+        .route(
+            "/api/admin/dead-letters/{kind}/{message_id}/replay",
+            post(admin::replay_dead_letter),
+        )
         .route(
             "/api/admin/bookings/{id}/refund",
             post(admin::refund_booking),
@@ -196,6 +202,8 @@ pub fn router(state: AppState) -> Router {
             get(showtimes::availability),
         )
         .merge(admin_routes)
+        .route_layer(middleware::from_fn(observe::track))
+        .route("/metrics", get(observe::metrics))
         .merge(SwaggerUi::new("/docs").url("/api/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError::NotFound("route") })
         .with_state(state)

@@ -10,7 +10,7 @@ use shared::{
     bookings::availability,
     cache::Cache,
     config::Settings,
-    jobs::JobPublisher,
+    jobs::{JobPublisher, admin::QueueAdmin},
     payments::razorpay::Razorpay,
     redis_client::RedisClient,
 };
@@ -23,6 +23,8 @@ pub struct AppState {
     pub db: PgPool,
     pub redis: RedisClient,
     pub jobs: JobPublisher,
+    /// Queue depths and dead letters, for operators.
+    pub queues: QueueAdmin,
     pub settings: Arc<Settings>,
     pub tokens: TokenKeys,
     pub passwords: PasswordHasher,
@@ -41,6 +43,7 @@ impl AppState {
     /// Connects to nothing yet: each dependency connects on first use, so the API starts (and
     /// reports through `/health`) while one of them is down.
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        shared::metrics::recorder();
         let redis = RedisClient::new(&settings.redis)?;
         let http = reqwest::Client::builder().build()?;
         let sessions = SessionCache::new(settings.auth.session_cache_ttl);
@@ -49,6 +52,7 @@ impl AppState {
         Ok(Self {
             db: shared::db::pool(&settings.database)?,
             jobs: JobPublisher::new(&settings.rabbitmq),
+            queues: QueueAdmin::new(&settings.rabbitmq),
             tokens: TokenKeys::new(&settings.auth),
             passwords: PasswordHasher::new(&settings.auth.argon2)?,
             login_throttle: LoginThrottle::new(redis.clone(), &settings.auth),

@@ -106,3 +106,9 @@ pub async fn search(
     .fetch_all(db)
     .await
 }
+
+/// Records an action that changed nothing in Postgres (a replayed job), on its own.
+pub async fn record_one(db: &sqlx::PgPool, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    record(&mut conn, entry).await
+}

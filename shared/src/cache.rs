@@ -178,6 +178,7 @@ impl Cache {
         let inner = &self.inner;
         if !inner.listening.load(Ordering::Acquire) {
             // Redis is unreachable (or this process just started): do not wait on it per read.
+            count(Source::Database);
             return Ok(load.await?.map(|value| Cached {
                 json: to_json(&value),
                 source: Source::Database,
@@ -197,6 +198,12 @@ impl Cache {
                 })
             })
             .await;
+        // A load that found nothing or failed still went to Postgres.
+        count(if outcome.is_ok() {
+            source
+        } else {
+            Source::Database
+        });
         let local = match outcome {
             Ok(local) => local,
             Err(shared) => {
@@ -297,6 +304,16 @@ impl Cache {
             tracing::warn!(%error, ?scopes, "cache not invalidated in Redis; stale answers expire by their TTL");
         }
     }
+}
+
+/// Cache reads by the level that answered; the hit ratio is (process + redis) / all.
+fn count(source: Source) {
+    let level = match source {
+        Source::Process => "process",
+        Source::Redis => "redis",
+        Source::Database => "database",
+    };
+    metrics::counter!("cache_reads_total", "level" => level).increment(1);
 }
 
 /// Answers are plain data: serialising them cannot fail.

@@ -285,6 +285,8 @@ pub struct JobSettings {
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     pub concurrency: JobConcurrency,
+    /// Where a worker process serves `/metrics` and `/health` (0: any free port).
+    pub http_port: u16,
 }
 
 /// Jobs of each kind one worker process runs at once.
@@ -482,6 +484,7 @@ impl Settings {
                 refund: env.or_with("WORKER_CONCURRENCY_REFUND", 4, positive)?,
                 send_otp: env.or_with("WORKER_CONCURRENCY_SEND_OTP", 8, positive)?,
             },
+            http_port: env.or("WORKERS_HTTP_PORT", 9100)?,
         };
         if jobs.backoff_min > jobs.backoff_max {
             return Err(SettingsError::Malformed {

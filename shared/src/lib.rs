@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod health;
 pub mod jobs;
+pub mod metrics;
 pub mod payments;
 pub mod redis_client;
 pub mod shutdown;

@@ -57,6 +57,7 @@ impl TestEnv {
         let overrides = [
             ("APP_ENV", "test".to_owned()),
             ("PORT", "0".to_owned()),
+            ("WORKERS_HTTP_PORT", "0".to_owned()),
             ("DATABASE_URL", database_url.to_string()),
             ("DATABASE_POOL_SIZE", "5".to_owned()),
             ("REDIS_KEY_PREFIX", format!("test-{id}")),

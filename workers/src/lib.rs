@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod handlers;
+pub mod http;
 pub mod reservations;
 pub mod runtime;
 pub mod startup;

@@ -97,6 +97,8 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
         let started = Instant::now();
         let held = lock::acquire(&ctx.redis, &scope, settings).await;
         let locked = Instant::now();
+        metrics::histogram!("reservation_lock_wait_seconds")
+            .record((locked - started).as_secs_f64());
         let decided = reserve::reserve_batch(&ctx.db, &ids, settings.hold_duration).await;
         let committed = Instant::now();
         if let Some(lock) = held {
@@ -126,6 +128,7 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
                     let outcome = outcomes
                         .remove(&request.booking_id)
                         .unwrap_or(Reservation::Missing);
+                    count_reservation(&outcome);
                     let _ = request.reply.send(Ok(outcome));
                 }
             }
@@ -136,6 +139,20 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
                 }
             }
         }
+    }
+}
+
+fn count_reservation(outcome: &Reservation) {
+    match outcome {
+        Reservation::Reserved { .. } => {
+            metrics::counter!("reservations_total", "outcome" => "reserved").increment(1);
+        }
+        Reservation::Rejected { reason, .. } => {
+            let reason = format!("{reason:?}");
+            metrics::counter!("reservations_total", "outcome" => "rejected", "reason" => reason)
+                .increment(1);
+        }
+        Reservation::AlreadyDecided(_) | Reservation::Missing => {}
     }
 }
 

@@ -110,9 +110,28 @@ async fn execute<J: RunJob>(
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
     let key = job.idempotency_key();
+    let started = std::time::Instant::now();
+    let outcome = run_guarded(job, &ctx, &key, &attempt).await;
+    metrics::histogram!("job_duration_seconds", "kind" => J::NAME)
+        .record(started.elapsed().as_secs_f64());
+    let label = match &outcome {
+        Ok(()) => "processed",
+        Err(error) if error.downcast_ref::<AbortError>().is_some() => "dead_lettered",
+        Err(_) => "retried",
+    };
+    metrics::counter!("jobs_total", "kind" => J::NAME, "outcome" => label).increment(1);
+    outcome
+}
+
+async fn run_guarded<J: RunJob>(
+    job: J,
+    ctx: &JobContext,
+    key: &str,
+    attempt: &Attempt,
+) -> Result<(), BoxDynError> {
     // A panicking handler is a bug that a retry will not fix: dead-letter the job, keep the
     // worker running.
-    let outcome = AssertUnwindSafe(job.run(&ctx)).catch_unwind().await;
+    let outcome = AssertUnwindSafe(job.run(ctx)).catch_unwind().await;
     let Ok(outcome) = outcome else {
         tracing::error!(job = J::NAME, %key, "job panicked, dead-lettered");
         return Err(Box::new(AbortError::new(format!(

@@ -18,6 +18,7 @@ use crate::{
 
 pub struct Application {
     ctx: JobContext,
+    http: tokio::net::TcpListener,
     pool: deadpool_lapin::Pool,
     shutdown: CancellationToken,
     workers: Vec<WorkerFuture>,
@@ -27,7 +28,7 @@ impl Application {
     /// A worker process with every job kind and sweep of the system.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let concurrency = settings.jobs.concurrency;
-        let mut app = Self::empty(JobContext::new(settings)?)?;
+        let mut app = Self::empty(JobContext::new(settings)?).await?;
         app.consume::<ReserveSeats>(concurrency.reserve_seats)
             .await?;
         app.consume::<VerifyPayment>(concurrency.verify_payment)
@@ -39,14 +40,25 @@ impl Application {
     }
 
     /// A process with no workers yet; add them with [`Self::consume`] and the sweep methods.
-    pub fn empty(ctx: JobContext) -> anyhow::Result<Self> {
+    /// Binds the operations port (`/metrics`, `/health`) at once.
+    pub async fn empty(ctx: JobContext) -> anyhow::Result<Self> {
+        shared::metrics::recorder();
         let pool = amqp_pool(ctx.settings.rabbitmq.url.expose())?;
+        let address =
+            std::net::SocketAddr::new(ctx.settings.http.host, ctx.settings.jobs.http_port);
+        let http = tokio::net::TcpListener::bind(address).await?;
         Ok(Self {
             ctx,
+            http,
             pool,
             shutdown: CancellationToken::new(),
             workers: Vec::new(),
         })
+    }
+
+    /// The port `/metrics` and `/health` are served on.
+    pub fn http_port(&self) -> u16 {
+        self.http.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
     /// Starts consuming the queue of `J`, running up to `concurrency` jobs at once.
@@ -83,6 +95,13 @@ impl Application {
                 token.cancel();
             }
         });
+        let operations = axum::serve(self.http, crate::http::router(self.ctx.clone()))
+            .with_graceful_shutdown(token.clone().cancelled_owned());
+        let operations = tokio::spawn(async move {
+            if let Err(error) = operations.await {
+                tracing::warn!(%error, "the operations port stopped");
+            }
+        });
         tracing::info!(workers = self.workers.len(), "workers running");
         let stop_all_on_error = self.workers.into_iter().map(|worker| {
             let token = token.clone();
@@ -94,6 +113,7 @@ impl Application {
         });
         let outcomes = future::join_all(stop_all_on_error).await;
         stopper.abort();
+        operations.abort();
         tracing::info!("workers stopped");
         outcomes.into_iter().collect()
     }

@@ -14,6 +14,7 @@ use crate::error::{ErrorBody, ErrorDetail};
     paths(
         super::health::health,
         super::health::live,
+        crate::observe::metrics,
         super::auth::register,
         super::auth::login,
         super::auth::refresh,
@@ -30,6 +31,8 @@ use crate::error::{ErrorBody, ErrorDetail};
         super::admin::users,
         super::admin::set_disabled,
         super::admin::audit_log,
+        super::admin::dead_letters,
+        super::admin::replay_dead_letter,
         super::admin::refund_booking,
         super::admin::payments,
         super::admin::payment,

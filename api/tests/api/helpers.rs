@@ -43,12 +43,18 @@ pub async fn spawn_app_with(env: TestEnv) -> TestApp {
 
 /// A worker process for this app's queues, running until the token is cancelled.
 pub async fn spawn_workers(app: &TestApp) -> CancellationToken {
-    let workers = workers::startup::Application::build(app.env.settings())
+    spawn_workers_with(&app.env).await.0
+}
+
+/// Workers with these settings; also returns the port of their `/metrics` and `/health`.
+pub async fn spawn_workers_with(env: &TestEnv) -> (CancellationToken, u16) {
+    let workers = workers::startup::Application::build(env.settings())
         .await
         .expect("the workers start");
+    let port = workers.http_port();
     let stop = CancellationToken::new();
     tokio::spawn(workers.run_until_stopped(stop.clone().cancelled_owned()));
-    stop
+    (stop, port)
 }
 
 impl TestApp {

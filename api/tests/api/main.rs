@@ -12,6 +12,7 @@ mod errors;
 mod google;
 mod health;
 mod helpers;
+mod operations;
 mod otp;
 mod payments;
 mod process;

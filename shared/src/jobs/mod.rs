@@ -5,6 +5,7 @@
 //! and consumer meet through [`QueueTopology`], the one place queue names and arguments are
 //! made. Delivery is at least once: every handler is idempotent on [`Job::idempotency_key`].
 
+pub mod admin;
 mod kinds;
 mod publisher;
 mod topology;

@@ -35,11 +35,20 @@ impl QueueTopology {
     }
 
     pub fn queue<J: Job>(&self) -> String {
-        format!("{}.{}", self.prefix, J::NAME)
+        self.queue_named(J::NAME)
     }
 
     pub fn dead_letter_queue<J: Job>(&self) -> String {
-        format!("{}.{}.dead", self.prefix, J::NAME)
+        self.dead_letter_queue_named(J::NAME)
+    }
+
+    /// The work queue of the job kind called `kind`.
+    pub fn queue_named(&self, kind: &str) -> String {
+        format!("{}.{kind}", self.prefix)
+    }
+
+    pub fn dead_letter_queue_named(&self, kind: &str) -> String {
+        format!("{}.{kind}.dead", self.prefix)
     }
 
     pub fn dead_letter_exchange(&self) -> String {

@@ -160,6 +160,7 @@ impl Harness {
         env.insert("DATABASE_URL".into(), url);
         let settings = shared::config::Settings::from_map(&env).expect("settings");
         let mut app = Application::empty(JobContext::new(settings).expect("context"))
+            .await
             .expect("an application");
         app.consume::<Probe>(concurrency)
             .await
