@@ -29,7 +29,7 @@ use shared::accounts::Role;
 use crate::{
     auth::{RoleGuard, require_role},
     error::{ApiError, render_errors},
-    observe,
+    limits, observe,
     routes::{
         admin, auth, bookings, categories, events, health, openapi::ApiDoc, payments, shows,
         showtimes, users, venues,
@@ -202,6 +202,8 @@ pub fn router(state: AppState) -> Router {
             get(showtimes::availability),
         )
         .merge(admin_routes)
+        // Inner to outer: limits, then metrics, so refused requests are counted too.
+        .route_layer(middleware::from_fn_with_state(state.clone(), limits::limit))
         .route_layer(middleware::from_fn(observe::track))
         .route("/metrics", get(observe::metrics))
         .merge(SwaggerUi::new("/docs").url("/api/openapi.json", ApiDoc::openapi()))
@@ -243,6 +245,12 @@ fn cors(origins: &CorsOrigins) -> CorsLayer {
             REQUEST_ID,
             HeaderName::from_static("idempotency-key"),
         ])
-        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ])
         .max_age(Duration::from_secs(600))
 }

@@ -12,6 +12,7 @@ use shared::{
     config::Settings,
     jobs::{JobPublisher, admin::QueueAdmin},
     payments::razorpay::Razorpay,
+    rate_limit::RateLimiter,
     redis_client::RedisClient,
 };
 use sqlx::PgPool;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub passwords: PasswordHasher,
     pub login_throttle: LoginThrottle,
+    pub limiter: RateLimiter,
     pub google: Arc<GoogleVerifier>,
     pub razorpay: Razorpay,
     pub status_hub: Arc<StatusHub>,
@@ -56,6 +58,7 @@ impl AppState {
             tokens: TokenKeys::new(&settings.auth),
             passwords: PasswordHasher::new(&settings.auth.argon2)?,
             login_throttle: LoginThrottle::new(redis.clone(), &settings.auth),
+            limiter: RateLimiter::new(redis.clone(), settings.rate_limits.clone()),
             google: Arc::new(GoogleVerifier::new(&settings.google, http.clone())),
             razorpay: Razorpay::new(&settings.razorpay, http),
             status_hub: StatusHub::start(redis.clone(), sessions.clone()),

@@ -144,6 +144,7 @@ pub struct Settings {
     pub bookings: BookingSettings,
     pub jobs: JobSettings,
     pub cache: CacheSettings,
+    pub rate_limits: RateLimitSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -262,6 +263,49 @@ pub struct BookingSettings {
     pub status_ttl: Duration,
     /// A booking still PENDING this long after it was made has its job published again.
     pub republish_pending_after: Duration,
+}
+
+/// A rate: at most `count` requests per `window`, written `120/1m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub window: Duration,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let (count, window) = value
+            .split_once('/')
+            .ok_or_else(|| "expected a count and a window, like 120/1m".to_owned())?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("{count:?} is not a count"))?;
+        if count == 0 {
+            return Err("the count must be at least 1".into());
+        }
+        let window = HumanDuration::from_str(window.trim())?.0;
+        Ok(Self { count, window })
+    }
+}
+
+/// Requests allowed per route group, per user and (times `ip_factor`, for users sharing an
+/// address) per client IP, counted in Redis across every API instance.
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    /// GET and HEAD.
+    pub reads: Rate,
+    /// Other methods, outside the groups below.
+    pub writes: Rate,
+    /// Sign-in, registration, token refresh, code checks.
+    pub auth: Rate,
+    /// Asking for a code by SMS.
+    pub otp: Rate,
+    /// Asking for seats.
+    pub bookings: Rate,
+    pub ip_factor: u32,
 }
 
 /// How long each kind of cached answer may be served; writes invalidate them at once.
@@ -501,6 +545,19 @@ impl Settings {
             user_ttl: env.or_with("CACHE_TTL_USER", minutes(5), cache_ttl)?.0,
             local_max_bytes: env.or_with("CACHE_LOCAL_MAX_MB", 64_u64, positive)? * 1024 * 1024,
         };
+        let minute = Duration::from_secs(60);
+        let rate = |count| Rate {
+            count,
+            window: minute,
+        };
+        let rate_limits = RateLimitSettings {
+            reads: env.or("RATE_LIMIT_READS", rate(600))?,
+            writes: env.or("RATE_LIMIT_WRITES", rate(120))?,
+            auth: env.or("RATE_LIMIT_AUTH", rate(20))?,
+            otp: env.or("RATE_LIMIT_OTP", rate(5))?,
+            bookings: env.or("RATE_LIMIT_BOOKINGS", rate(30))?,
+            ip_factor: env.or_with("RATE_LIMIT_IP_FACTOR", 4, positive)?,
+        };
         Ok(Self {
             environment,
             http,
@@ -515,6 +572,7 @@ impl Settings {
             bookings,
             jobs,
             cache,
+            rate_limits,
         })
     }
 }

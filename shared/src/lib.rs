@@ -14,6 +14,7 @@ pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod payments;
+pub mod rate_limit;
 pub mod redis_client;
 pub mod shutdown;
 pub mod sms;

@@ -68,6 +68,13 @@ impl TestEnv {
             ("ARGON2_MEMORY_KIB", "1024".to_owned()),
             ("ARGON2_ITERATIONS", "1".to_owned()),
             ("JOB_BACKOFF_MAX", "50ms".to_owned()),
+            // Every test client shares one address and signs many users in; the rate-limit
+            // tests set their own limits.
+            ("RATE_LIMIT_READS", "1000000/1m".to_owned()),
+            ("RATE_LIMIT_WRITES", "1000000/1m".to_owned()),
+            ("RATE_LIMIT_AUTH", "1000000/1m".to_owned()),
+            ("RATE_LIMIT_OTP", "1000000/1m".to_owned()),
+            ("RATE_LIMIT_BOOKINGS", "1000000/1m".to_owned()),
         ];
         for (name, value) in overrides {
             values.insert(name.to_owned(), value);

@@ -12,6 +12,7 @@ mod errors;
 mod google;
 mod health;
 mod helpers;
+mod limits;
 mod operations;
 mod otp;
 mod payments;
