@@ -5,12 +5,12 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware,
     routing::{delete, get, patch, post, put},
 };
-use shared::config::{CorsOrigins, Settings};
+use shared::config::{CorsOrigins, Environment, Settings};
 use tokio::net::TcpListener;
 use tower_http::{
     LatencyUnit,
@@ -32,7 +32,7 @@ use crate::{
     limits, observe,
     routes::{
         admin, auth, bookings, categories, events, health, openapi::ApiDoc, payments, shows,
-        showtimes, users, venues,
+        showtimes, stats, users, venues,
     },
     state::AppState,
 };
@@ -79,6 +79,7 @@ impl Application {
 
 pub fn router(state: AppState) -> Router {
     let http = state.settings.http.clone();
+    let production = state.settings.environment == Environment::Production;
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
             let request_id = request
@@ -184,6 +185,12 @@ pub fn router(state: AppState) -> Router {
                 .delete(events::delete),
         )
         .route("/api/events/{id}/archive", post(events::archive))
+        .route("/api/stats/showtimes/{id}", get(stats::showtime))
+        .route("/api/stats/shows/{id}", get(stats::show))
+        .route("/api/stats/sales", get(stats::sales))
+        .route("/api/stats/top-shows", get(stats::top_shows))
+        .route("/api/stats/conversion", get(stats::conversion))
+        .route("/api/stats/queues", get(stats::queues))
         .route("/api/showtimes", post(showtimes::create))
         .route(
             "/api/showtimes/{id}",
@@ -215,11 +222,40 @@ pub fn router(state: AppState) -> Router {
             http.request_timeout,
         ))
         .layer(CompressionLayer::new())
+        .layer(middleware::map_response_with_state(
+            production,
+            security_headers,
+        ))
         .layer(cors(&http.cors_origins))
         .layer(middleware::from_fn(render_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Headers that tell browsers not to sniff types, frame the API or leak referrers; in
+/// production also to use HTTPS only.
+async fn security_headers(
+    State(production): State<bool>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if production {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
 }
 
 fn cors(origins: &CorsOrigins) -> CorsLayer {

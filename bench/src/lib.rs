@@ -6,6 +6,7 @@
 //! Everything runs on loopback and every loop is bounded in count and in time.
 
 mod load;
+pub mod plans;
 mod processes;
 mod raw;
 mod reads;

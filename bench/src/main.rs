@@ -54,11 +54,23 @@ enum Command {
         #[arg(long)]
         port: u16,
     },
+    /// Seed a million sold tickets in a fresh database and print the stats queries' plans.
+    StatsPlans,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::StatsPlans) = cli.command {
+        let _ = dotenvy::dotenv();
+        return match bench::plans::run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("flash-sale: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::BareServer { port }) = cli.command {
         return match bench::serve_bare(port).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -197,6 +197,8 @@ pub struct OtpSettings {
 
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
+    /// Statements slower than this are logged at WARN, with their duration.
+    pub slow_query_threshold: Duration,
     pub url: Secret,
     pub pool_size: u32,
     pub connect_timeout: Duration,
@@ -368,6 +370,12 @@ impl Settings {
                 .0,
             body_limit_bytes: env.or("REQUEST_BODY_LIMIT_BYTES", 256 * 1024)?,
         };
+        if environment == Environment::Production && http.cors_origins == CorsOrigins::Any {
+            return Err(SettingsError::Malformed {
+                name: "CORS_ORIGIN",
+                reason: "must list the allowed origins in production, not *".into(),
+            });
+        }
         let auth = AuthSettings {
             jwt_secret: env.required_with("JWT_SECRET", long_secret)?,
             jwt_expires_in: env
@@ -421,6 +429,12 @@ impl Settings {
             default_region: env.or_with("DEFAULT_PHONE_REGION", "IN".to_owned(), region)?,
         };
         let database = DatabaseSettings {
+            slow_query_threshold: env
+                .or(
+                    "DATABASE_SLOW_QUERY_THRESHOLD",
+                    HumanDuration(Duration::from_millis(250)),
+                )?
+                .0,
             url: env.required_with("DATABASE_URL", url_with_scheme(&["postgres", "postgresql"]))?,
             pool_size: env.or_with("DATABASE_POOL_SIZE", 10, positive)?,
             connect_timeout: env
@@ -733,6 +747,40 @@ mod tests {
         let settings = Settings::from_map(&example()).expect("valid settings");
         assert_eq!(settings.http.port, 8080);
         assert_eq!(settings.bookings.hold_duration, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn production_lists_its_browser_origins() {
+        let mut values = example();
+        values.insert("APP_ENV".into(), "production".into());
+        values.insert("CORS_ORIGIN".into(), "*".into());
+        let error = Settings::from_map(&values).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                SettingsError::Malformed {
+                    name: "CORS_ORIGIN",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        values.insert("CORS_ORIGIN".into(), "https://tickets.example.com".into());
+        assert!(Settings::from_map(&values).is_ok());
+    }
+
+    #[test]
+    fn rates_are_a_count_over_a_window() {
+        assert_eq!(
+            "120/1m".parse::<Rate>().unwrap(),
+            Rate {
+                count: 120,
+                window: Duration::from_secs(60)
+            }
+        );
+        for bad in ["120", "0/1m", "x/1m", "5/never"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
     }
 
     #[test]

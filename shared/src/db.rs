@@ -1,6 +1,13 @@
 //! The PostgreSQL pool and the schema migrations (embedded from `migrations/`).
 
-use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
+use std::str::FromStr;
+
+use sqlx::{
+    ConnectOptions, PgPool,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+use tracing::log::LevelFilter;
 
 use crate::config::DatabaseSettings;
 
@@ -10,10 +17,15 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// A pool that connects on first use, so a process can start while Postgres is down and
 /// report it through `/health` instead of crashing.
 pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
+    // Every statement at TRACE; the slow ones at WARN with their duration. Only the SQL text is
+    // logged, never the values bound to it.
+    let options = PgConnectOptions::from_str(settings.url.expose())?
+        .log_statements(LevelFilter::Trace)
+        .log_slow_statements(LevelFilter::Warn, settings.slow_query_threshold);
+    Ok(PgPoolOptions::new()
         .max_connections(settings.pool_size)
         .acquire_timeout(settings.connect_timeout)
-        .connect_lazy(settings.url.expose())
+        .connect_lazy_with(options))
 }
 
 /// Creates the database named in the settings if the server does not have it yet.

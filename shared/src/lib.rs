@@ -18,5 +18,6 @@ pub mod rate_limit;
 pub mod redis_client;
 pub mod shutdown;
 pub mod sms;
+pub mod stats;
 pub mod telemetry;
 pub mod validation;

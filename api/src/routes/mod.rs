@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod payments;
 pub mod shows;
 pub mod showtimes;
+pub mod stats;
 pub mod users;
 pub mod venues;
 

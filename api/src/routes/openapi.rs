@@ -72,6 +72,12 @@ use crate::error::{ErrorBody, ErrorDetail};
         super::shows::update,
         super::shows::archive,
         super::shows::delete,
+        super::stats::showtime,
+        super::stats::show,
+        super::stats::sales,
+        super::stats::top_shows,
+        super::stats::conversion,
+        super::stats::queues,
         super::events::details,
         super::events::create,
         super::events::update,
@@ -92,6 +98,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "shows", description = "Discovery and show pages"),
         (name = "events", description = "A show's stops at venues"),
         (name = "catalogue", description = "Categories"),
+        (name = "stats", description = "Sales figures and queue health (EDITOR and SUPER_ADMIN)"),
     )
 )]
 pub struct ApiDoc;

@@ -16,5 +16,7 @@ mod limits;
 mod operations;
 mod otp;
 mod payments;
+mod privacy;
 mod process;
 mod roles;
+mod stats;

@@ -215,3 +215,42 @@ async fn a_dead_letter_is_listed_and_replayed_to_success_once_its_cause_is_fixed
             .unwrap();
     assert_eq!(audited, 1);
 }
+
+#[tokio::test]
+async fn answers_carry_security_headers_and_https_only_in_production() {
+    let app = crate::helpers::spawn_app().await;
+    for path in ["/health/live", "/api/categories", "/no-such-route"] {
+        let response = app.get(path).await;
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert!(
+            !headers.contains_key("strict-transport-security"),
+            "not outside production"
+        );
+    }
+    let mut env = TestEnv::new().await;
+    env.set("APP_ENV", "production")
+        .set("CORS_ORIGIN", "https://tickets.example.com");
+    let production = spawn_app_with(env).await;
+    let response = production.get("/health/live").await;
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    let preflight = production
+        .client
+        .request(reqwest::Method::OPTIONS, production.url("/api/categories"))
+        .header("origin", "https://evil.example.com")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !preflight
+            .headers()
+            .contains_key("access-control-allow-origin"),
+        "other origins are refused"
+    );
+}

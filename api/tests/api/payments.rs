@@ -13,19 +13,19 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, access, error_code, eventually, spawn_app_with, spawn_workers};
 
-struct Shop {
-    app: TestApp,
-    showtime: ShowtimeFixture,
-    buyers: Vec<Buyer>,
+pub struct Shop {
+    pub app: TestApp,
+    pub showtime: ShowtimeFixture,
+    pub buyers: Vec<Buyer>,
     _workers: CancellationToken,
 }
 
 impl Shop {
-    async fn open() -> Self {
+    pub async fn open() -> Self {
         Self::open_with(|_| {}).await
     }
 
-    async fn open_with(adjust: impl FnOnce(&mut TestEnv)) -> Self {
+    pub async fn open_with(adjust: impl FnOnce(&mut TestEnv)) -> Self {
         let mut env = TestEnv::new().await;
         let stand_in = env.start_stand_in().await;
         adjust(&mut env);
@@ -47,19 +47,19 @@ impl Shop {
         }
     }
 
-    fn seats(&self, range: std::ops::Range<usize>) -> Vec<Uuid> {
+    pub fn seats(&self, range: std::ops::Range<usize>) -> Vec<Uuid> {
         self.showtime.sections[0].seat_ids[range].to_vec()
     }
 
     /// A RESERVED booking of `seats` for buyer `buyer`.
-    async fn reserve(&self, buyer: usize, seats: &[Uuid]) -> String {
+    pub async fn reserve(&self, buyer: usize, seats: &[Uuid]) -> String {
         let body = json!({"showtime_id": self.showtime.showtime_id, "seat_ids": seats});
         let booking = self.app.book_and_wait(&self.buyers[buyer], &body).await;
         assert_eq!(booking["status"], "RESERVED", "{booking}");
         booking["id"].as_str().unwrap().to_owned()
     }
 
-    async fn order(&self, buyer: usize, booking: &str) -> reqwest::Response {
+    pub async fn order(&self, buyer: usize, booking: &str) -> reqwest::Response {
         self.app
             .send_json(
                 Method::POST,
@@ -70,7 +70,7 @@ impl Shop {
             .await
     }
 
-    async fn order_id(&self, buyer: usize, booking: &str) -> String {
+    pub async fn order_id(&self, buyer: usize, booking: &str) -> String {
         let response = self.order(buyer, booking).await;
         let status = response.status();
         let order: Value = response.json().await.unwrap();
@@ -79,7 +79,7 @@ impl Shop {
     }
 
     /// Pays the order at the stand-in, as Checkout would; returns what Checkout hands back.
-    async fn pay(&self, order_id: &str, extra: Value) -> Value {
+    pub async fn pay(&self, order_id: &str, extra: Value) -> Value {
         let mut body = json!({"order_id": order_id});
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
@@ -89,7 +89,7 @@ impl Shop {
         response.json().await.unwrap()
     }
 
-    async fn verify(&self, buyer: usize, checkout: &Value) -> reqwest::Response {
+    pub async fn verify(&self, buyer: usize, checkout: &Value) -> reqwest::Response {
         self.app
             .send_json(
                 Method::POST,
@@ -100,19 +100,19 @@ impl Shop {
             .await
     }
 
-    async fn webhook(&self, body: Value) -> Value {
+    pub async fn webhook(&self, body: Value) -> Value {
         let response = self.app.razorpay("/test/webhook", &body).await;
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
 
-    async fn booking_after(&self, buyer: usize, booking: &str, from: &str) -> Value {
+    pub async fn booking_after(&self, buyer: usize, booking: &str, from: &str) -> Value {
         self.app
             .booking_after(&self.buyers[buyer], booking, from)
             .await
     }
 
-    async fn counts(&self) -> (u64, u64) {
+    pub async fn counts(&self) -> (u64, u64) {
         let counts: Value = self
             .app
             .client
@@ -129,7 +129,7 @@ impl Shop {
         )
     }
 
-    async fn scalar<T>(&self, sql: &str, booking: &str) -> T
+    pub async fn scalar<T>(&self, sql: &str, booking: &str) -> T
     where
         T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
     {
@@ -141,7 +141,7 @@ impl Shop {
     }
 
     /// Seats sold to the booking, valid tickets, and the payment's status and CAPTURED entries.
-    async fn settled(&self, booking: &str) -> (i64, i64, String, i64) {
+    pub async fn settled(&self, booking: &str) -> (i64, i64, String, i64) {
         let sold = self
             .scalar(
                 "SELECT count(*) FROM showtime_seats WHERE booking_id = $1 AND status = 'SOLD'",
@@ -171,18 +171,18 @@ impl Shop {
     }
 
     /// Stored webhook events not applied yet.
-    async fn unapplied_events(&self) -> i64 {
+    pub async fn unapplied_events(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE processed_at IS NULL")
             .fetch_one(&self.app.db)
             .await
             .unwrap()
     }
 
-    async fn admin(&self) -> String {
+    pub async fn admin(&self) -> String {
         access(&self.app.signed_up_as("SUPER_ADMIN").await).to_owned()
     }
 
-    async fn refund(&self, token: &str, booking: &str, body: Value) -> reqwest::Response {
+    pub async fn refund(&self, token: &str, booking: &str, body: Value) -> reqwest::Response {
         self.app
             .send_json(
                 Method::POST,
