@@ -113,9 +113,15 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/dead-letters/{kind}/{message_id}/replay",
             post(admin::replay_dead_letter),
         )
+        .route("/api/admin/bookings", post(admin::manual_booking))
         .route(
             "/api/admin/bookings/{id}/refund",
             post(admin::refund_booking),
+        )
+        .route("/api/admin/bookings/{id}/seats", put(admin::move_seats))
+        .route(
+            "/api/admin/bookings/{id}/cancel",
+            post(admin::cancel_booking),
         )
         .route("/api/admin/payments", get(admin::payments))
         .route("/api/admin/payments/{id}", get(admin::payment))

@@ -9,6 +9,7 @@ use uuid::Uuid;
 pub struct SaleInvariants {
     pub seats: i64,
     pub held: i64,
+    pub sold: i64,
     pub free: i64,
 }
 
@@ -40,14 +41,17 @@ pub async fn check_sale(db: &PgPool, showtime_id: Uuid) -> Result<SaleInvariants
     }
     let mismatched = count(
         "SELECT count(*) FROM showtime_seats ss
-         FULL JOIN (SELECT bs.seat_id, bs.booking_id FROM booking_seats bs
+         FULL JOIN (SELECT bs.seat_id, bs.booking_id,
+                           CASE WHEN b.status = 'RESERVED' THEN 'RESERVED' ELSE 'SOLD' END AS seat_status
+                    FROM booking_seats bs
                     JOIN bookings b ON b.id = bs.booking_id
                     WHERE bs.showtime_id = $1 AND bs.released_at IS NULL
-                      AND b.status = 'RESERVED') live
+                      AND b.status IN ('RESERVED', 'CONFIRMED', 'REFUND_PENDING')) live
            ON live.seat_id = ss.seat_id
          WHERE ss.showtime_id = $1
-           AND (ss.status = 'RESERVED') IS DISTINCT FROM (live.booking_id IS NOT NULL
-                                                          AND live.booking_id = ss.booking_id)",
+           AND (ss.status <> 'AVAILABLE') IS DISTINCT FROM (live.booking_id IS NOT NULL
+                                                            AND live.booking_id = ss.booking_id
+                                                            AND live.seat_status = ss.status::text)",
     )
     .await?;
     if mismatched != 0 {
@@ -57,27 +61,34 @@ pub async fn check_sale(db: &PgPool, showtime_id: Uuid) -> Result<SaleInvariants
     }
     let wrong_size = count(
         "SELECT count(*) FROM bookings b
-         WHERE b.showtime_id = $1 AND b.status = 'RESERVED'
+         WHERE b.showtime_id = $1 AND b.status IN ('RESERVED', 'CONFIRMED')
            AND b.quantity <> (SELECT count(*) FROM booking_seats bs
                               WHERE bs.booking_id = b.id AND bs.released_at IS NULL)",
     )
     .await?;
     if wrong_size != 0 {
         return Err(format!(
-            "{wrong_size} holds do not have the seats they asked for"
+            "{wrong_size} bookings do not have the seats they asked for"
         ));
     }
-    let (seats, held, free): (i64, i64, i64) = sqlx::query_as(
+    let (seats, held, sold, free): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE status = 'RESERVED'),
-                count(*) FILTER (WHERE status = 'AVAILABLE')
+                count(*) FILTER (WHERE status = 'SOLD'), count(*) FILTER (WHERE status = 'AVAILABLE')
          FROM showtime_seats WHERE showtime_id = $1",
     )
     .bind(showtime_id)
     .fetch_one(db)
     .await
     .map_err(|e| e.to_string())?;
-    if held + free != seats {
-        return Err(format!("held {held} + free {free} != {seats} seats"));
+    if held + sold + free != seats {
+        return Err(format!(
+            "held {held} + sold {sold} + free {free} != {seats} seats"
+        ));
     }
-    Ok(SaleInvariants { seats, held, free })
+    Ok(SaleInvariants {
+        seats,
+        held,
+        sold,
+        free,
+    })
 }

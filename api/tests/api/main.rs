@@ -13,6 +13,7 @@ mod google;
 mod health;
 mod helpers;
 mod limits;
+mod manual;
 mod operations;
 mod otp;
 mod payments;

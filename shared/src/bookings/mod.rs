@@ -14,9 +14,11 @@ pub mod create;
 pub mod history;
 pub(crate) mod holds;
 pub mod lock;
+pub mod manual;
 pub mod reserve;
 mod selection;
 mod status;
+pub(crate) mod tickets;
 pub mod view;
 
 pub use holds::{ExpiredHold, expire_overdue_holds};

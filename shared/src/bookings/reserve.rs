@@ -91,7 +91,8 @@ pub async fn reserve_batch(
 ) -> Result<Decisions, sqlx::Error> {
     let mut tx = db.begin().await?;
     let rows = sqlx::query!(
-        r#"SELECT id, status AS "status: BookingStatus", user_id, showtime_id, quantity, request
+        r#"SELECT id, status AS "status: BookingStatus", user_id, showtime_id, quantity, request,
+                  created_by IS NOT NULL AS "manual!"
            FROM bookings WHERE id = ANY($1) ORDER BY id FOR UPDATE"#,
         booking_ids
     )
@@ -118,6 +119,7 @@ pub async fn reserve_batch(
                 user_id: row.user_id,
                 quantity: i64::from(row.quantity),
                 selection,
+                manual: row.manual,
             });
     }
     let mut decisions = Decisions::default();
@@ -140,11 +142,14 @@ pub async fn reserve_batch(
     Ok(decisions)
 }
 
+#[derive(Clone)]
 struct Pending {
     id: Uuid,
     user_id: Uuid,
     quantity: i64,
     selection: Option<SeatSelection>,
+    /// Made by an admin: not bound by the sale window or the per-buyer cap.
+    manual: bool,
 }
 
 /// What the allocation saw of a seat.
@@ -186,14 +191,24 @@ async fn decide_showtime(
     )
     .fetch_one(&mut *tx)
     .await?;
-    if !showtime.on_sale {
-        let decided: Vec<_> = pending
+    // Outside its sale, a showtime takes only the bookings an admin makes.
+    let mut not_on_sale = Vec::new();
+    let pending_on_sale: Vec<Pending>;
+    let pending = if showtime.on_sale {
+        pending
+    } else {
+        not_on_sale = pending
             .iter()
+            .filter(|p| !p.manual)
             .map(|p| rejected(p.id, RejectReason::NotOnSale))
             .collect();
-        write_rejections(tx, &decided).await?;
-        return Ok((decided, Vec::new()));
-    }
+        write_rejections(tx, &not_on_sale).await?;
+        pending_on_sale = pending.iter().filter(|p| p.manual).cloned().collect();
+        if pending_on_sale.is_empty() {
+            return Ok((not_on_sale, Vec::new()));
+        }
+        &pending_on_sale
+    };
     let users: Vec<Uuid> = pending
         .iter()
         .map(|p| p.user_id)
@@ -261,12 +276,16 @@ async fn decide_showtime(
         }
         let expired = expire_lapsed_holders(tx, &plan.lapsed_holders).await?;
         apply(tx, showtime_id, &plan, showtime.deadline).await?;
-        let mut decided: Vec<(Uuid, Reservation)> = plan
+        let reserved: Vec<Uuid> = plan.assigned.values().copied().collect();
+        confirm_comps(tx, &reserved).await?;
+        let turned_away: Vec<(Uuid, Reservation)> = plan
             .rejected
             .iter()
             .map(|(id, reason)| rejected(*id, *reason))
             .collect();
-        write_rejections(tx, &decided).await?;
+        write_rejections(tx, &turned_away).await?;
+        let mut decided = not_on_sale;
+        decided.extend(turned_away);
         let reserved_ids: BTreeSet<Uuid> = plan.assigned.values().copied().collect();
         decided.extend(reserved_ids.into_iter().map(|id| {
             (
@@ -384,7 +403,7 @@ async fn allocate(
             continue;
         };
         let already = owned.get(&booking.user_id).copied().unwrap_or(0);
-        if already + booking.quantity > i64::from(max_per_user) {
+        if !booking.manual && already + booking.quantity > i64::from(max_per_user) {
             plan.rejected.push((booking.id, RejectReason::LimitReached));
             continue;
         }
@@ -543,6 +562,34 @@ async fn apply(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Comp bookings among those just held cost nothing and need no payment: confirmed in the
+/// same transaction, seats sold, tickets issued.
+async fn confirm_comps(tx: &mut PgConnection, held: &[Uuid]) -> Result<(), sqlx::Error> {
+    let comps = sqlx::query_scalar!(
+        "UPDATE bookings SET status = 'CONFIRMED', hold_expires_at = NULL, total_paise = 0
+         WHERE id = ANY($1) AND comp RETURNING id",
+        held
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if comps.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "UPDATE showtime_seats SET status = 'SOLD', hold_expires_at = NULL WHERE booking_id = ANY($1)",
+        &comps
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE booking_seats SET price_paise = 0 WHERE booking_id = ANY($1)",
+        &comps
+    )
+    .execute(&mut *tx)
+    .await?;
+    super::tickets::issue(tx, &comps).await
 }
 
 async fn write_rejections(

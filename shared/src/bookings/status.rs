@@ -64,7 +64,7 @@ impl BookingStatus {
                 (Pending, Reserved | Rejected)
                     | (Reserved, Confirmed | Expired | Canceled)
                     | (Expired, Confirmed)
-                    | (Confirmed, RefundPending)
+                    | (Confirmed, RefundPending | Canceled)
                     | (RefundPending, Refunded | Confirmed)
             )
     }

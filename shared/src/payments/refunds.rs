@@ -450,13 +450,7 @@ async fn release_sold_seats(
     )
     .execute(&mut *conn)
     .await?;
-    sqlx::query!(
-        "UPDATE tickets SET voided_at = now() WHERE booking_id = $1 AND seat_id = ANY($2) AND voided_at IS NULL",
-        booking_id,
-        &released
-    )
-    .execute(&mut *conn)
-    .await?;
+    crate::bookings::tickets::void(conn, booking_id, &released).await?;
     let remaining = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM booking_seats WHERE booking_id = $1 AND released_at IS NULL"#,
         booking_id

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     audit::AuditEntry,
-    bookings::{BookingStatus, holds},
+    bookings::{BookingStatus, holds, tickets},
     catalogue::showtimes::ShowtimeStatus,
     jobs::{PaymentSignal, VerifyPayment},
 };
@@ -219,7 +219,7 @@ async fn apply_capture(
         )
         .execute(&mut *tx)
         .await?;
-        issue_tickets(&mut tx, stored.booking_id).await?;
+        tickets::issue(&mut tx, &[stored.booking_id]).await?;
         Settled::Confirmed {
             booking_id: stored.booking_id,
             showtime_id: booking.showtime_id,
@@ -311,22 +311,6 @@ async fn sell_seats(
     .execute(&mut *conn)
     .await?;
     Ok(true)
-}
-
-async fn issue_tickets(conn: &mut PgConnection, booking_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "INSERT INTO tickets (booking_id, showtime_id, seat_id, code)
-         SELECT bs.booking_id, bs.showtime_id, bs.seat_id,
-                'BMS-' || upper(substr(md5(gen_random_uuid()::text), 1, 12))
-         FROM booking_seats bs
-         WHERE bs.booking_id = $1 AND bs.released_at IS NULL
-           AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.booking_id = bs.booking_id
-                           AND t.seat_id = bs.seat_id AND t.voided_at IS NULL)",
-        booking_id
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// An audit entry of a change made by the system itself (no user behind it).

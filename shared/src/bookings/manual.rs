@@ -1,0 +1,257 @@
+//! What an admin does to bookings on a user's behalf: book named seats outside the sale window
+//! and past the per-buyer cap (free of charge for comps), move a booking to other seats, and
+//! cancel a paid booking without a refund.
+//!
+//! A manual booking goes through the same reservation path as a buyer's (a PENDING booking and
+//! its reserve-seats job), so it meets the same locks, conditional updates and constraints: it
+//! can never take a seat someone else holds. Moving seats takes only free seats, under row
+//! locks, in one transaction.
+
+use std::collections::BTreeSet;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{BookingStatus, SeatSelection, holds, tickets};
+use crate::validation::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManualError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+fn conflict(code: &'static str, message: impl Into<String>) -> ManualError {
+    ManualError::Conflict {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Records a PENDING manual booking of named seats, for its reservation job to hold.
+pub async fn create(
+    conn: &mut PgConnection,
+    admin_id: Uuid,
+    user_id: Uuid,
+    showtime_id: Uuid,
+    selection: &SeatSelection,
+    comp: bool,
+) -> Result<Uuid, ManualError> {
+    let user_ok = sqlx::query_scalar!(
+        r#"SELECT disabled_at IS NULL AS "ok!" FROM users WHERE id = $1"#,
+        user_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| FieldError::new("user_id", "no such user"))?;
+    if !user_ok {
+        return Err(FieldError::new("user_id", "this account is disabled").into());
+    }
+    let named = selection.named_seats();
+    let showtime = sqlx::query!(
+        r#"SELECT status::text IN ('CANCELED', 'COMPLETED') AS "closed!",
+                  ARRAY(SELECT seat_id FROM showtime_seats
+                        WHERE showtime_id = st.id AND seat_id = ANY($2)) AS "known!"
+           FROM showtimes st WHERE id = $1"#,
+        showtime_id,
+        named
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| FieldError::new("showtime_id", "no such showtime"))?;
+    if showtime.closed {
+        return Err(conflict(
+            "SHOWTIME_CLOSED",
+            "this showtime is canceled or over",
+        ));
+    }
+    if showtime.known.len() != named.len() {
+        return Err(
+            FieldError::new("seat_ids", "some seats are not on sale for this showtime").into(),
+        );
+    }
+    let id = Uuid::now_v7();
+    sqlx::query!(
+        "INSERT INTO bookings (id, user_id, showtime_id, request, quantity, created_by, comp)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        id,
+        user_id,
+        showtime_id,
+        serde_json::to_value(selection).unwrap_or_default(),
+        i32::try_from(selection.quantity()).unwrap_or(i32::MAX),
+        admin_id,
+        comp
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// Moves a held or confirmed booking to other seats of its showtime, as many as it has: the
+/// old ones go back on sale, the new ones must be free. Its price stays as it was. Returns the
+/// showtime and the seats before.
+pub async fn move_seats(
+    conn: &mut PgConnection,
+    booking_id: Uuid,
+    seat_ids: &[Uuid],
+) -> Result<(Uuid, Vec<Uuid>), ManualError> {
+    let booking = sqlx::query!(
+        r#"SELECT showtime_id, status AS "status: BookingStatus", hold_expires_at, comp
+           FROM bookings WHERE id = $1 FOR UPDATE"#,
+        booking_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(ManualError::NotFound("booking"))?;
+    let sold = match booking.status {
+        BookingStatus::Confirmed => true,
+        BookingStatus::Reserved
+            if booking
+                .hold_expires_at
+                .is_some_and(|d| d > chrono::Utc::now()) =>
+        {
+            false
+        }
+        status => {
+            return Err(conflict(
+                "NOT_MOVABLE",
+                format!("a {status:?} booking has no seats to move"),
+            ));
+        }
+    };
+    let old: BTreeSet<Uuid> = sqlx::query_scalar!(
+        "SELECT seat_id FROM booking_seats WHERE booking_id = $1 AND released_at IS NULL",
+        booking_id
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let new: BTreeSet<Uuid> = seat_ids.iter().copied().collect();
+    if new.len() != seat_ids.len() {
+        return Err(FieldError::new("seat_ids", "must not name a seat twice").into());
+    }
+    if new.len() != old.len() {
+        return Err(FieldError::new(
+            "seat_ids",
+            format!("name {} seats, as many as the booking has", old.len()),
+        )
+        .into());
+    }
+    let release: Vec<Uuid> = old.difference(&new).copied().collect();
+    let take: Vec<Uuid> = new.difference(&old).copied().collect();
+    let free = sqlx::query_scalar!(
+        "SELECT seat_id FROM showtime_seats
+         WHERE showtime_id = $1 AND seat_id = ANY($2) AND status = 'AVAILABLE'
+         ORDER BY seat_id FOR UPDATE",
+        booking.showtime_id,
+        &take
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if free.len() != take.len() {
+        return Err(conflict(
+            "SEAT_TAKEN",
+            "some of these seats are not free in this showtime",
+        ));
+    }
+    sqlx::query!(
+        "UPDATE showtime_seats SET status = 'AVAILABLE', booking_id = NULL, hold_expires_at = NULL
+         WHERE showtime_id = $1 AND booking_id = $2 AND seat_id = ANY($3)",
+        booking.showtime_id,
+        booking_id,
+        &release
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "UPDATE booking_seats SET released_at = now() WHERE booking_id = $1 AND seat_id = ANY($2) AND released_at IS NULL",
+        booking_id,
+        &release
+    )
+    .execute(&mut *conn)
+    .await?;
+    tickets::void(conn, booking_id, &release).await?;
+    let hold = if sold { None } else { booking.hold_expires_at };
+    sqlx::query!(
+        "UPDATE showtime_seats SET status = CASE WHEN $4 THEN 'SOLD'::seat_status ELSE 'RESERVED' END,
+                booking_id = $2, hold_expires_at = $5
+         WHERE showtime_id = $1 AND seat_id = ANY($3) AND status = 'AVAILABLE'",
+        booking.showtime_id,
+        booking_id,
+        &take,
+        sold,
+        hold
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO booking_seats (booking_id, showtime_id, seat_id, price_paise)
+         SELECT $1, ss.showtime_id, ss.seat_id, CASE WHEN $4 THEN 0 ELSE pt.price_paise END
+         FROM showtime_seats ss JOIN price_tiers pt ON pt.id = ss.price_tier_id
+         WHERE ss.showtime_id = $2 AND ss.seat_id = ANY($3)
+         ON CONFLICT (booking_id, seat_id) DO UPDATE SET released_at = NULL",
+        booking_id,
+        booking.showtime_id,
+        &take,
+        booking.comp
+    )
+    .execute(&mut *conn)
+    .await?;
+    if sold {
+        tickets::issue(conn, &[booking_id]).await?;
+    }
+    Ok((booking.showtime_id, old.into_iter().collect()))
+}
+
+/// Cancels a confirmed booking without giving the money back (its seats go back on sale, its
+/// tickets are void); a held one is simply canceled. Returns the showtime.
+pub async fn cancel_without_refund(
+    conn: &mut PgConnection,
+    booking_id: Uuid,
+) -> Result<Uuid, ManualError> {
+    let booking = sqlx::query!(
+        r#"SELECT showtime_id, status AS "status: BookingStatus" FROM bookings WHERE id = $1 FOR UPDATE"#,
+        booking_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(ManualError::NotFound("booking"))?;
+    if !matches!(
+        booking.status,
+        BookingStatus::Confirmed | BookingStatus::Reserved
+    ) {
+        return Err(conflict(
+            "NOT_CANCELABLE",
+            format!("a {:?} booking cannot be canceled", booking.status),
+        ));
+    }
+    sqlx::query!(
+        "UPDATE bookings SET status = 'CANCELED', hold_expires_at = NULL WHERE id = $1",
+        booking_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    holds::release_held_seats(conn, &[booking_id]).await?;
+    let released = sqlx::query_scalar!(
+        "UPDATE showtime_seats SET status = 'AVAILABLE', booking_id = NULL
+         WHERE booking_id = $1 AND status = 'SOLD' RETURNING seat_id",
+        booking_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "UPDATE booking_seats SET released_at = now() WHERE booking_id = $1 AND released_at IS NULL",
+        booking_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    tickets::void(conn, booking_id, &released).await?;
+    Ok(booking.showtime_id)
+}
