@@ -154,18 +154,14 @@ pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), Catalogu
 }
 
 async fn finish(
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
     cache: &Cache,
     id: Uuid,
 ) -> Result<Event, CatalogueError> {
-    let stale = scopes::affected(&mut tx, Changed::Event(id)).await?;
-    let event = load(&mut tx, Some(id), None, true)
-        .await?
-        .pop()
-        .ok_or(CatalogueError::NotFound("event"))?;
-    tx.commit().await?;
-    cache.invalidate(&stale).await;
-    Ok(event)
+    super::finish(tx, cache, Changed::Event(id), "event", async |conn| {
+        Ok(load(conn, Some(id), None, true).await?.pop())
+    })
+    .await
 }
 
 /// The event page: `None` if there is none or (for buyers) it is archived.

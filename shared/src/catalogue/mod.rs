@@ -126,6 +126,22 @@ pub async fn add_section(
     Ok(section_id)
 }
 
+/// Ends a catalogue write: inside the transaction, finds the cache scopes it made stale and
+/// reads the changed entity's page; commits; then invalidates those scopes.
+async fn finish<T>(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    cache: &crate::cache::Cache,
+    changed: scopes::Changed,
+    what: &'static str,
+    page: impl AsyncFnOnce(&mut PgConnection) -> Result<Option<T>, sqlx::Error>,
+) -> Result<T, CatalogueError> {
+    let stale = scopes::affected(&mut tx, changed).await?;
+    let value = page(&mut tx).await?.ok_or(CatalogueError::NotFound(what))?;
+    tx.commit().await?;
+    cache.invalidate(&stale).await;
+    Ok(value)
+}
+
 /// Creates the per-seat inventory of a showtime from its venue's layout in a single statement
 /// (fast for tens of thousands of seats): for each price tier, the first `allocated_capacity`
 /// seats of its section, best first. Seats beyond a section's allocation (house seats) and

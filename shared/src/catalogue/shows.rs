@@ -355,17 +355,14 @@ async fn set_categories(
 }
 
 async fn finish(
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
     cache: &Cache,
     id: Uuid,
 ) -> Result<Show, CatalogueError> {
-    let stale = scopes::affected(&mut tx, Changed::Show(id)).await?;
-    let show = load(&mut tx, id, true)
-        .await?
-        .ok_or(CatalogueError::NotFound("show"))?;
-    tx.commit().await?;
-    cache.invalidate(&stale).await;
-    Ok(show)
+    super::finish(tx, cache, Changed::Show(id), "show", async |conn| {
+        load(conn, id, true).await
+    })
+    .await
 }
 
 /// The show page: `None` if there is none or (for buyers) it is archived.

@@ -499,18 +499,14 @@ async fn write_tiers(
 }
 
 async fn finish(
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
     cache: &Cache,
     id: Uuid,
 ) -> Result<Showtime, CatalogueError> {
-    let stale = scopes::affected(&mut tx, Changed::Showtime(id)).await?;
-    let showtime = load(&mut tx, &[id], true)
-        .await?
-        .pop()
-        .ok_or(CatalogueError::NotFound("showtime"))?;
-    tx.commit().await?;
-    cache.invalidate(&stale).await;
-    Ok(showtime)
+    super::finish(tx, cache, Changed::Showtime(id), "showtime", async |conn| {
+        Ok(load(conn, &[id], true).await?.pop())
+    })
+    .await
 }
 
 /// The showtime page: `None` if there is none, or (for buyers) it is a draft.

@@ -265,17 +265,14 @@ pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), Catalogu
 }
 
 async fn finish(
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
     cache: &Cache,
     id: Uuid,
 ) -> Result<Venue, CatalogueError> {
-    let stale = scopes::affected(&mut tx, Changed::Venue(id)).await?;
-    let venue = load(&mut tx, id)
-        .await?
-        .ok_or(CatalogueError::NotFound("venue"))?;
-    tx.commit().await?;
-    cache.invalidate(&stale).await;
-    Ok(venue)
+    super::finish(tx, cache, Changed::Venue(id), "venue", async |conn| {
+        load(conn, id).await
+    })
+    .await
 }
 
 struct Current {
