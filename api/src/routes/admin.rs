@@ -78,15 +78,16 @@ pub async fn change_role(
     audit::record(
         &mut tx,
         AuditEntry {
-            actor_id: Some(admin.user_id),
-            actor_role: Some(admin.role),
-            action: "user.role_changed",
-            resource_type: "user",
-            resource_id: id.to_string(),
-            ip: client.ip,
-            request_id: Some(&request_id),
             before: Some(json!({ "role": before })),
             after: Some(json!({ "role": user.role })),
+            ..super::audit_by(
+                &admin,
+                &client,
+                &request_id,
+                "user.role_changed",
+                "user",
+                id.to_string(),
+            )
         },
     )
     .await?;
@@ -134,18 +135,18 @@ pub async fn refund_booking(
     audit::record(
         &mut tx,
         AuditEntry {
-            actor_id: Some(admin.user_id),
-            actor_role: Some(admin.role),
-            action: "booking.refund_requested",
-            resource_type: "booking",
-            resource_id: id.to_string(),
-            ip: client.ip,
-            request_id: Some(&request_id),
-            before: None,
             after: Some(
                 json!({"refund_id": refund.id, "amount_paise": refund.amount_paise,
                                "seat_ids": refund.seat_ids, "reason": reason}),
             ),
+            ..super::audit_by(
+                &admin,
+                &client,
+                &request_id,
+                "booking.refund_requested",
+                "booking",
+                id.to_string(),
+            )
         },
     )
     .await?;
@@ -293,19 +294,20 @@ pub async fn set_disabled(
     audit::record(
         &mut tx,
         AuditEntry {
-            actor_id: Some(admin.user_id),
-            actor_role: Some(admin.role),
-            action: if standing.disabled {
-                "user.disabled"
-            } else {
-                "user.enabled"
-            },
-            resource_type: "user",
-            resource_id: id.to_string(),
-            ip: client.ip,
-            request_id: Some(&request_id),
             before: Some(json!({ "disabled": before })),
             after: Some(json!({ "disabled": standing.disabled })),
+            ..super::audit_by(
+                &admin,
+                &client,
+                &request_id,
+                if standing.disabled {
+                    "user.disabled"
+                } else {
+                    "user.enabled"
+                },
+                "user",
+                id.to_string(),
+            )
         },
     )
     .await?;
@@ -381,17 +383,14 @@ pub async fn replay_dead_letter(
     }
     audit::record_one(
         &state.db,
-        AuditEntry {
-            actor_id: Some(admin.user_id),
-            actor_role: Some(admin.role),
-            action: "job.replayed",
-            resource_type: "job",
-            resource_id: format!("{kind}:{message_id}"),
-            ip: client.ip,
-            request_id: Some(&request_id),
-            before: None,
-            after: None,
-        },
+        super::audit_by(
+            &admin,
+            &client,
+            &request_id,
+            "job.replayed",
+            "job",
+            format!("{kind}:{message_id}"),
+        ),
     )
     .await?;
     Ok(StatusCode::ACCEPTED)
@@ -463,16 +462,9 @@ pub async fn manual_booking(
     audit::record(
         &mut tx,
         AuditEntry {
-            actor_id: Some(admin.user_id),
-            actor_role: Some(admin.role),
-            action: "booking.manual_created",
-            resource_type: "booking",
-            resource_id: booking_id.to_string(),
-            ip: client.ip,
-            request_id: Some(&request_id),
-            before: None,
             after: Some(json!({"user_id": order.user_id, "showtime_id": order.showtime_id,
                                "seats": selection.named_seats(), "comp": order.comp, "reason": why})),
+            ..super::audit_by(&admin, &client, &request_id, "booking.manual_created", "booking", booking_id.to_string())
         },
     )
     .await?;
@@ -522,15 +514,16 @@ pub async fn move_seats(
     audit::record(
         &mut tx,
         AuditEntry {
-            actor_id: Some(admin.user_id),
-            actor_role: Some(admin.role),
-            action: "booking.seats_moved",
-            resource_type: "booking",
-            resource_id: id.to_string(),
-            ip: client.ip,
-            request_id: Some(&request_id),
             before: Some(json!({"seats": before})),
             after: Some(json!({"seats": change.seat_ids, "reason": why})),
+            ..super::audit_by(
+                &admin,
+                &client,
+                &request_id,
+                "booking.seats_moved",
+                "booking",
+                id.to_string(),
+            )
         },
     )
     .await?;
@@ -563,15 +556,15 @@ pub async fn cancel_booking(
     let why = reason(&cancellation.reason)?;
     let mut tx = state.db.begin().await?;
     let entry = |action: &'static str, after| AuditEntry {
-        actor_id: Some(admin.user_id),
-        actor_role: Some(admin.role),
-        action,
-        resource_type: "booking",
-        resource_id: id.to_string(),
-        ip: client.ip,
-        request_id: Some(&request_id),
-        before: None,
         after: Some(after),
+        ..super::audit_by(
+            &admin,
+            &client,
+            &request_id,
+            action,
+            "booking",
+            id.to_string(),
+        )
     };
     if cancellation.refund {
         let refund =

@@ -342,15 +342,16 @@ pub async fn cancel(
         audit::record(
             &mut tx,
             AuditEntry {
-                actor_id: Some(user.user_id),
-                actor_role: Some(user.role),
-                action: "booking.refund_requested",
-                resource_type: "booking",
-                resource_id: id.to_string(),
-                ip: client.ip,
-                request_id: Some(&request_id),
                 before: Some(json!({"status": current.status})),
                 after: Some(json!({"refund_id": refund.id, "amount_paise": refund.amount_paise})),
+                ..super::audit_by(
+                    &user,
+                    &client,
+                    &request_id,
+                    "booking.refund_requested",
+                    "booking",
+                    id.to_string(),
+                )
             },
         )
         .await?;
