@@ -307,7 +307,7 @@ impl Cache {
 }
 
 /// Cache reads by the level that answered; the hit ratio is (process + redis) / all.
-fn count(source: Source) {
+pub(crate) fn count(source: Source) {
     let level = match source {
         Source::Process => "process",
         Source::Redis => "redis",

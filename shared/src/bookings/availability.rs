@@ -165,6 +165,7 @@ pub async fn read(
             Ok(error) => error,
             Err(shared) => sqlx::Error::Protocol(shared.to_string()),
         })?;
+    crate::cache::count(source);
     Ok(json.map(|json| Cached { json, source }))
 }
 
