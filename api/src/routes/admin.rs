@@ -14,9 +14,9 @@ use shared::{
     },
     audit::{self, AuditEntry, AuditFilters, AuditRecord},
     bookings::{
-        SeatSelection, availability,
+        SeatSelection,
         manual::{self, ManualError},
-        view::{self, BookingView},
+        view::BookingView,
     },
     jobs::{
         PaymentSignal, ReservationScope, ReserveSeats, VerifyPayment,
@@ -25,7 +25,7 @@ use shared::{
     payments::{
         PaymentError,
         reconcile::{self, PaymentDetail, PaymentFilters, PaymentRecord},
-        refunds::{self, RefundView, Requester},
+        refunds::{RefundView, Requester},
     },
     validation::FieldError,
 };
@@ -119,39 +119,18 @@ pub async fn refund_booking(
     Path(id): Path<Uuid>,
     Json(order): Json<RefundOrder>,
 ) -> Result<(StatusCode, axum::Json<RefundView>), ApiError> {
-    let reason = order.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(FieldError::new("reason", "say why, in at most 500 characters").into());
-    }
-    let mut tx = state.db.begin().await?;
-    let refund = refunds::request_for_booking(
-        &mut tx,
+    let why = reason(&order.reason)?;
+    let (refund, _) = super::bookings::refund(
+        &state,
+        &admin,
+        &client,
+        &request_id,
         id,
         &order.seat_ids,
-        reason,
+        why,
         Requester::Admin(admin.user_id),
     )
     .await?;
-    audit::record(
-        &mut tx,
-        AuditEntry {
-            after: Some(
-                json!({"refund_id": refund.id, "amount_paise": refund.amount_paise,
-                               "seat_ids": refund.seat_ids, "reason": reason}),
-            ),
-            ..super::audit_by(
-                &admin,
-                &client,
-                &request_id,
-                "booking.refund_requested",
-                "booking",
-                id.to_string(),
-            )
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    super::bookings::start_refund(&state, &refund).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(refund)))
 }
 
@@ -528,7 +507,7 @@ pub async fn move_seats(
     )
     .await?;
     tx.commit().await?;
-    settled(&state, id, showtime_id).await
+    super::bookings::seats_changed(&state, id, showtime_id).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -554,55 +533,40 @@ pub async fn cancel_booking(
     Json(cancellation): Json<Cancellation>,
 ) -> Result<(StatusCode, axum::Json<BookingView>), ApiError> {
     let why = reason(&cancellation.reason)?;
-    let mut tx = state.db.begin().await?;
-    let entry = |action: &'static str, after| AuditEntry {
-        after: Some(after),
-        ..super::audit_by(
+    if cancellation.refund {
+        let (_, view) = super::bookings::refund(
+            &state,
             &admin,
             &client,
             &request_id,
-            action,
-            "booking",
-            id.to_string(),
-        )
-    };
-    if cancellation.refund {
-        let refund =
-            refunds::request_for_booking(&mut tx, id, &[], why, Requester::Admin(admin.user_id))
-                .await?;
-        audit::record(
-            &mut tx,
-            entry(
-                "booking.refund_requested",
-                json!({"refund_id": refund.id, "reason": why}),
-            ),
+            id,
+            &[],
+            why,
+            Requester::Admin(admin.user_id),
         )
         .await?;
-        tx.commit().await?;
-        let view = super::bookings::start_refund(&state, &refund).await?;
         return Ok((StatusCode::ACCEPTED, axum::Json(view)));
     }
+    let mut tx = state.db.begin().await?;
     let showtime_id = manual::cancel_without_refund(&mut tx, id).await?;
     audit::record(
         &mut tx,
-        entry("booking.canceled_without_refund", json!({"reason": why})),
+        AuditEntry {
+            after: Some(json!({"reason": why})),
+            ..super::audit_by(
+                &admin,
+                &client,
+                &request_id,
+                "booking.canceled_without_refund",
+                "booking",
+                id.to_string(),
+            )
+        },
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::OK, settled(&state, id, showtime_id).await?))
-}
-
-/// After a seat change: drop cached availability, announce the booking, return it.
-async fn settled(
-    state: &AppState,
-    booking_id: Uuid,
-    showtime_id: Uuid,
-) -> Result<axum::Json<BookingView>, ApiError> {
-    availability::invalidate(&state.redis, showtime_id).await;
-    state.availability.forget(showtime_id).await;
-    let view = view::load(&state.db, booking_id)
-        .await?
-        .ok_or(ApiError::NotFound("booking"))?;
-    view::announce_view(&state.redis, &view, state.settings.bookings.status_ttl).await;
-    Ok(axum::Json(view))
+    Ok((
+        StatusCode::OK,
+        super::bookings::seats_changed(&state, id, showtime_id).await?,
+    ))
 }

@@ -335,44 +335,85 @@ pub async fn cancel(
         } else {
             Requester::Buyer(user.user_id)
         };
-        let mut tx = state.db.begin().await?;
-        let refund =
-            refunds::request_for_booking(&mut tx, id, &[], "canceled by the buyer", requester)
-                .await?;
-        audit::record(
-            &mut tx,
-            AuditEntry {
-                before: Some(json!({"status": current.status})),
-                after: Some(json!({"refund_id": refund.id, "amount_paise": refund.amount_paise})),
-                ..super::audit_by(
-                    &user,
-                    &client,
-                    &request_id,
-                    "booking.refund_requested",
-                    "booking",
-                    id.to_string(),
-                )
-            },
+        let (_, view) = refund(
+            &state,
+            &user,
+            &client,
+            &request_id,
+            id,
+            &[],
+            "canceled by the buyer",
+            requester,
         )
         .await?;
-        tx.commit().await?;
-        let view = start_refund(&state, &refund).await?;
         return Ok((StatusCode::ACCEPTED, axum::Json(view)));
     }
     let showtime_id = cancel::cancel(&state.db, id, user.user_id, admin).await?;
+    Ok((
+        StatusCode::OK,
+        seats_changed(&state, id, showtime_id).await?,
+    ))
+}
+
+/// After a booking's seats changed outside the reservation path (cancel, move): drop the
+/// showtime's cached availability, announce the booking, return it.
+pub async fn seats_changed(
+    state: &AppState,
+    booking_id: Uuid,
+    showtime_id: Uuid,
+) -> Result<axum::Json<BookingView>, ApiError> {
     availability::invalidate(&state.redis, showtime_id).await;
     state.availability.forget(showtime_id).await;
-    let view = view::load(&state.db, id)
+    let view = view::load(&state.db, booking_id)
         .await?
         .ok_or(ApiError::NotFound("booking"))?;
     view::announce_view(&state.redis, &view, state.settings.bookings.status_ttl).await;
-    Ok((StatusCode::OK, axum::Json(view)))
+    Ok(axum::Json(view))
+}
+
+/// Asks for a refund of a confirmed booking (whole, or `seat_ids`), records who asked in the
+/// same transaction, then starts it. Returns the request and the booking as it now stands.
+#[allow(clippy::too_many_arguments)]
+pub async fn refund(
+    state: &AppState,
+    actor: &AuthUser,
+    client: &ClientInfo,
+    request_id: &str,
+    booking_id: Uuid,
+    seat_ids: &[Uuid],
+    reason: &str,
+    requester: Requester,
+) -> Result<(RefundView, BookingView), ApiError> {
+    let mut tx = state.db.begin().await?;
+    let refund =
+        refunds::request_for_booking(&mut tx, booking_id, seat_ids, reason, requester).await?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            after: Some(
+                json!({"refund_id": refund.id, "amount_paise": refund.amount_paise,
+                               "seat_ids": refund.seat_ids, "reason": reason}),
+            ),
+            ..super::audit_by(
+                actor,
+                client,
+                request_id,
+                "booking.refund_requested",
+                "booking",
+                booking_id.to_string(),
+            )
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let view = start_refund(state, &refund).await?;
+    Ok((refund, view))
 }
 
 /// After a refund request committed: announce the booking's new status, then publish the
 /// refund job (the sweep republishes it if this fails). In that order, so the worker's later
 /// announcement of the outcome is the one that stays.
-pub async fn start_refund(state: &AppState, refund: &RefundView) -> Result<BookingView, ApiError> {
+async fn start_refund(state: &AppState, refund: &RefundView) -> Result<BookingView, ApiError> {
     let view = view::load(&state.db, refund.booking_id)
         .await?
         .ok_or(ApiError::NotFound("booking"))?;
