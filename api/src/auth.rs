@@ -60,6 +60,7 @@ impl SessionCache {
 /// other instances.
 pub async fn account_changed(state: &AppState, user_id: Uuid) {
     state.sessions.forget_user(user_id);
+    state.status_hub.account_changed(user_id);
     sessions::announce_change(&state.redis, user_id).await;
     profile_changed(state, user_id).await;
 }

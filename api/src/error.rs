@@ -15,7 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
-use shared::{catalogue::CatalogueError, validation::FieldError};
+use shared::{accounts::HashError, catalogue::CatalogueError, validation::FieldError};
 use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
@@ -109,12 +109,27 @@ struct PendingError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        if let Self::Internal(cause) = &self {
+        // A dependency that dropped out under a handler surfaces as an internal error; it is an
+        // outage, not a bug, and the client may retry.
+        let this = match self {
+            Self::Internal(cause) if unavailable_dependency(&cause).is_some() => {
+                let what = unavailable_dependency(&cause).unwrap_or("a dependency");
+                tracing::warn!(error = %cause, "a dependency is unavailable");
+                Self::Unavailable(what)
+            }
+            other => other,
+        };
+        let (status, code) = this.status_and_code();
+        if let Self::Internal(cause) = &this {
             tracing::error!(error = ?cause, "request failed");
         }
         let mut response = status.into_response();
-        if let Self::TooManyRequests { retry_after, .. } = &self {
+        let retry_after = match &this {
+            Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            Self::Unavailable(_) => Some(RETRY_UNAVAILABLE_AFTER),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after {
             // Whole seconds, rounded up, never zero.
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             response
@@ -123,10 +138,18 @@ impl IntoResponse for ApiError {
         }
         response.extensions_mut().insert(PendingError {
             code: code.to_owned(),
-            message: self.to_string(),
+            message: this.to_string(),
         });
         response
     }
+}
+
+/// How long a client is asked to wait when a dependency is down or saturated.
+const RETRY_UNAVAILABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The dependency an internal error says is unreachable, if it says so.
+fn unavailable_dependency(cause: &anyhow::Error) -> Option<&'static str> {
+    cause.chain().find_map(shared::health::outage)
 }
 
 /// Largest body of a plain-text error that is carried into the JSON message.
@@ -229,9 +252,19 @@ impl From<CatalogueError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        if shared::db::is_unavailable(&error) {
+            tracing::warn!(%error, "the database is unavailable");
+            return Self::Unavailable("the database");
+        }
+        Self::Internal(error.into())
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(error: HashError) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => Self::Unavailable("the database"),
-            other => Self::Internal(other.into()),
+            HashError::Busy => Self::Unavailable("sign-in"),
+            HashError::Failed(_) => Self::Internal(error.into()),
         }
     }
 }

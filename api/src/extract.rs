@@ -7,6 +7,7 @@ use axum::{
     http::{StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
+use shared::client_address::{ForwardedHeader, TrustedProxies};
 
 use crate::error::ApiError;
 
@@ -52,10 +53,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| address.ip());
+        let ip = ClientAddress::of(&parts.extensions);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -63,6 +61,54 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
             .map(|agent| agent.chars().take(300).collect());
         Ok(Self { ip, user_agent })
     }
+}
+
+/// The client's address, as [`resolve_client_address`] found it for this request.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub IpAddr);
+
+impl ClientAddress {
+    pub fn of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+        extensions
+            .get::<Self>()
+            .map(|Self(address)| *address)
+            .or_else(|| {
+                extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(address)| address.ip())
+            })
+    }
+}
+
+/// Who may name the client, and in which header (`shared::client_address`).
+#[derive(Debug, Clone)]
+pub struct ProxyRules {
+    pub proxies: TrustedProxies,
+    pub header: ForwardedHeader,
+}
+
+/// Layer: works out who the client is once per request (`shared::client_address`: the socket's
+/// address, or what trusted proxies say it is) for every later layer and handler.
+pub async fn resolve_client_address(
+    axum::extract::State(rules): axum::extract::State<std::sync::Arc<ProxyRules>>,
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    if let Some(peer) = peer {
+        let values: Vec<&str> = request
+            .headers()
+            .get_all(rules.header.name())
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        let client = rules.proxies.client(peer, rules.header, &values);
+        request.extensions_mut().insert(ClientAddress(client));
+    }
+    next.run(request).await
 }
 
 /// The id of this request (set or propagated by the request-id layer).

@@ -5,14 +5,14 @@
 //! database round trip before the limit is checked) and always by the client address.
 
 use axum::{
-    extract::{ConnectInfo, MatchedPath, Request, State},
+    extract::{MatchedPath, Request, State},
     http::{HeaderValue, Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use shared::rate_limit::{Decision, Group};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, extract::ClientAddress, state::AppState};
 
 /// The group a route is limited in; `None` for what is never limited (health checks, metrics,
 /// Razorpay's signed webhooks, the API documentation).
@@ -39,10 +39,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     else {
         return next.run(request).await;
     };
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip());
+    let ip = ClientAddress::of(request.extensions());
     let user = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -3,9 +3,14 @@
 //! subscription carries account changes to the session cache.
 //!
 //! Waiters are registered per booking, so a message wakes only those who wait on it. The
-//! subscription reconnects by itself; while it is down, waiters re-read Postgres every half
-//! second, so they still learn every change, a little later. While it is up they re-read only
-//! every few seconds, in case a message was lost.
+//! subscription reconnects by itself; while it is down, waiters re-read Postgres, first after
+//! half a second, then ever less often (doubling up to 8 s), so they still learn every change
+//! without thousands of held connections polling Postgres on a short period. While it is up
+//! they re-read only every few seconds, in case a message was lost.
+//!
+//! Held connections (long-polls and event streams) are counted per user and per instance
+//! ([`HeldConnections`]); an event stream also watches its user's account changes and ends
+//! when its session is revoked.
 
 use std::{
     collections::HashMap,
@@ -25,12 +30,16 @@ use crate::auth::SessionCache;
 
 /// How often a waiter re-reads Postgres while pushes arrive: a safety net only.
 const RECHECK_WHILE_SUBSCRIBED: Duration = Duration::from_secs(5);
-/// How often a waiter re-reads Postgres while the subscription is down.
+/// How soon a waiter first re-reads Postgres while the subscription is down, and the longest
+/// it then waits between reads.
 const RECHECK_WITHOUT_PUSHES: Duration = Duration::from_millis(500);
+const RECHECK_WITHOUT_PUSHES_MAX: Duration = Duration::from_secs(8);
 
 #[derive(Default)]
 pub struct StatusHub {
     waiters: Mutex<HashMap<Uuid, broadcast::Sender<BookingView>>>,
+    /// Event streams waiting on each user's account changes (a revoked session ends them).
+    accounts: Mutex<HashMap<Uuid, broadcast::Sender<()>>>,
     subscribed: AtomicBool,
 }
 
@@ -60,6 +69,9 @@ impl StatusHub {
                     Ok(()) => {
                         if let Some(hub) = hub.upgrade() {
                             hub.subscribed.store(true, Ordering::Relaxed);
+                            // Changes pushed while the subscription was down are lost: every
+                            // stream checks its session once.
+                            hub.every_account_changed();
                         }
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
@@ -70,6 +82,7 @@ impl StatusHub {
                             if message.get_channel_name() == accounts {
                                 if let Ok(user_id) = payload.parse::<Uuid>() {
                                     sessions.forget_user(user_id);
+                                    hub.account_changed(user_id);
                                 }
                             } else if let Ok(view) = serde_json::from_str::<BookingView>(&payload) {
                                 hub.dispatch(view);
@@ -99,12 +112,51 @@ impl StatusHub {
         }
     }
 
-    /// How long a waiter may wait for a push before it re-reads Postgres.
-    pub fn recheck_every(&self) -> Duration {
+    /// Tells this instance's streams of `user_id` that the account changed (sessions, role,
+    /// standing), so each re-checks its session. Called for changes made here and, through the
+    /// subscription, elsewhere.
+    pub fn account_changed(&self, user_id: Uuid) {
+        if let Ok(accounts) = self.accounts.lock()
+            && let Some(sender) = accounts.get(&user_id)
+        {
+            let _ = sender.send(());
+        }
+    }
+
+    fn every_account_changed(&self) {
+        if let Ok(accounts) = self.accounts.lock() {
+            for sender in accounts.values() {
+                let _ = sender.send(());
+            }
+        }
+    }
+
+    /// Changes to `user_id`'s account from now on; unregisters when dropped.
+    pub fn watch_account(self: &Arc<Self>, user_id: Uuid) -> AccountWatch {
+        let receiver = match self.accounts.lock() {
+            Ok(mut accounts) => accounts
+                .entry(user_id)
+                .or_insert_with(|| broadcast::channel(4).0)
+                .subscribe(),
+            Err(_) => broadcast::channel(1).1,
+        };
+        AccountWatch {
+            hub: Arc::clone(self),
+            user_id,
+            receiver,
+            recheck_at: tokio::time::Instant::now() + SESSION_RECHECK,
+        }
+    }
+
+    /// How long a waiter may wait for a push before it re-reads Postgres: a few seconds while
+    /// pushes arrive; while they do not, `quiet_rounds` doubles the first short pause.
+    pub fn recheck_after(&self, quiet_rounds: u32) -> Duration {
         if self.subscribed.load(Ordering::Relaxed) {
             RECHECK_WHILE_SUBSCRIBED
         } else {
             RECHECK_WITHOUT_PUSHES
+                .saturating_mul(2u32.saturating_pow(quiet_rounds))
+                .min(RECHECK_WITHOUT_PUSHES_MAX)
         }
     }
 
@@ -144,6 +196,121 @@ impl Drop for Watch {
             if unused {
                 waiters.remove(&self.booking_id);
             }
+        }
+    }
+}
+
+/// Changes to one user's account; unregisters itself when dropped.
+pub struct AccountWatch {
+    hub: Arc<StatusHub>,
+    user_id: Uuid,
+    receiver: broadcast::Receiver<()>,
+    recheck_at: tokio::time::Instant,
+}
+
+/// How often a stream checks its session even without a pushed change, in case one was lost.
+const SESSION_RECHECK: Duration = Duration::from_secs(300);
+
+impl AccountWatch {
+    /// Resolves at the next change (a lagging receiver counts as one), or when a few minutes
+    /// passed since the last time it resolved, so a stream never relies on pushes alone.
+    /// Cancel-safe: dropped before it resolves, it keeps its deadline.
+    pub async fn changed(&mut self) {
+        let deadline = self.recheck_at;
+        let pushed = async {
+            loop {
+                match self.receiver.recv().await {
+                    Ok(()) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    // The sender is gone only with the hub: only the deadline is left.
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                }
+            }
+        };
+        tokio::select! {
+            () = pushed => {}
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+        self.recheck_at = tokio::time::Instant::now() + SESSION_RECHECK;
+    }
+}
+
+impl Drop for AccountWatch {
+    fn drop(&mut self) {
+        if let Ok(mut accounts) = self.hub.accounts.lock() {
+            let unused = accounts
+                .get(&self.user_id)
+                .is_some_and(|sender| sender.receiver_count() <= 1);
+            if unused {
+                accounts.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+/// Long-polls and event streams held open, per user and in all, against their caps.
+pub struct HeldConnections {
+    per_user_cap: usize,
+    per_instance_cap: usize,
+    held: Mutex<(usize, HashMap<Uuid, usize>)>,
+}
+
+/// Why a connection may not be held open now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldRefused {
+    /// This user holds as many as one may.
+    User,
+    /// This instance holds as many as it may.
+    Instance,
+}
+
+/// One held connection; gives its place back when dropped.
+pub struct Held {
+    owner: Arc<HeldConnections>,
+    user_id: Uuid,
+}
+
+impl HeldConnections {
+    pub fn new(per_user_cap: usize, per_instance_cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            per_user_cap,
+            per_instance_cap,
+            held: Mutex::new((0, HashMap::new())),
+        })
+    }
+
+    /// A place for one more connection of `user_id`, if both caps allow it.
+    pub fn hold(self: &Arc<Self>, user_id: Uuid) -> Result<Held, HoldRefused> {
+        let mut held = self.held.lock().map_err(|_| HoldRefused::Instance)?;
+        let (total, per_user) = &mut *held;
+        if *total >= self.per_instance_cap {
+            return Err(HoldRefused::Instance);
+        }
+        let mine = per_user.entry(user_id).or_insert(0);
+        if *mine >= self.per_user_cap {
+            return Err(HoldRefused::User);
+        }
+        *mine += 1;
+        *total += 1;
+        metrics::gauge!("held_connections").set(*total as f64);
+        Ok(Held {
+            owner: Arc::clone(self),
+            user_id,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.owner.held.lock() {
+            let (total, per_user) = &mut *held;
+            *total = total.saturating_sub(1);
+            if let Some(mine) = per_user.get_mut(&self.user_id) {
+                *mine = mine.saturating_sub(1);
+                if *mine == 0 {
+                    per_user.remove(&self.user_id);
+                }
+            }
+            metrics::gauge!("held_connections").set(*total as f64);
         }
     }
 }

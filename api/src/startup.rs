@@ -29,6 +29,7 @@ use shared::accounts::Role;
 use crate::{
     auth::{RoleGuard, require_role},
     error::{ApiError, render_errors},
+    extract::{ProxyRules, resolve_client_address},
     limits, observe,
     routes::{
         admin, auth, bookings, categories, events, health, openapi::ApiDoc, payments, shows,
@@ -234,6 +235,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(cors(&http.cors_origins))
         .layer(middleware::from_fn(render_errors))
+        .layer(middleware::from_fn_with_state(
+            std::sync::Arc::new(ProxyRules {
+                proxies: http.trusted_proxies.clone(),
+                header: http.trusted_proxy_header,
+            }),
+            resolve_client_address,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

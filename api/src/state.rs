@@ -17,7 +17,10 @@ use shared::{
 };
 use sqlx::PgPool;
 
-use crate::{auth::SessionCache, live::StatusHub};
+use crate::{
+    auth::SessionCache,
+    live::{HeldConnections, StatusHub},
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -34,6 +37,8 @@ pub struct AppState {
     pub google: Arc<GoogleVerifier>,
     pub razorpay: Razorpay,
     pub status_hub: Arc<StatusHub>,
+    /// Long-polls and event streams held open, against their caps.
+    pub held_connections: Arc<HeldConnections>,
     pub sessions: SessionCache,
     /// Cached catalogue pages and listings (in-process, then Redis).
     pub cache: Cache,
@@ -62,6 +67,10 @@ impl AppState {
             google: Arc::new(GoogleVerifier::new(&settings.google, http.clone())),
             razorpay: Razorpay::new(&settings.razorpay, http),
             status_hub: StatusHub::start(redis.clone(), sessions.clone()),
+            held_connections: HeldConnections::new(
+                settings.bookings.live_max_per_user,
+                settings.bookings.live_max_per_instance,
+            ),
             sessions,
             cache,
             availability: availability::LocalCache::default(),

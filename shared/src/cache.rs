@@ -211,6 +211,11 @@ impl Cache {
                     Ok(miss) => absent_is_none(miss),
                     Err(shared) => match shared.as_ref() {
                         Miss::Absent => Ok(None),
+                        // Every waiter gets its own error of the same kind: an outage stays
+                        // an outage (503), anything else stays a failure.
+                        Miss::Failed(error) if crate::db::is_unavailable(error) => {
+                            Err(sqlx::Error::Io(std::io::Error::other(error.to_string())))
+                        }
                         Miss::Failed(error) => Err(sqlx::Error::Protocol(error.to_string())),
                     },
                 };

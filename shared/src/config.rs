@@ -8,6 +8,8 @@ use std::{collections::HashMap, fmt, net::IpAddr, str::FromStr, time::Duration};
 
 use url::Url;
 
+use crate::client_address::{ForwardedHeader, TrustedProxies};
+
 /// Why the settings could not be loaded. `Display` is the one line shown to the operator.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
@@ -155,6 +157,10 @@ pub struct HttpSettings {
     pub cors_origins: CorsOrigins,
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
+    /// Proxies whose forwarding header names the client; none by default.
+    pub trusted_proxies: TrustedProxies,
+    /// The one header they write it in.
+    pub trusted_proxy_header: ForwardedHeader,
 }
 
 #[derive(Debug, Clone)]
@@ -164,8 +170,9 @@ pub struct AuthSettings {
     pub refresh_token_secret: Secret,
     pub refresh_token_expires_in: Duration,
     pub argon2: Argon2Settings,
-    /// Failed logins allowed per account, and per client IP, within `login_failure_window`
-    /// before further attempts are refused with 429.
+    /// Failed logins allowed per account and address pair, per account, and per client
+    /// address, within `login_failure_window` before further attempts are refused with 429.
+    pub login_max_failures_per_account_address: u32,
     pub login_max_failures_per_account: u32,
     pub login_max_failures_per_ip: u32,
     pub login_failure_window: Duration,
@@ -180,6 +187,10 @@ pub struct Argon2Settings {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// Threads that hash (each holds `memory_kib` while it works), and how many requests may
+    /// wait for one; past that, sign-ins are refused with 503 at once.
+    pub threads: usize,
+    pub queue: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -265,6 +276,9 @@ pub struct BookingSettings {
     pub status_ttl: Duration,
     /// A booking still PENDING this long after it was made has its job published again.
     pub republish_pending_after: Duration,
+    /// Long-polls and event streams one user, and one API instance, may hold open at once.
+    pub live_max_per_user: usize,
+    pub live_max_per_instance: usize,
 }
 
 /// A rate: at most `count` requests per `window`, written `120/1m`.
@@ -369,6 +383,8 @@ impl Settings {
                 .or("REQUEST_TIMEOUT", HumanDuration(Duration::from_secs(30)))?
                 .0,
             body_limit_bytes: env.or("REQUEST_BODY_LIMIT_BYTES", 256 * 1024)?,
+            trusted_proxies: env.or("TRUSTED_PROXIES", TrustedProxies::default())?,
+            trusted_proxy_header: env.or("TRUSTED_PROXY_HEADER", ForwardedHeader::default())?,
         };
         if environment == Environment::Production && http.cors_origins == CorsOrigins::Any {
             return Err(SettingsError::Malformed {
@@ -392,10 +408,21 @@ impl Settings {
                 memory_kib: env.or_with("ARGON2_MEMORY_KIB", 19_456, positive)?,
                 iterations: env.or_with("ARGON2_ITERATIONS", 2, positive)?,
                 parallelism: env.or_with("ARGON2_PARALLELISM", 1, positive)?,
+                threads: env.or_with(
+                    "PASSWORD_HASH_THREADS",
+                    std::thread::available_parallelism().map_or(2, usize::from),
+                    positive,
+                )?,
+                queue: env.or_with("PASSWORD_HASH_QUEUE", 64, positive)?,
             },
+            login_max_failures_per_account_address: env.or_with(
+                "LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS",
+                5,
+                positive,
+            )?,
             login_max_failures_per_account: env.or_with(
                 "LOGIN_MAX_FAILURES_PER_ACCOUNT",
-                5,
+                20,
                 positive,
             )?,
             login_max_failures_per_ip: env.or_with("LOGIN_MAX_FAILURES_PER_IP", 50, positive)?,
@@ -527,6 +554,8 @@ impl Settings {
                     HumanDuration(Duration::from_secs(30)),
                 )?
                 .0,
+            live_max_per_user: env.or_with("LIVE_MAX_PER_USER", 8, positive)?,
+            live_max_per_instance: env.or_with("LIVE_MAX_PER_INSTANCE", 10_000, positive)?,
         };
         let jobs = JobSettings {
             max_attempts: env.or_with("JOB_MAX_ATTEMPTS", 5, positive)?,

@@ -50,3 +50,22 @@ pub fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
         e.kind() == sqlx::error::ErrorKind::UniqueViolation && e.constraint() == Some(constraint)
     })
 }
+
+/// Whether `error` means the database could not be reached or dropped the connection (a
+/// restart, a failover, a network cut), rather than that the statement was wrong. Callers
+/// answer such errors with "try again shortly", never as a bug.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exception. 57P01-57P03: the server is shutting down, crashed
+        // or not yet accepting connections.
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}

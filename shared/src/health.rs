@@ -70,3 +70,19 @@ async fn timed<E: std::fmt::Display>(
         },
     }
 }
+
+/// The dependency `error` says is unreachable (dropped connection, refused, timed out), if it
+/// is a database or Redis error of that kind: an outage to report as such, not a bug.
+pub fn outage(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    if let Some(error) = error.downcast_ref::<sqlx::Error>() {
+        return crate::db::is_unavailable(error).then_some("the database");
+    }
+    if let Some(error) = error.downcast_ref::<redis::RedisError>() {
+        let unreachable = error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_timeout();
+        return unreachable.then_some("the cache");
+    }
+    None
+}

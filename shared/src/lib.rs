@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bookings;
 pub mod cache;
 pub mod catalogue;
+pub mod client_address;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -102,7 +102,7 @@ impl RateLimiter {
         let window_ms = u64::try_from(rate.window.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let ip = ip.map_or_else(|| "unknown".to_owned(), crate::client_address::limit_group);
         let mut keys = vec![(
             self.redis.key(&format!("rate:{}:ip:{ip}", group.name())),
             rate.count.saturating_mul(self.settings.ip_factor),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use shared::{
     config::Settings,
-    jobs::{Job, JobPublisher},
+    jobs::{Job, JobPublisher, admin::QueueAdmin},
     payments::razorpay::Razorpay,
     redis_client::RedisClient,
     sms::SmsClient,
@@ -19,6 +19,8 @@ pub struct JobContext {
     pub redis: RedisClient,
     /// For handlers whose work produces further jobs.
     pub jobs: JobPublisher,
+    /// Queue depths, so the sweep does not republish over copies still waiting.
+    pub queues: QueueAdmin,
     pub sms: SmsClient,
     pub razorpay: Razorpay,
     /// Groups reserve-seats jobs of one scope into one transaction.
@@ -33,6 +35,7 @@ impl JobContext {
             db: shared::db::pool(&settings.database)?,
             redis: RedisClient::new(&settings.redis)?,
             jobs: JobPublisher::new(&settings.rabbitmq),
+            queues: QueueAdmin::new(&settings.rabbitmq),
             sms: SmsClient::new(&settings.twilio, http.clone()),
             razorpay: Razorpay::new(&settings.razorpay, http),
             reservations: SharedBatcher::default(),
@@ -56,6 +59,17 @@ pub enum JobError {
 impl JobError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Transient(_))
+    }
+
+    /// Whether this failure is a dependency being away (the database or Redis unreachable),
+    /// which is waited out rather than counted as a failed attempt.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Self::Transient(error) => error
+                .chain()
+                .any(|cause| shared::health::outage(cause).is_some()),
+            Self::Permanent(_) => false,
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The operator's window into a worker process, on `WORKERS_HTTP_PORT`: `/metrics`
-//! (Prometheus; the depth of every queue is sampled at each scrape), `/health` (readiness:
-//! Postgres, Redis and RabbitMQ, each with a real round trip) and `/health/live`.
+//! (Prometheus; the depth of every queue is sampled at each scrape; reconnects counted in
+//! `broker_reconnects_total`), `/health` (readiness: Postgres, Redis and RabbitMQ, each with a
+//! real round trip, and whether each job kind's consumer is connected; 503 while any is away)
+//! and `/health/live` (the process runs; it outlives its dependencies, so this stays up).
 
 use axum::{
     Json, Router,
@@ -15,9 +17,15 @@ use shared::{
     jobs::admin::QueueAdmin,
 };
 
-use crate::context::JobContext;
+use crate::{context::JobContext, runtime::ConsumerStates};
 
-pub fn router(ctx: JobContext) -> Router {
+#[derive(Clone)]
+struct Operations {
+    ctx: JobContext,
+    consumers: ConsumerStates,
+}
+
+pub fn router(ctx: JobContext, consumers: ConsumerStates) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -25,10 +33,10 @@ pub fn router(ctx: JobContext) -> Router {
             "/health/live",
             get(|| async { Json(json!({"status": "up"})) }),
         )
-        .with_state(ctx)
+        .with_state(Operations { ctx, consumers })
 }
 
-async fn metrics(State(ctx): State<JobContext>) -> Response {
+async fn metrics(State(Operations { ctx, .. }): State<Operations>) -> Response {
     match QueueAdmin::new(&ctx.settings.rabbitmq).health().await {
         Ok(queues) => {
             for queue in queues {
@@ -51,14 +59,26 @@ async fn metrics(State(ctx): State<JobContext>) -> Response {
     response
 }
 
-async fn health(State(ctx): State<JobContext>) -> (StatusCode, Json<Value>) {
+async fn health(
+    State(Operations { ctx, consumers }): State<Operations>,
+) -> (StatusCode, Json<Value>) {
     let report = HealthReport::probe(&ctx.db, &ctx.redis, &ctx.jobs).await;
+    let consumers = consumers.snapshot();
+    let all_consuming = consumers.values().all(|up| *up);
     let status = match report.status {
-        Status::Up => StatusCode::OK,
-        Status::Down => StatusCode::SERVICE_UNAVAILABLE,
+        Status::Up if all_consuming => StatusCode::OK,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
     };
-    (
-        status,
-        Json(serde_json::to_value(report).unwrap_or_default()),
-    )
+    let mut body = serde_json::to_value(report).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        if !all_consuming {
+            fields.insert("status".into(), json!("down"));
+        }
+        let consumers: serde_json::Map<String, Value> = consumers
+            .into_iter()
+            .map(|(kind, up)| (kind.to_owned(), json!(if up { "up" } else { "down" })))
+            .collect();
+        fields.insert("consumers".into(), Value::Object(consumers));
+    }
+    (status, Json(body))
 }

@@ -30,7 +30,15 @@ const IDLE_AFTER: Duration = Duration::from_secs(60);
 
 struct Request {
     booking_id: Uuid,
-    reply: oneshot::Sender<Result<Reservation, String>>,
+    reply: oneshot::Sender<Result<Reservation, BatchFailed>>,
+}
+
+/// Why a batch was not decided, shared by every job in it.
+#[derive(Clone)]
+struct BatchFailed {
+    message: String,
+    /// The database was unreachable: the jobs wait for it instead of spending attempts.
+    outage: bool,
 }
 
 #[derive(Default)]
@@ -55,7 +63,13 @@ impl ReservationBatcher {
         answer
             .await
             .map_err(|_| JobError::Transient(anyhow::anyhow!("reservation batch abandoned")))?
-            .map_err(|error| JobError::Transient(anyhow::anyhow!(error)))
+            .map_err(|failed| {
+                JobError::Transient(if failed.outage {
+                    sqlx::Error::Io(std::io::Error::other(failed.message)).into()
+                } else {
+                    anyhow::anyhow!(failed.message)
+                })
+            })
     }
 
     fn sender(&self, ctx: &JobContext, scope: &str) -> mpsc::Sender<Request> {
@@ -134,8 +148,12 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
             }
             Err(error) => {
                 tracing::warn!(%error, scope, batch = ids.len(), "reservation batch failed");
+                let failed = BatchFailed {
+                    message: error.to_string(),
+                    outage: shared::db::is_unavailable(&error),
+                };
                 for request in batch {
-                    let _ = request.reply.send(Err(error.to_string()));
+                    let _ = request.reply.send(Err(failed.clone()));
                 }
             }
         }

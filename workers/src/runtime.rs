@@ -7,16 +7,27 @@
 //!   and its message rejected into the kind's dead-letter queue;
 //! - on shutdown no new job starts, jobs in flight finish, and a job whose retries were cut
 //!   short is requeued for another worker; unacknowledged messages of a process that dies are
-//!   redelivered by the broker.
+//!   redelivered by the broker;
+//! - a lost broker connection never ends the process: the consumer reconnects with back-off
+//!   and resumes, and a handler that was running finishes its work (it runs on a task of its
+//!   own); its message, never acknowledged, is delivered again and found already done.
 
-use std::{future::poll_fn, panic::AssertUnwindSafe};
+use std::{
+    collections::BTreeMap,
+    future::poll_fn,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use apalis::{
     layers::{
         WorkerBuilderExt,
         retry::{HasherRng, RetryPolicy, backoff::ExponentialBackoffMaker, backoff::MakeBackoff},
     },
-    prelude::{AbortError, Attempt, Backend, BoxDynError, Data, WorkerBuilder, WorkerContext},
+    prelude::{
+        AbortError, Attempt, Backend, BoxDynError, Data, Event, EventListenerExt, WorkerBuilder,
+        WorkerContext,
+    },
 };
 use apalis_amqp::AmqpBackend;
 use futures::{FutureExt, future::BoxFuture};
@@ -24,7 +35,7 @@ use shared::jobs::QueueTopology;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::context::{JobContext, RunJob};
+use crate::context::{JobContext, JobError, RunJob};
 
 pub type WorkerFuture = BoxFuture<'static, anyhow::Result<()>>;
 
@@ -32,30 +43,111 @@ pub type WorkerFuture = BoxFuture<'static, anyhow::Result<()>>;
 pub fn amqp_pool(url: &str) -> anyhow::Result<deadpool_lapin::Pool> {
     let config = deadpool_lapin::Config {
         url: Some(url.to_owned()),
-        pool: None,
+        // Every consumer, its queue declaration and its watchdog borrow from it now and then;
+        // the default (twice the cores) can leave one waiting on the others.
+        pool: Some(deadpool_lapin::PoolConfig::new(16)),
     };
     Ok(config.create_pool(Default::default, deadpool_lapin::Runtime::Tokio1)?)
 }
 
-/// Declares the queues of `J` and starts consuming them; the returned future runs the worker
-/// until `shutdown` is cancelled and its jobs in flight are done.
-pub async fn queue_worker<J: RunJob>(
+/// The consumer of `J`'s queue, kept running until `shutdown` is cancelled: declares the
+/// queues, consumes, and when the broker connection is lost (a restart, a network cut, a
+/// broker-initiated close) starts over on a fresh connection after a capped, jittered
+/// back-off. apalis-amqp 1.0 neither reconnects nor lets a backend or worker be reused after
+/// its channel died, so each round builds both anew. The returned future ends only on
+/// shutdown, once the jobs in flight are done.
+pub fn queue_worker<J: RunJob>(
     ctx: JobContext,
     pool: deadpool_lapin::Pool,
     concurrency: u16,
     shutdown: CancellationToken,
-) -> anyhow::Result<WorkerFuture> {
-    let topology = QueueTopology::new(&ctx.settings.rabbitmq);
-    {
-        let connection = pool.get().await?;
-        let channel = connection.create_channel().await?;
-        topology.declare::<J>(&channel).await?;
-        channel.close(200, "declared".into()).await?;
+    consumers: ConsumerStates,
+) -> WorkerFuture {
+    async move {
+        let mut backoff = Reconnect::default();
+        consumers.set(J::NAME, false);
+        while !shutdown.is_cancelled() {
+            let started = tokio::time::Instant::now();
+            let outcome = consume_once::<J>(&ctx, &pool, concurrency, &shutdown, &consumers).await;
+            consumers.set(J::NAME, false);
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match outcome {
+                Ok(()) => tracing::warn!(job = J::NAME, "the broker ended the consumer; reconnecting"),
+                Err(error) => tracing::warn!(job = J::NAME, error = %format!("{error:#}"), "consumer lost its broker connection; reconnecting"),
+            }
+            metrics::counter!("broker_reconnects_total", "kind" => J::NAME).increment(1);
+            if started.elapsed() > HEALTHY_RUN {
+                backoff = Reconnect::default();
+            }
+            let pause = backoff.next_pause();
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+        tracing::info!(job = J::NAME, "consumer stopped");
+        Ok(())
     }
+    .boxed()
+}
+
+/// A run that lasted this long was a working connection: the next loss starts the back-off
+/// from the beginning again.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// Capped exponential back-off with full jitter between reconnection attempts, so replicas
+/// that lost the broker together do not all come back in the same instant.
+#[derive(Default)]
+struct Reconnect {
+    attempt: u32,
+}
+
+impl Reconnect {
+    const FIRST: Duration = Duration::from_millis(200);
+    const CAP: Duration = Duration::from_secs(15);
+
+    fn next_pause(&mut self) -> Duration {
+        let ceiling = Self::FIRST
+            .saturating_mul(2u32.saturating_pow(self.attempt))
+            .min(Self::CAP);
+        self.attempt = self.attempt.saturating_add(1);
+        ceiling.mul_f64(rand::random_range(0.5..=1.0))
+    }
+}
+
+/// One connection's worth of consuming: returns when the connection is lost (an error, or the
+/// consumer ended by the broker) or, with `Ok`, on shutdown.
+async fn consume_once<J: RunJob>(
+    ctx: &JobContext,
+    pool: &deadpool_lapin::Pool,
+    concurrency: u16,
+    shutdown: &CancellationToken,
+    consumers: &ConsumerStates,
+) -> anyhow::Result<()> {
+    let topology = QueueTopology::new(&ctx.settings.rabbitmq);
     let name = format!("{}-{}", J::NAME, Uuid::new_v4().simple());
-    let mut backend: AmqpBackend<J> =
-        AmqpBackend::new(pool).with_config(topology.consumer_config::<J>(concurrency));
-    start_consuming(&mut backend, &name).await?;
+    let connecting = async {
+        {
+            // Back to the pool before the backend takes one: the pool is small.
+            let connection = pool.get().await?;
+            let channel = connection.create_channel().await?;
+            topology.declare::<J>(&channel).await?;
+            channel.close(200, "declared".into()).await?;
+        }
+        let mut backend: AmqpBackend<J> =
+            AmqpBackend::new(pool.clone()).with_config(topology.consumer_config::<J>(concurrency));
+        start_consuming(&mut backend, &name).await?;
+        Ok::<_, anyhow::Error>(backend)
+    };
+    // A connection attempt that hangs neither blocks for the system's TCP timeout nor holds up
+    // a shutdown.
+    let backend = tokio::select! {
+        connected = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => connected
+            .map_err(|_| anyhow::anyhow!("connecting to the broker timed out"))??,
+        () = shutdown.cancelled() => return Ok(()),
+    };
 
     let jobs = &ctx.settings.jobs;
     let backoff = ExponentialBackoffMaker::new(
@@ -67,19 +159,104 @@ pub async fn queue_worker<J: RunJob>(
     .make_backoff();
     // The handler turns the last failed attempt into a kill, so the policy may allow them all.
     let retries = usize::try_from(jobs.max_attempts).unwrap_or(usize::MAX);
+    // A consumer the broker cancelled (its queue deleted) ends its stream without an error, and
+    // apalis then waits for the stop signal while consuming nothing: treat that end as a loss.
+    let ended = CancellationToken::new();
     let worker = WorkerBuilder::new(name.as_str())
         .backend(backend)
-        .data(ctx)
+        .data(ctx.clone())
         .concurrency(usize::from(concurrency))
+        .on_event({
+            let ended = ended.clone();
+            move |_, event| {
+                if matches!(event, Event::Exit) {
+                    ended.cancel();
+                }
+            }
+        })
         .retry(RetryPolicy::retries(retries).with_backoff(backoff))
         .build(execute::<J>);
-    Ok(async move {
-        worker
-            .run_until(cancelled(shutdown))
-            .await
-            .map_err(|error| anyhow::anyhow!("worker {name} stopped: {error}"))
+    consumers.set(J::NAME, true);
+    tracing::info!(job = J::NAME, worker = %name, "consuming");
+    let stop = {
+        let shutdown = shutdown.clone();
+        let ended = ended.clone();
+        let watchdog = consumer_gone(pool.clone(), topology.queue::<J>());
+        async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = ended.cancelled() => {}
+                () = watchdog => ended.cancel(),
+            }
+            Ok::<(), std::io::Error>(())
+        }
+    };
+    worker
+        .run_until(stop)
+        .await
+        .map_err(|error| anyhow::anyhow!("worker {name} stopped: {error}"))?;
+    if ended.is_cancelled() && !shutdown.is_cancelled() {
+        anyhow::bail!("the broker cancelled consumer {name}");
     }
-    .boxed())
+    Ok(())
+}
+
+/// How often a consumer checks that the broker still delivers to it.
+const WATCHDOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Resolves once the queue has no consumer at all although this one is running: the broker
+/// cancelled it (the queue was deleted or failed over), which apalis-amqp 1.0 reports only as
+/// a quiet end of its stream that leaves the worker idle until it is stopped.
+async fn consumer_gone(pool: deadpool_lapin::Pool, queue: String) {
+    loop {
+        tokio::time::sleep(WATCHDOG_EVERY).await;
+        let consumers = async {
+            let connection = pool.get().await.ok()?;
+            let channel = connection.create_channel().await.ok()?;
+            let passive = lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            let declared = channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    passive,
+                    lapin::types::FieldTable::default(),
+                )
+                .await;
+            let _ = channel.close(200, "checked".into()).await;
+            declared.ok().map(|queue| queue.consumer_count())
+        };
+        // Unknown (the broker is unreachable) is left to the connection's own error.
+        if let Ok(Some(0)) = tokio::time::timeout(CONNECT_TIMEOUT, consumers).await {
+            return;
+        }
+    }
+}
+
+/// Longest wait for a broker connection or a consumer to start; a blackholed broker otherwise
+/// blocks for the operating system's TCP timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether each job kind's consumer is connected now, for `/health`.
+#[derive(Clone, Default)]
+pub struct ConsumerStates(Arc<Mutex<BTreeMap<&'static str, bool>>>);
+
+impl ConsumerStates {
+    fn set(&self, kind: &'static str, up: bool) {
+        if let Ok(mut states) = self.0.lock() {
+            states.insert(kind, up);
+        }
+        metrics::gauge!("consumer_connected", "kind" => kind).set(if up { 1.0 } else { 0.0 });
+    }
+
+    /// Each kind with whether its consumer is connected.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, bool> {
+        self.0
+            .lock()
+            .map(|states| states.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// The stop signal in the form apalis's `run_until` takes.
@@ -108,10 +285,11 @@ async fn execute<J: RunJob>(
     job: J,
     ctx: Data<JobContext>,
     attempt: Attempt,
+    worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
     let key = job.idempotency_key();
     let started = std::time::Instant::now();
-    let outcome = run_guarded(job, &ctx, &key, &attempt).await;
+    let outcome = run_guarded(job, &ctx, &key, &attempt, &worker).await;
     metrics::histogram!("job_duration_seconds", "kind" => J::NAME)
         .record(started.elapsed().as_secs_f64());
     let label = match &outcome {
@@ -123,21 +301,53 @@ async fn execute<J: RunJob>(
     outcome
 }
 
+/// One run of the handler, on a task of its own, so that losing the broker connection (which
+/// drops the worker's futures) cannot cut it off between two of its writes. A panicking
+/// handler is a bug that a retry will not fix: the job is dead-lettered, the worker runs on.
+async fn run_once<J: RunJob>(
+    job: J,
+    ctx: &JobContext,
+    key: &str,
+) -> Result<Result<(), JobError>, BoxDynError> {
+    let ctx = ctx.clone();
+    match tokio::spawn(async move { job.run(&ctx).await }).await {
+        Ok(outcome) => Ok(outcome),
+        Err(_) => {
+            tracing::error!(job = J::NAME, %key, "job panicked, dead-lettered");
+            Err(Box::new(AbortError::new(format!(
+                "{} job panicked",
+                J::NAME
+            ))))
+        }
+    }
+}
+
+/// Longest pause between two tries of a job whose database or Redis is away.
+const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(5);
+
 async fn run_guarded<J: RunJob>(
     job: J,
     ctx: &JobContext,
     key: &str,
     attempt: &Attempt,
+    worker: &WorkerContext,
 ) -> Result<(), BoxDynError> {
-    // A panicking handler is a bug that a retry will not fix: dead-letter the job, keep the
-    // worker running.
-    let outcome = AssertUnwindSafe(job.run(ctx)).catch_unwind().await;
-    let Ok(outcome) = outcome else {
-        tracing::error!(job = J::NAME, %key, "job panicked, dead-lettered");
-        return Err(Box::new(AbortError::new(format!(
-            "{} job panicked",
-            J::NAME
-        ))));
+    // A dependency that is away (Postgres restarting, Redis down) is waited out here, with
+    // back-off, without spending the job's attempts: otherwise an outage longer than the retry
+    // schedule would dead-letter every job in flight. The message stays unacknowledged
+    // meanwhile, and goes back to the queue if the process stops.
+    let mut pause = Duration::from_millis(250);
+    let outcome = loop {
+        let outcome = run_once(job.clone(), ctx, key).await?;
+        match outcome {
+            Err(error) if error.is_outage() && !worker.is_shutting_down() => {
+                tracing::warn!(job = J::NAME, %key, error = %error, "a dependency is away; the job waits for it");
+                metrics::counter!("jobs_waiting_on_outage_total", "kind" => J::NAME).increment(1);
+                tokio::time::sleep(pause.mul_f64(rand::random_range(0.5..=1.0))).await;
+                pause = (pause * 2).min(OUTAGE_PAUSE_MAX);
+            }
+            outcome => break outcome,
+        }
     };
     let error = match outcome {
         Ok(()) => {

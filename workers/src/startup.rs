@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     context::{JobContext, RunJob},
-    runtime::{WorkerFuture, amqp_pool, queue_worker},
+    runtime::{ConsumerStates, WorkerFuture, amqp_pool, queue_worker},
     sweeps,
 };
 
@@ -22,6 +22,7 @@ pub struct Application {
     pool: deadpool_lapin::Pool,
     shutdown: CancellationToken,
     workers: Vec<WorkerFuture>,
+    consumers: ConsumerStates,
 }
 
 impl Application {
@@ -29,12 +30,10 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let concurrency = settings.jobs.concurrency;
         let mut app = Self::empty(JobContext::new(settings)?).await?;
-        app.consume::<ReserveSeats>(concurrency.reserve_seats)
-            .await?;
-        app.consume::<VerifyPayment>(concurrency.verify_payment)
-            .await?;
-        app.consume::<Refund>(concurrency.refund).await?;
-        app.consume::<SendOtp>(concurrency.send_otp).await?;
+        app.consume::<ReserveSeats>(concurrency.reserve_seats);
+        app.consume::<VerifyPayment>(concurrency.verify_payment);
+        app.consume::<Refund>(concurrency.refund);
+        app.consume::<SendOtp>(concurrency.send_otp);
         app.sweep_expired_holds()?;
         Ok(app)
     }
@@ -53,6 +52,7 @@ impl Application {
             pool,
             shutdown: CancellationToken::new(),
             workers: Vec::new(),
+            consumers: ConsumerStates::default(),
         })
     }
 
@@ -61,17 +61,17 @@ impl Application {
         self.http.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
-    /// Starts consuming the queue of `J`, running up to `concurrency` jobs at once.
-    pub async fn consume<J: RunJob>(&mut self, concurrency: u16) -> anyhow::Result<()> {
+    /// Consumes the queue of `J`, running up to `concurrency` jobs at once, from the moment
+    /// the process runs; while the broker is away the consumer keeps reconnecting.
+    pub fn consume<J: RunJob>(&mut self, concurrency: u16) {
         let worker = queue_worker::<J>(
             self.ctx.clone(),
             self.pool.clone(),
             concurrency,
             self.shutdown.clone(),
-        )
-        .await?;
+            self.consumers.clone(),
+        );
         self.workers.push(worker);
-        Ok(())
     }
 
     pub fn sweep_expired_holds(&mut self) -> anyhow::Result<()> {
@@ -80,9 +80,8 @@ impl Application {
         Ok(())
     }
 
-    /// Runs until `shutdown` resolves, then lets jobs in flight finish. If one worker fails
-    /// (its broker connection is lost), the others are stopped too and the error returned, so
-    /// the process exits and its supervisor starts a fresh one.
+    /// Runs until `shutdown` resolves, then lets jobs in flight finish. Losing a dependency
+    /// does not end it: consumers reconnect by themselves and sweeps keep their schedule.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -95,14 +94,19 @@ impl Application {
                 token.cancel();
             }
         });
-        let operations = axum::serve(self.http, crate::http::router(self.ctx.clone()))
-            .with_graceful_shutdown(token.clone().cancelled_owned());
+        let operations = axum::serve(
+            self.http,
+            crate::http::router(self.ctx.clone(), self.consumers.clone()),
+        )
+        .with_graceful_shutdown(token.clone().cancelled_owned());
         let operations = tokio::spawn(async move {
             if let Err(error) = operations.await {
                 tracing::warn!(%error, "the operations port stopped");
             }
         });
         tracing::info!(workers = self.workers.len(), "workers running");
+        // A worker that ends with an error (a sweep whose schedule broke) stops the others,
+        // so the process exits rather than run half of itself.
         let stop_all_on_error = self.workers.into_iter().map(|worker| {
             let token = token.clone();
             worker.inspect(move |outcome| {

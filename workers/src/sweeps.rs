@@ -1,19 +1,24 @@
 //! Scheduled sweeps (apalis-cron). Every worker replica runs them on the same schedule, so each
-//! sweep is safe to run concurrently with itself: holds are expired with `SKIP LOCKED`, a
-//! republished reservation or refund is idempotent, and deleting old keys twice deletes
-//! nothing more.
+//! sweep is safe to run concurrently with itself: holds are expired with `SKIP LOCKED`, only
+//! the replica holding the republisher's lock publishes jobs again (and those are idempotent
+//! anyway), and deleting old keys twice deletes nothing more. The schedule does not depend on
+//! the broker: while it is away, holds still lapse on time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use apalis_cron::{CronScheduler, Tick};
 use futures::FutureExt;
 use shared::{
     bookings::{self, availability, create, view},
-    jobs::{Refund, ReserveSeats},
+    jobs::{
+        Job, Refund, ReserveSeats,
+        republish::{self, Republisher},
+    },
     payments::refunds,
 };
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::{
     context::JobContext,
@@ -39,6 +44,20 @@ pub fn hold_expiry(ctx: JobContext, shutdown: CancellationToken) -> anyhow::Resu
 }
 
 async fn expire_holds(_tick: Tick, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    // A failed or panicking sweep is logged and the schedule goes on: the next tick retries,
+    // whatever dependency was away.
+    let ctx = (*ctx).clone();
+    match tokio::spawn(async move { sweep(&ctx).await }).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(error = %format!("{error:#}"), "hold sweep failed; the next tick tries again")
+        }
+        Err(_) => tracing::error!("hold sweep panicked; the next tick tries again"),
+    }
+    Ok(())
+}
+
+async fn sweep(ctx: &JobContext) -> anyhow::Result<()> {
     let settings = &ctx.settings.bookings;
     let mut showtimes = BTreeSet::new();
     let mut total = 0;
@@ -59,38 +78,80 @@ async fn expire_holds(_tick: Tick, ctx: Data<JobContext>) -> Result<(), BoxDynEr
     if total > 0 {
         tracing::info!(total, "expired holds released");
     }
-    // Bookings accepted while the broker was unreachable never got their job: send it now.
-    let stale =
-        create::stale_pending(&ctx.db, settings.republish_pending_after, EXPIRY_BATCH).await?;
-    for booking_id in stale {
-        if let Err(error) = ctx
-            .jobs
-            .publish(&ReserveSeats {
-                booking_id,
-                scope: None,
-            })
-            .await
-        {
-            tracing::warn!(%error, "could not republish a pending booking; next sweep tries again");
-            break;
+    republish(ctx).await?;
+    create::purge_idempotency_keys(&ctx.db).await?;
+    republish::purge(&ctx.db).await?;
+    Ok(())
+}
+
+/// Bookings accepted while the broker was unreachable never got their job, and refunds may
+/// have lost theirs: publish them again, from one replica at a time (`jobs::republish`).
+async fn republish(ctx: &JobContext) -> anyhow::Result<()> {
+    let Some(mut leader) = Republisher::try_lead(&ctx.db).await? else {
+        return Ok(());
+    };
+    let depths = tokio::time::timeout(std::time::Duration::from_secs(10), ctx.queues.health());
+    let waiting: BTreeMap<&'static str, u32> = match depths.await {
+        Ok(Ok(queues)) => queues
+            .into_iter()
+            .map(|queue| (queue.kind, queue.ready))
+            .collect(),
+        outcome => {
+            // The broker is away: nothing can be published this round anyway.
+            tracing::debug!(?outcome, "queues not readable; republishing waits");
+            leader.release().await;
+            return Ok(());
         }
-        tracing::info!(%booking_id, "republished a pending booking");
-    }
-    // Refunds whose job was never published, or whose outcome never arrived.
-    let open = refunds::stale_open(&ctx.db, settings.republish_pending_after, EXPIRY_BATCH).await?;
-    for refund_id in open {
-        if let Err(error) = ctx
-            .jobs
-            .publish(&Refund {
+    };
+    let after = ctx.settings.bookings.republish_pending_after;
+    let outcome = async {
+        // Those whose publish failed go out now; those that only look stale wait while copies
+        // of their kind are still queued.
+        let gated = still_queued(&waiting, ReserveSeats::NAME);
+        let stale: Vec<Uuid> = create::stale_pending(&ctx.db, after, EXPIRY_BATCH)
+            .await?
+            .into_iter()
+            .filter(|stale| stale.never_published || !gated)
+            .map(|stale| stale.booking_id)
+            .collect();
+        let jobs = stale.iter().map(|&booking_id| ReserveSeats {
+            booking_id,
+            scope: None,
+        });
+        let sent = publish_all(ctx, jobs).await;
+        leader.record(ReserveSeats::NAME, &stale[..sent]).await?;
+        if sent > 0 {
+            tracing::info!(count = sent, "republished pending bookings");
+        }
+        if !still_queued(&waiting, Refund::NAME) {
+            let open = refunds::stale_open(&ctx.db, after, EXPIRY_BATCH).await?;
+            let jobs = open.iter().map(|&refund_id| Refund {
                 refund_id,
                 event_id: None,
-            })
-            .await
-        {
-            tracing::warn!(%error, "could not republish a refund; next sweep tries again");
+            });
+            let sent = publish_all(ctx, jobs).await;
+            leader.record(Refund::NAME, &open[..sent]).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    leader.release().await;
+    outcome
+}
+
+fn still_queued(waiting: &BTreeMap<&'static str, u32>, kind: &str) -> bool {
+    waiting.get(kind).is_some_and(|ready| *ready > 0)
+}
+
+/// Publishes in order until one fails; how many went out.
+async fn publish_all<J: Job>(ctx: &JobContext, jobs: impl Iterator<Item = J>) -> usize {
+    let mut sent = 0;
+    for job in jobs {
+        if let Err(error) = ctx.jobs.publish(&job).await {
+            tracing::warn!(%error, job = J::NAME, "could not republish; the next sweep tries again");
             break;
         }
+        sent += 1;
     }
-    create::purge_idempotency_keys(&ctx.db).await?;
-    Ok(())
+    sent
 }

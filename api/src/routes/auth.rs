@@ -104,11 +104,7 @@ pub async fn register(
     let email = Email::parse(&body.email)?;
     let password = Password::parse(&body.password)?;
     let device = device(&client, body.device_name)?;
-    let hash = state
-        .passwords
-        .hash(&password)
-        .await
-        .map_err(anyhow::Error::from)?;
+    let hash = state.passwords.hash(&password).await?;
     let mut tx = state.db.begin().await?;
     let user = users::insert_with_password(&mut tx, &name, &email, &hash).await?;
     let pair = sessions::start(&mut tx, &state.tokens, user, &device).await?;
@@ -144,7 +140,7 @@ pub async fn login(
 ) -> Result<axum::Json<TokenPair>, ApiError> {
     let email = Email::parse(&body.email)?;
     let device = device(&client, body.device_name)?;
-    if let Some(retry_after) = state.login_throttle.blocked_for(&email, client.ip).await {
+    if let Some(retry_after) = state.login_throttle.attempt(&email, client.ip).await {
         return Err(ApiError::TooManyRequests {
             code: "TOO_MANY_ATTEMPTS",
             message: "too many failed sign-in attempts; try again later".into(),
@@ -152,24 +148,14 @@ pub async fn login(
         });
     }
     let password = Password::attempt(&body.password)?;
-    let credentials = users::credentials(&state.db, &email).await?;
-    let stored = credentials
-        .as_ref()
-        .and_then(|c| c.password_hash.as_deref());
-    let verification = state
-        .passwords
-        .verify(&password, stored)
-        .await
-        .map_err(anyhow::Error::from)?;
-    let credentials = match (credentials, verification) {
-        (Some(credentials), Verification::Valid) => credentials,
-        (Some(credentials), Verification::ValidRehashed(upgraded)) => {
-            users::replace_password_hash(&state.db, credentials.user.id, &upgraded).await?;
-            credentials
-        }
-        _ => {
-            state.login_throttle.record_failure(&email, client.ip).await;
-            return Err(invalid_credentials());
+    let checked = check_password(&state, &email, &password).await;
+    let credentials = match checked {
+        Ok(Some(credentials)) => credentials,
+        // The attempt is already counted.
+        Ok(None) => return Err(invalid_credentials()),
+        Err(error) => {
+            state.login_throttle.not_checked(&email, client.ip).await;
+            return Err(error);
         }
     };
     if credentials.disabled {
@@ -178,10 +164,38 @@ pub async fn login(
             message: "this account is disabled".into(),
         });
     }
-    state.login_throttle.clear(&email).await;
+    state.login_throttle.succeeded(&email, client.ip).await;
     Ok(axum::Json(
         open_session(&state, credentials.user, &device).await?,
     ))
+}
+
+/// The account whose password this is, or `None` if there is no such account or the password
+/// is wrong (indistinguishable to the caller). Upgrades an outdated hash on the way.
+async fn check_password(
+    state: &AppState,
+    email: &Email,
+    password: &Password,
+) -> Result<Option<users::Credentials>, ApiError> {
+    let credentials = users::credentials(&state.db, email).await?;
+    let stored = credentials
+        .as_ref()
+        .and_then(|c| c.password_hash.as_deref());
+    let verification = state.passwords.verify(password, stored).await?;
+    Ok(match (credentials, verification) {
+        (Some(credentials), Verification::Valid) => Some(credentials),
+        (Some(credentials), Verification::ValidRehashed(upgraded)) => {
+            // The password was right: a failed upgrade must not turn that into an error (which
+            // would also tell a guesser it was right without counting the guess).
+            if let Err(error) =
+                users::replace_password_hash(&state.db, credentials.user.id, &upgraded).await
+            {
+                tracing::warn!(%error, "password hash not upgraded; the next sign-in tries again");
+            }
+            Some(credentials)
+        }
+        _ => None,
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

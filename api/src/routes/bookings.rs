@@ -12,7 +12,7 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
-use futures::{Stream, stream};
+use futures::stream;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::{
@@ -25,7 +25,7 @@ use shared::{
         history::{self, BookingSummary, Ticket},
         view::{self, BookingView},
     },
-    jobs::{Refund, ReservationScope, ReserveSeats},
+    jobs::{Job, Refund, ReservationScope, ReserveSeats, republish},
     payments::refunds::{self, RefundView, Requester},
 };
 use tokio::time::Instant;
@@ -36,6 +36,7 @@ use crate::{
     auth::AuthUser,
     error::ApiError,
     extract::{ClientInfo, Json, RequestId},
+    live::{AccountWatch, Held, HoldRefused, Watch},
     state::AppState,
 };
 
@@ -124,37 +125,17 @@ pub async fn create(
         body.quantity,
         state.settings.bookings.max_seats_per_booking,
     )?;
-    let section_id = selection.section_id();
-    let started = std::time::Instant::now();
-    let accepted = create::create_pending(
-        &state.db,
-        BookingRequest {
-            user_id: user.user_id,
-            showtime_id,
-            selection,
-            idempotency_key,
-        },
-    )
-    .await?;
-    let job = ReserveSeats {
-        booking_id: accepted.booking_id,
-        scope: Some(ReservationScope {
-            showtime_id,
-            section_id,
-        }),
+    let request = BookingRequest {
+        user_id: user.user_id,
+        showtime_id,
+        selection,
+        idempotency_key,
     };
-    let recorded = std::time::Instant::now();
-    if !accepted.replayed
-        && let Err(error) = state.jobs.publish(&job).await
-    {
-        // The booking is stored; the sweep publishes jobs of bookings left PENDING.
-        tracing::error!(%error, booking_id = %accepted.booking_id, "reservation job not published yet");
-    }
-    tracing::debug!(
-        record_ms = (recorded - started).as_secs_f64() * 1000.0,
-        publish_ms = recorded.elapsed().as_secs_f64() * 1000.0,
-        "booking accepted"
-    );
+    // On a task of its own: once the booking is stored its job must be published, even if the
+    // client hangs up (which drops this handler) between the two.
+    let accepted = tokio::spawn(accept(state.clone(), request))
+        .await
+        .map_err(|error| anyhow::anyhow!("accepting a booking stopped: {error}"))??;
     let status_url = format!("/api/bookings/{}", accepted.booking_id);
     let mut response = (
         StatusCode::ACCEPTED,
@@ -174,6 +155,39 @@ pub async fn create(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// Stores the PENDING booking (or finds the one this key already made) and publishes its
+/// reservation job; a replay that is still PENDING publishes again, the job being idempotent.
+async fn accept(state: AppState, request: BookingRequest) -> Result<create::Accepted, ApiError> {
+    let job_scope = ReservationScope {
+        showtime_id: request.showtime_id,
+        section_id: request.selection.section_id(),
+    };
+    let started = std::time::Instant::now();
+    let accepted = create::create_pending(&state.db, request).await?;
+    let recorded = std::time::Instant::now();
+    let needs_job = !accepted.replayed || accepted.status == BookingStatus::Pending;
+    let job = ReserveSeats {
+        booking_id: accepted.booking_id,
+        scope: Some(job_scope),
+    };
+    if needs_job && let Err(error) = state.jobs.publish(&job).await {
+        // The booking is stored; the sweep publishes it at its next round (or, should even
+        // this mark fail, once the booking looks stale).
+        tracing::error!(%error, booking_id = %accepted.booking_id, "reservation job not published yet");
+        if let Err(error) =
+            republish::not_published(&state.db, ReserveSeats::NAME, accepted.booking_id).await
+        {
+            tracing::warn!(%error, "could not mark the booking for the sweep");
+        }
+    }
+    tracing::debug!(
+        record_ms = (recorded - started).as_secs_f64() * 1000.0,
+        publish_ms = recorded.elapsed().as_secs_f64() * 1000.0,
+        "booking accepted"
+    );
+    Ok(accepted)
 }
 
 fn visible_to(view: &BookingView, user: &AuthUser) -> bool {
@@ -208,7 +222,9 @@ pub struct StatusQuery {
 /// is still `from` (PENDING unless given), and comes as soon as it changes.
 #[utoipa::path(get, path = "/api/bookings/{id}", tag = "bookings", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Booking id"), StatusQuery),
-    responses((status = 200, body = BookingView), (status = 404)))]
+    responses((status = 200, body = BookingView), (status = 404),
+              (status = 429, description = "Too many long-polls open for this user"),
+              (status = 503, description = "This instance holds all the long-polls it may")))]
 #[tracing::instrument(skip_all, fields(user_id = %user.user_id, booking_id = %id))]
 pub async fn status(
     State(state): State<AppState>,
@@ -223,62 +239,139 @@ pub async fn status(
             format!("wait: at most {LONGEST_WAIT} seconds"),
         ));
     }
+    // Held only while it waits; a plain read holds nothing.
+    let _held = if wait > 0 {
+        Some(hold_connection(&state, &user)?)
+    } else {
+        None
+    };
     // Watch before reading, so a change between the two is not missed.
     let mut watch = state.status_hub.watch(id);
     let mut latest = visible(&state, id, &user).await?;
     let from = query.from.unwrap_or(BookingStatus::Pending);
     let deadline = Instant::now() + Duration::from_secs(wait);
+    let mut quiet_rounds = 0;
     while latest.status == from && Instant::now() < deadline {
         let pause = state
             .status_hub
-            .recheck_every()
+            .recheck_after(quiet_rounds)
             .min(deadline - Instant::now());
         latest = match watch.next(pause).await {
             Some(pushed) => pushed,
-            None => view::load(&state.db, id).await?.unwrap_or(latest),
+            None => {
+                quiet_rounds += 1;
+                view::load(&state.db, id).await?.unwrap_or(latest)
+            }
         };
     }
     Ok(axum::Json(latest))
 }
 
-/// Server-sent events: the booking now, then every status change, until a final status.
+/// A place among the connections held open, or why there is none: 429 when this user holds
+/// their share, 503 when this instance holds all it may (both with Retry-After).
+fn hold_connection(state: &AppState, user: &AuthUser) -> Result<Held, ApiError> {
+    state
+        .held_connections
+        .hold(user.user_id)
+        .map_err(|refused| match refused {
+            HoldRefused::User => ApiError::TooManyRequests {
+                code: "TOO_MANY_STREAMS",
+                message: "too many long-polls and event streams open at once; close one first"
+                    .into(),
+                retry_after: Duration::from_secs(5),
+            },
+            HoldRefused::Instance => ApiError::Unavailable("live updates"),
+        })
+}
+
+/// What an event stream carries between events.
+struct Stream {
+    state: AppState,
+    user: AuthUser,
+    watch: Watch,
+    account: AccountWatch,
+    _held: Held,
+    last: Option<BookingView>,
+    pending: Option<BookingView>,
+    quiet_rounds: u32,
+}
+
+/// Server-sent events: the booking now, then every status change, until a final status. The
+/// stream also ends when the session it was opened with is revoked.
 #[utoipa::path(get, path = "/api/bookings/{id}/events", tag = "bookings", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Booking id")),
     responses((status = 200, description = "text/event-stream of `status` events carrying the booking"),
-              (status = 404)))]
+              (status = 404), (status = 429, description = "Too many streams open for this user"),
+              (status = 503, description = "This instance holds all the streams it may")))]
 #[tracing::instrument(skip_all, fields(user_id = %user.user_id, booking_id = %id))]
 pub async fn events(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let held = hold_connection(&state, &user)?;
     let watch = state.status_hub.watch(id);
+    let account = state.status_hub.watch_account(user.user_id);
     let first = visible(&state, id, &user).await?;
-    let start = (state, watch, None::<BookingView>, Some(first));
-    let updates = stream::unfold(start, |(state, mut watch, last, pending)| async move {
-        if let Some(view) = pending {
+    let start = Stream {
+        state,
+        user,
+        watch,
+        account,
+        _held: held,
+        last: None,
+        pending: Some(first),
+        quiet_rounds: 0,
+    };
+    let updates = stream::unfold(start, |mut stream| async move {
+        if let Some(view) = stream.pending.take() {
             let event = status_event(&view);
-            return Some((event, (state, watch, Some(view), None)));
+            stream.last = Some(view);
+            return Some((event, stream));
         }
-        let last = last?;
+        let last = stream.last.clone()?;
         if last.status.is_final() {
             return None;
         }
         loop {
-            let next = match watch.next(state.status_hub.recheck_every()).await {
+            let pause = stream.state.status_hub.recheck_after(stream.quiet_rounds);
+            let next = tokio::select! {
+                pushed = stream.watch.next(pause) => pushed,
+                () = stream.account.changed() => {
+                    if !session_alive(&stream.state, &stream.user).await {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            let next = match next {
                 Some(pushed) => pushed,
-                None => match view::load(&state.db, last.id).await {
-                    Ok(Some(view)) => view,
-                    _ => continue,
-                },
+                None => {
+                    stream.quiet_rounds = stream.quiet_rounds.saturating_add(1);
+                    match view::load(&stream.state.db, last.id).await {
+                        Ok(Some(view)) => view,
+                        _ => continue,
+                    }
+                }
             };
             if next.status != last.status {
                 let event = status_event(&next);
-                return Some((event, (state, watch, Some(next), None)));
+                stream.last = Some(next);
+                return Some((event, stream));
             }
         }
     });
     Ok(Sse::new(updates).keep_alive(KeepAlive::default()))
+}
+
+/// Whether the session a stream was opened with is still live (read from Postgres: this runs
+/// only when the account changed).
+async fn session_alive(state: &AppState, user: &AuthUser) -> bool {
+    match shared::accounts::sessions::principal(&state.db, user.user_id, user.session_id).await {
+        Ok(principal) => principal.is_some(),
+        // Unknown for now: keep the stream, the next change asks again.
+        Err(_) => true,
+    }
 }
 
 fn status_event(view: &BookingView) -> Result<Event, Infallible> {

@@ -18,6 +18,6 @@ pub mod tokens;
 pub mod users;
 
 pub use email::Email;
-pub use password::{Password, PasswordHasher, Verification};
+pub use password::{HashError, Password, PasswordHasher, Verification};
 pub use phone::PhoneNumber;
 pub use role::Role;

@@ -42,6 +42,8 @@ pub async fn create_request(
     phone: &PhoneNumber,
     ip: Option<IpAddr>,
 ) -> Result<Uuid, OtpError> {
+    // Caps count a client's address group (an IPv6 /64 as one), and store the address itself.
+    let ip_group = ip.map(crate::client_address::limit_group);
     let ip = ip.map(|ip| ip.to_string());
     let mut tx = db.begin().await?;
     // One request per phone at a time, so concurrent requests cannot all pass the limits.
@@ -59,11 +61,11 @@ pub async fn create_request(
              (SELECT count(*) FROM otp_requests
                WHERE phone = $1 AND created_at > now() - interval '1 hour') AS "phone_count!",
              (SELECT min(created_at) FROM otp_requests
-               WHERE requester_ip = $2::text::inet AND created_at > now() - interval '1 hour') AS ip_oldest,
+               WHERE requester_ip <<= $2::text::inet AND created_at > now() - interval '1 hour') AS ip_oldest,
              (SELECT count(*) FROM otp_requests
-               WHERE requester_ip = $2::text::inet AND created_at > now() - interval '1 hour') AS "ip_count!""#,
+               WHERE requester_ip <<= $2::text::inet AND created_at > now() - interval '1 hour') AS "ip_count!""#,
         phone.as_str(),
-        ip
+        ip_group
     )
     .fetch_one(&mut *tx)
     .await?;

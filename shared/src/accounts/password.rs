@@ -1,4 +1,5 @@
-//! Passwords: the rules for new ones, and argon2id hashing and checking off the async threads.
+//! Passwords: the rules for new ones, and argon2id hashing and checking on a bounded pool of
+//! threads of their own.
 
 use std::{fmt, sync::Arc};
 
@@ -6,7 +7,7 @@ use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordVerifier, Version,
     password_hash::{PasswordHasher as _, SaltString, rand_core::OsRng},
 };
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore, oneshot};
 
 use crate::{config::Argon2Settings, validation::FieldError};
 
@@ -58,14 +59,26 @@ pub enum Verification {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(String);
+pub enum HashError {
+    /// Every hashing thread is busy and the wait queue is full: refuse now rather than queue
+    /// without bound (each hash holds its argon2 memory while it runs).
+    #[error("every password hashing thread is busy")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
 
-/// argon2id with the configured cost, run on the blocking pool: hashing takes tens of
-/// milliseconds of CPU and must not stall the async threads serving other requests.
+/// argon2id with the configured cost, on a fixed pool of threads of its own: hashing takes
+/// tens of milliseconds of CPU and `memory_kib` of memory, so it must neither stall the async
+/// threads nor run in unbounded numbers at once. At most `threads` hashes run and `queue` wait;
+/// a request past that gets [`HashError::Busy`] at once. A fixed set of threads also bounds
+/// the allocator's per-thread arenas, so the memory a burst took is reused by the next one.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
+    pool: Arc<rayon::ThreadPool>,
+    /// One permit per running or waiting hash.
+    admission: Arc<Semaphore>,
     /// Verified against when the account does not exist, so both cases take as long.
     decoy: Arc<OnceCell<String>>,
 }
@@ -78,9 +91,18 @@ impl PasswordHasher {
             settings.parallelism,
             None,
         )
-        .map_err(|e| HashError(e.to_string()))?;
+        .map_err(|e| HashError::Failed(e.to_string()))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(settings.threads)
+            .thread_name(|index| format!("password-hash-{index}"))
+            // A panic in argon2 must fail one request, not abort the process (rayon's default).
+            .panic_handler(|_| tracing::error!("a password hashing task panicked"))
+            .build()
+            .map_err(|e| HashError::Failed(e.to_string()))?;
         Ok(Self {
             params,
+            pool: Arc::new(pool),
+            admission: Arc::new(Semaphore::new(settings.threads + settings.queue)),
             decoy: Arc::new(OnceCell::new()),
         })
     }
@@ -89,17 +111,35 @@ impl PasswordHasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 
+    /// Runs `work` on the hashing pool, or refuses at once when the pool and its queue are full.
+    /// The work finishes even if the caller stops waiting, and holds its place until then.
+    async fn on_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let permit = Arc::clone(&self.admission)
+            .try_acquire_owned()
+            .map_err(|_| HashError::Busy)?;
+        let (done, outcome) = oneshot::channel();
+        self.pool.spawn(move || {
+            let _permit = permit;
+            let _ = done.send(work());
+        });
+        outcome
+            .await
+            .map_err(|_| HashError::Failed("the hashing task stopped".into()))
+    }
+
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let params = self.params.clone();
         let password = password.0.clone();
-        tokio::task::spawn_blocking(move || {
+        self.on_pool(move || {
             Self::argon2(params)
                 .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
                 .map(|hash| hash.to_string())
-                .map_err(|e| HashError(e.to_string()))
+                .map_err(|e| HashError::Failed(e.to_string()))
         })
-        .await
-        .map_err(|e| HashError(e.to_string()))?
+        .await?
     }
 
     /// Checks `password` against `stored`, or against a decoy when there is no stored hash.
@@ -123,24 +163,30 @@ impl PasswordHasher {
         };
         let params = self.params.clone();
         let candidate = password.0.clone();
-        let (matches, outdated) = tokio::task::spawn_blocking(move || {
-            let parsed = PasswordHash::new(&stored).map_err(|e| HashError(e.to_string()))?;
-            let matches = Self::argon2(params.clone())
-                .verify_password(candidate.as_bytes(), &parsed)
-                .is_ok();
-            let outdated = parsed.algorithm != Algorithm::Argon2id.ident()
-                || Params::try_from(&parsed).map_or(true, |used| {
-                    (used.m_cost(), used.t_cost(), used.p_cost())
-                        != (params.m_cost(), params.t_cost(), params.p_cost())
-                });
-            Ok::<_, HashError>((matches, outdated))
-        })
-        .await
-        .map_err(|e| HashError(e.to_string()))??;
+        let (matches, outdated) = self
+            .on_pool(move || {
+                let parsed =
+                    PasswordHash::new(&stored).map_err(|e| HashError::Failed(e.to_string()))?;
+                let matches = Self::argon2(params.clone())
+                    .verify_password(candidate.as_bytes(), &parsed)
+                    .is_ok();
+                let outdated = parsed.algorithm != Algorithm::Argon2id.ident()
+                    || Params::try_from(&parsed).map_or(true, |used| {
+                        (used.m_cost(), used.t_cost(), used.p_cost())
+                            != (params.m_cost(), params.t_cost(), params.p_cost())
+                    });
+                Ok::<_, HashError>((matches, outdated))
+            })
+            .await??;
         Ok(match (real && matches, outdated) {
             (false, _) => Verification::Invalid,
             (true, false) => Verification::Valid,
-            (true, true) => Verification::ValidRehashed(self.hash(password).await?),
+            (true, true) => match self.hash(password).await {
+                Ok(upgraded) => Verification::ValidRehashed(upgraded),
+                // The password was right: the upgrade can wait for a quieter sign-in.
+                Err(HashError::Busy) => Verification::Valid,
+                Err(error) => return Err(error),
+            },
         })
     }
 }
@@ -149,13 +195,56 @@ impl PasswordHasher {
 mod tests {
     use super::*;
 
-    fn hasher(iterations: u32) -> PasswordHasher {
-        PasswordHasher::new(&Argon2Settings {
+    fn settings(iterations: u32) -> Argon2Settings {
+        Argon2Settings {
             memory_kib: 1024,
             iterations,
             parallelism: 1,
+            threads: 2,
+            queue: 8,
+        }
+    }
+
+    fn hasher(iterations: u32) -> PasswordHasher {
+        PasswordHasher::new(&settings(iterations)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn past_the_pool_and_its_queue_hashing_is_refused_at_once() {
+        let hasher = PasswordHasher::new(&Argon2Settings {
+            threads: 1,
+            queue: 1,
+            ..settings(1)
         })
-        .unwrap()
+        .unwrap();
+        // One task runs on the only thread and one waits, both until the test lets them go.
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(gate));
+        let occupy = |gate: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>| {
+            let hasher = hasher.clone();
+            tokio::spawn(async move {
+                hasher
+                    .on_pool(move || gate.lock().unwrap().recv().unwrap())
+                    .await
+            })
+        };
+        let running = occupy(Arc::clone(&gate));
+        let waiting = occupy(Arc::clone(&gate));
+        while hasher.admission.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let password = Password::parse("correct horse").unwrap();
+        assert!(matches!(hasher.hash(&password).await, Err(HashError::Busy)));
+        assert!(matches!(
+            hasher.verify(&password, None).await,
+            Err(HashError::Busy)
+        ));
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        waiting.await.unwrap().unwrap();
+        // The places are free again once the work is done.
+        assert!(hasher.hash(&password).await.is_ok());
     }
 
     #[tokio::test]

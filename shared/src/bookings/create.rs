@@ -177,22 +177,44 @@ async fn check(db: &PgPool, request: &BookingRequest) -> Result<(), CreateError>
     Ok(())
 }
 
-/// Bookings accepted but still PENDING after `older_than`: their job may never have reached the
-/// broker, so they are published again (the reservation is idempotent on the booking).
+/// A PENDING booking whose job must be published again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stale {
+    pub booking_id: Uuid,
+    /// Its publish failed for certain; otherwise it only looks stale (its copy may be queued).
+    pub never_published: bool,
+}
+
+/// Bookings whose publish failed, and bookings still PENDING after `older_than` whose last
+/// republish (if any) is older than `older_than` doubled per republish: their job may never
+/// have reached the broker, so it is published again (the reservation is idempotent).
 pub async fn stale_pending(
     db: &PgPool,
     older_than: std::time::Duration,
     limit: i64,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "SELECT id FROM bookings
-         WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1)
-         ORDER BY created_at LIMIT $2",
+) -> Result<Vec<Stale>, sqlx::Error> {
+    Ok(sqlx::query!(
+        r#"SELECT b.id AS "id!", r.times IS NOT DISTINCT FROM 0 AS "never_published!"
+             FROM bookings b
+             LEFT JOIN republished_jobs r ON r.kind = $3 AND r.job_id = b.id
+            WHERE b.status = 'PENDING'
+              AND (r.times = 0
+                   OR (b.created_at < now() - make_interval(secs => $1)
+                       AND (r.job_id IS NULL
+                            OR r.republished_at < now() - make_interval(secs => $1 * power(2, least(r.times, 6))))))
+            ORDER BY b.created_at LIMIT $2"#,
         older_than.as_secs_f64(),
-        limit
+        limit,
+        <crate::jobs::ReserveSeats as crate::jobs::Job>::NAME
     )
     .fetch_all(db)
-    .await
+    .await?
+    .into_iter()
+    .map(|row| Stale {
+        booking_id: row.id,
+        never_published: row.never_published,
+    })
+    .collect())
 }
 
 /// Forgets idempotency keys older than a day.

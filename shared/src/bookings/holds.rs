@@ -60,9 +60,17 @@ pub(crate) async fn release_held_seats(
     if booking_ids.is_empty() {
         return Ok(());
     }
+    // Seats locked in (showtime, seat) order, as everywhere (the lock order in `bookings`).
     sqlx::query!(
-        "UPDATE showtime_seats SET status = 'AVAILABLE', booking_id = NULL, hold_expires_at = NULL
-         WHERE booking_id = ANY($1) AND status = 'RESERVED'",
+        "WITH held AS (
+             SELECT showtime_id, seat_id FROM showtime_seats
+             WHERE booking_id = ANY($1) AND status = 'RESERVED'
+             ORDER BY showtime_id, seat_id
+             FOR UPDATE
+         )
+         UPDATE showtime_seats AS s
+         SET status = 'AVAILABLE', booking_id = NULL, hold_expires_at = NULL
+         FROM held WHERE s.showtime_id = held.showtime_id AND s.seat_id = held.seat_id",
         booking_ids
     )
     .execute(&mut *conn)

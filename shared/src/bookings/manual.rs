@@ -146,16 +146,23 @@ pub async fn move_seats(
     }
     let release: Vec<Uuid> = old.difference(&new).copied().collect();
     let take: Vec<Uuid> = new.difference(&old).copied().collect();
-    let free = sqlx::query_scalar!(
-        "SELECT seat_id FROM showtime_seats
-         WHERE showtime_id = $1 AND seat_id = ANY($2) AND status = 'AVAILABLE'
-         ORDER BY seat_id FOR UPDATE",
+    // The seats given up and the seats taken, locked together in seat order (see
+    // `bookings::locking`); then the taken ones must be free.
+    let touched: Vec<Uuid> = release.iter().chain(&take).copied().collect();
+    let free: BTreeSet<Uuid> = sqlx::query!(
+        r#"SELECT seat_id, status = 'AVAILABLE' AS "free!" FROM showtime_seats
+           WHERE showtime_id = $1 AND seat_id = ANY($2)
+           ORDER BY seat_id FOR UPDATE"#,
         booking.showtime_id,
-        &take
+        &touched
     )
     .fetch_all(&mut *conn)
-    .await?;
-    if free.len() != take.len() {
+    .await?
+    .into_iter()
+    .filter(|seat| seat.free)
+    .map(|seat| seat.seat_id)
+    .collect();
+    if !take.iter().all(|seat| free.contains(seat)) {
         return Err(conflict(
             "SEAT_TAKEN",
             "some of these seats are not free in this showtime",
@@ -240,8 +247,15 @@ pub async fn cancel_without_refund(
     .await?;
     holds::release_held_seats(conn, &[booking_id]).await?;
     let released = sqlx::query_scalar!(
-        "UPDATE showtime_seats SET status = 'AVAILABLE', booking_id = NULL
-         WHERE booking_id = $1 AND status = 'SOLD' RETURNING seat_id",
+        r#"WITH sold AS (
+               SELECT showtime_id, seat_id FROM showtime_seats
+               WHERE booking_id = $1 AND status = 'SOLD'
+               ORDER BY showtime_id, seat_id
+               FOR UPDATE
+           )
+           UPDATE showtime_seats AS s SET status = 'AVAILABLE', booking_id = NULL
+           FROM sold WHERE s.showtime_id = sold.showtime_id AND s.seat_id = sold.seat_id
+           RETURNING s.seat_id AS "seat_id!""#,
         booking_id
     )
     .fetch_all(&mut *conn)

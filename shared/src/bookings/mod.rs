@@ -7,6 +7,28 @@
 //!
 //! The lifecycle lives in [`BookingStatus`]; the database refuses the same illegal moves
 //! (`booking_transition_allowed` in the migrations), so neither side can drift alone.
+//!
+//! # Lock order
+//!
+//! Every transaction that changes bookings, payments, refunds or seats takes its row locks in
+//! this one order, so that reservations, the hold sweep, settlements, cancellations, seat moves
+//! and refunds can run against each other during an on-sale without deadlocking:
+//!
+//! 1. the refund being finished (`refunds`);
+//! 2. the bookings acted on, in id order (a reservation batch, the booking paid, cancelled,
+//!    moved or refunded);
+//! 3. their payments;
+//! 4. the reservation's per-buyer advisory locks, in hash order;
+//! 5. other bookings whose holds sit on the seats concerned (lapsed holds taken over), in id
+//!    order, read first and locked before their seats;
+//! 6. `showtime_seats`, in (showtime, seat) order, always with `ORDER BY ... FOR UPDATE`
+//!    before an `UPDATE` of several seats;
+//! 7. `booking_seats` and `tickets` (written only under their booking's lock), then inserts
+//!    (refund requests, the audit log).
+//!
+//! A step may be skipped, never reversed. A lock found out of date after the fact (a seat that
+//! changed hands between reading and locking) rolls back and tries again rather than locking
+//! out of order. The hold sweep locks its bookings with `SKIP LOCKED`, so it never waits on one.
 
 pub mod availability;
 pub mod cancel;

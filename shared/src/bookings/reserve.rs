@@ -256,8 +256,16 @@ async fn decide_showtime(
         sqlx::query!("SAVEPOINT allocation")
             .execute(&mut *tx)
             .await?;
-        let locked: Vec<Uuid> = sqlx::query_scalar!(
-            "SELECT seat_id FROM showtime_seats
+        // The lapsed holds to take over are locked before their seats (the lock order in `bookings`).
+        let holders: Vec<Uuid> = plan.lapsed_holders.iter().copied().collect();
+        sqlx::query!(
+            "SELECT id FROM bookings WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &holders
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let locked = sqlx::query!(
+            "SELECT seat_id, booking_id FROM showtime_seats
              WHERE showtime_id = $1 AND seat_id = ANY($2)
                AND (status = 'AVAILABLE' OR (status = 'RESERVED' AND hold_expires_at <= now()))
              ORDER BY seat_id
@@ -267,7 +275,11 @@ async fn decide_showtime(
         )
         .fetch_all(&mut *tx)
         .await?;
-        if locked.len() != wanted.len() {
+        let holders_known = locked.iter().all(|seat| {
+            seat.booking_id
+                .is_none_or(|holder| plan.lapsed_holders.contains(&holder))
+        });
+        if locked.len() != wanted.len() || !holders_known {
             // A concurrent writer took some of them between reading and locking: look again.
             sqlx::query!("ROLLBACK TO SAVEPOINT allocation")
                 .execute(&mut *tx)

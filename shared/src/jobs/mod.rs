@@ -8,6 +8,7 @@
 pub mod admin;
 mod kinds;
 mod publisher;
+pub mod republish;
 mod topology;
 
 use serde::{Serialize, de::DeserializeOwned};

@@ -441,9 +441,17 @@ async fn release_sold_seats(
     )
     .fetch_all(&mut *conn)
     .await?;
+    // Seats locked in seat order, as everywhere (the lock order in `bookings`).
     sqlx::query!(
-        "UPDATE showtime_seats SET status = 'AVAILABLE', booking_id = NULL, hold_expires_at = NULL
-         WHERE showtime_id = $1 AND booking_id = $2 AND seat_id = ANY($3)",
+        "WITH refunded AS (
+             SELECT seat_id FROM showtime_seats
+             WHERE showtime_id = $1 AND booking_id = $2 AND seat_id = ANY($3)
+             ORDER BY seat_id
+             FOR UPDATE
+         )
+         UPDATE showtime_seats AS s
+         SET status = 'AVAILABLE', booking_id = NULL, hold_expires_at = NULL
+         FROM refunded WHERE s.showtime_id = $1 AND s.seat_id = refunded.seat_id",
         showtime_id,
         booking_id,
         &released
@@ -496,11 +504,15 @@ pub async fn stale_open(
     limit: i64,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar!(
-        "SELECT id FROM refunds
-         WHERE status IN ('REQUESTED', 'PENDING') AND updated_at < now() - make_interval(secs => $1)
-         ORDER BY updated_at LIMIT $2",
+        r#"SELECT f.id AS "id!" FROM refunds f
+           LEFT JOIN republished_jobs r ON r.kind = $3 AND r.job_id = f.id
+          WHERE f.status IN ('REQUESTED', 'PENDING') AND f.updated_at < now() - make_interval(secs => $1)
+            AND (r.job_id IS NULL
+                 OR r.republished_at < now() - make_interval(secs => $1 * power(2, least(r.times, 6))))
+          ORDER BY f.updated_at LIMIT $2"#,
         older_than.as_secs_f64(),
-        limit
+        limit,
+        <crate::jobs::Refund as crate::jobs::Job>::NAME
     )
     .fetch_all(db)
     .await

@@ -9,6 +9,8 @@
 //! without seats, and seats are never sold twice: the seat updates are conditional and the
 //! schema's constraints back them.
 
+use std::collections::BTreeSet;
+
 use anyhow::anyhow;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
@@ -161,6 +163,16 @@ async fn apply_capture(
     amount_matches: bool,
 ) -> Result<Settled, SettleError> {
     let mut tx = db.begin().await?;
+    // The booking before its payment, as everywhere (the lock order in `bookings`).
+    let booking = sqlx::query!(
+        r#"SELECT b.status AS "status: BookingStatus", b.showtime_id,
+                  st.status AS "showtime_status: ShowtimeStatus"
+           FROM bookings b JOIN showtimes st ON st.id = b.showtime_id
+           WHERE b.id = $1 FOR UPDATE OF b"#,
+        stored.booking_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let current = sqlx::query!(
         r#"SELECT status AS "status: PaymentStatus", provider_payment_id FROM payments WHERE id = $1 FOR UPDATE"#,
         stored.id
@@ -183,15 +195,6 @@ async fn apply_capture(
         history
     )
     .execute(&mut *tx)
-    .await?;
-    let booking = sqlx::query!(
-        r#"SELECT b.status AS "status: BookingStatus", b.showtime_id,
-                  st.status AS "showtime_status: ShowtimeStatus"
-           FROM bookings b JOIN showtimes st ON st.id = b.showtime_id
-           WHERE b.id = $1 FOR UPDATE OF b"#,
-        stored.booking_id
-    )
-    .fetch_one(&mut *tx)
     .await?;
     let confirmable = amount_matches
         && booking.showtime_status != ShowtimeStatus::Canceled
@@ -252,6 +255,25 @@ async fn sell_seats(
     booking_id: Uuid,
     showtime_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
+    // Whoever else holds these seats is locked first, in id order, then the seats in seat
+    // order (the lock order in `bookings`).
+    let others: Vec<Uuid> = sqlx::query_scalar!(
+        r#"SELECT DISTINCT ss.booking_id AS "booking_id!"
+           FROM booking_seats bs
+           JOIN showtime_seats ss ON ss.showtime_id = bs.showtime_id AND ss.seat_id = bs.seat_id
+           WHERE bs.booking_id = $1 AND ss.booking_id IS NOT NULL AND ss.booking_id <> $1"#,
+        booking_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let locked_others: BTreeSet<Uuid> = sqlx::query_scalar!(
+        "SELECT id FROM bookings WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &others
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
     let seats = sqlx::query!(
         r#"SELECT ss.seat_id, ss.status::text AS "status!", ss.booking_id, ss.hold_expires_at <= now() AS lapsed
            FROM booking_seats bs
@@ -271,6 +293,12 @@ async fn sell_seats(
         match (seat.status.as_str(), seat.booking_id) {
             ("AVAILABLE", _) => {}
             ("RESERVED", Some(holder)) if holder == booking_id => {}
+            (_, Some(holder)) if holder != booking_id && !locked_others.contains(&holder) => {
+                // The seat changed hands between the read and the locks: try again from the start.
+                return Err(sqlx::Error::Protocol(
+                    "a seat changed hands during the settlement".into(),
+                ));
+            }
             ("RESERVED", Some(holder)) if seat.lapsed == Some(true) => lapsed_holders.push(holder),
             _ => return Ok(false),
         }

@@ -7,5 +7,6 @@
 mod fixtures;
 mod holds;
 mod invariants;
+mod locking;
 mod migrations;
 mod status;

@@ -162,9 +162,7 @@ impl Harness {
         let mut app = Application::empty(JobContext::new(settings).expect("context"))
             .await
             .expect("an application");
-        app.consume::<Probe>(concurrency)
-            .await
-            .expect("consuming the probe queue");
+        app.consume::<Probe>(concurrency);
         app
     }
 
@@ -211,6 +209,16 @@ impl Harness {
             .await
             .expect("the queue exists");
         declared.message_count()
+    }
+
+    /// Declares the queues of `J`, so they can be counted before anything is published.
+    pub async fn declare<J: Job>(&self) {
+        let connection = self.broker().await;
+        let channel = connection.create_channel().await.expect("a channel");
+        self.topology
+            .declare::<J>(&channel)
+            .await
+            .expect("declared");
     }
 
     /// Takes one message off a queue and returns its body.

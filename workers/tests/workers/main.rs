@@ -9,3 +9,5 @@ mod helpers;
 mod payments;
 mod pipeline;
 mod process;
+mod reconnect;
+mod sweeps;

@@ -1,0 +1,118 @@
+//! A worker process outlives its broker: when RabbitMQ drops every connection (as a restart
+//! does) and refuses new ones for a while, the consumer reports itself down, reconnects with
+//! back-off once the broker is back, and processes what was published meanwhile. The broker
+//! is cut through a proxy the test controls, never by stopping the shared server.
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+use shared::config::Settings;
+use test_support::proxy::CuttableProxy;
+use url::Url;
+use workers::{context::JobContext, startup::Application};
+
+use crate::helpers::{Harness, Probe, Running, eventually};
+
+fn broker_address(url: &str) -> SocketAddr {
+    let url: Url = url.parse().unwrap();
+    format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5672))
+        .parse()
+        .unwrap()
+}
+
+async fn health(port: u16) -> (u16, Value) {
+    let response = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn reconnects(port: u16) -> f64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| {
+            line.starts_with("broker_reconnects_total") && line.contains("kind=\"probe\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_consumer_reconnects_after_the_broker_drops_it_and_catches_up() {
+    let harness = Harness::new().await;
+    let proxy = CuttableProxy::start(broker_address(harness.env.get("RABBITMQ_URL"))).await;
+    let mut values = harness.env.values().clone();
+    let mut through_proxy: Url = values["RABBITMQ_URL"].parse().unwrap();
+    through_proxy
+        .set_port(Some(proxy.address().port()))
+        .unwrap();
+    values.insert("RABBITMQ_URL".into(), through_proxy.to_string());
+    let settings = Settings::from_map(&values).unwrap();
+    let mut app = Application::empty(JobContext::new(settings).unwrap())
+        .await
+        .unwrap();
+    app.consume::<Probe>(4);
+    let port = app.http_port();
+    let workers = Running::start(app);
+
+    let before = Probe::succeeding();
+    harness.publisher.publish(&before).await.unwrap();
+    eventually("the first job completes", || async {
+        harness.completions(before.id).await == 1
+    })
+    .await;
+    assert_eq!(health(port).await.1["consumers"]["probe"], "up");
+
+    // The broker goes away: every connection dropped, new ones refused.
+    proxy.cut();
+    eventually("health reports the consumer down", || async {
+        let (status, body) = health(port).await;
+        status == 503 && body["consumers"]["probe"] == "down"
+    })
+    .await;
+    let during = Probe::succeeding();
+    harness.publisher.publish(&during).await.unwrap();
+    assert!(
+        !workers.handle.is_finished(),
+        "the process outlives the broker"
+    );
+
+    proxy.restore();
+    eventually("the job published during the outage completes", || async {
+        harness.completions(during.id).await == 1
+    })
+    .await;
+    eventually("health is up again", || async {
+        let (status, body) = health(port).await;
+        status == 200 && body["consumers"]["probe"] == "up"
+    })
+    .await;
+    assert!(reconnects(port).await >= 1.0, "the reconnect is counted");
+
+    // A drop without a refusal, as a broker-initiated close: back at once.
+    proxy.sever();
+    let after = Probe::succeeding();
+    harness.publisher.publish(&after).await.unwrap();
+    eventually("a job after the second drop completes", || async {
+        harness.completions(after.id).await == 1
+    })
+    .await;
+
+    // A job whose acknowledgement was lost with the connection is delivered again (at least
+    // once); in the end nothing is left queued and nothing was dead-lettered.
+    eventually("nothing is left queued or dead-lettered", || async {
+        harness.probe_queues().await == (0, 0)
+    })
+    .await;
+    workers.stop().await;
+    assert_eq!(
+        harness.attempts(before.id).await,
+        1,
+        "acknowledged before the cut"
+    );
+}
