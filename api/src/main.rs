@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use api::startup::Application;
 use shared::{config::Settings, telemetry};
 
+/// mimalloc gives memory back to the system soon after it is freed. With glibc's allocator a
+/// sign-in rush kept hundreds of MiB for good: each argon2 hash allocates its 19 MiB, and
+/// glibc's adaptive mmap threshold then keeps serving (and keeping) those sizes from its
+/// arenas (BENCHMARKS.md, "A sign-in rush").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = match Settings::from_env() {

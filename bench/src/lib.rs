@@ -5,7 +5,9 @@
 //!
 //! Everything runs on loopback and every loop is bounded in count and in time.
 
+pub mod chaos;
 mod load;
+pub mod logins;
 pub mod plans;
 mod processes;
 mod raw;
@@ -53,8 +55,9 @@ pub struct Config {
     pub logs: Option<(PathBuf, String)>,
 }
 
-/// Runs the whole benchmark and returns its report. Fails if an invariant breaks.
-pub async fn run(config: Config) -> anyhow::Result<Report> {
+/// A fresh database (migrated), Redis and queue prefixes and the settings of one run: the
+/// processes' settings and a pool on that database.
+async fn prepare(config: &Config) -> anyhow::Result<(HashMap<String, String>, sqlx::PgPool)> {
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let mut values = config.settings.clone();
     let database_url = fresh_database(&values["DATABASE_URL"], &run_id).await?;
@@ -74,6 +77,13 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
     let settings = Settings::from_map(&values).context("benchmark settings")?;
     let db = shared::db::pool(&settings.database)?;
     shared::db::migrate(&db).await?;
+    Ok((values, db))
+}
+
+/// Runs the whole benchmark and returns its report. Fails if an invariant breaks.
+pub async fn run(config: Config) -> anyhow::Result<Report> {
+    let (values, db) = prepare(&config).await?;
+    let settings = Settings::from_map(&values).context("benchmark settings")?;
 
     let layout = layout(config.seats, config.sections);
     let showtime = fixtures::showtime_on_sale(&db, &layout).await;

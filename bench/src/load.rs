@@ -46,7 +46,7 @@ enum Outcome {
     TimedOut,
 }
 
-fn request(config: &Config, showtime: &ShowtimeFixture, index: u32) -> Value {
+pub(crate) fn request(config: &Config, showtime: &ShowtimeFixture, index: u32) -> Value {
     let mut rng = StdRng::seed_from_u64(u64::from(index));
     let quantity = rng.random_range(1..=4usize);
     if rng.random_bool(config.named_share.clamp(0.0, 1.0)) {

@@ -56,6 +56,16 @@ enum Command {
     },
     /// Seed a million sold tickets in a fresh database and print the stats queries' plans.
     StatsPlans,
+    /// A sign-in rush: accounts register then sign in from --concurrency clients, with the
+    /// configured argon2 cost; prints the API's memory before, at peak and after.
+    Logins {
+        #[arg(long, default_value_t = 2_000)]
+        accounts: u32,
+    },
+    /// The flash sale while a worker is killed and RabbitMQ, Redis and PostgreSQL restart
+    /// under it (this machine's own services: never on a shared machine); fails if a check
+    /// fails. See `bench/src/chaos.rs`.
+    Chaos,
 }
 
 #[tokio::main]
@@ -107,6 +117,43 @@ async fn main() -> ExitCode {
         settings,
         logs: cli.logs.clone().map(|dir| (dir, cli.log_filter.clone())),
     };
+    match cli.command {
+        Some(Command::Logins { accounts }) => {
+            return match bench::logins::run(config, accounts).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("flash-sale: FAILED: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Chaos) => {
+            return match bench::chaos::run(config).await {
+                Ok(report) => {
+                    println!("{report}");
+                    if cli.json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&report).unwrap_or_default()
+                        );
+                    }
+                    if report.failures.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(error) => {
+                    eprintln!("flash-sale: FAILED: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     match bench::run(config).await {
         Ok(report) => {
             println!("{report}");

@@ -15,8 +15,18 @@ pub struct Stack {
     pub api_url: String,
     pub bare_url: String,
     api: Child,
-    workers: Vec<Child>,
+    workers: Vec<Worker>,
     bare: Child,
+    config: Config,
+    env: HashMap<String, String>,
+}
+
+/// A worker process and the port of its `/metrics` and `/health`.
+struct Worker {
+    child: Child,
+    http_port: u16,
+    /// Killed on purpose (the chaos run): its exit is no failure.
+    killed: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -77,15 +87,16 @@ impl Stack {
         let api_port = free_port()?;
         env.insert("HOST".into(), "127.0.0.1".into());
         env.insert("PORT".into(), api_port.to_string());
-        // Several worker processes on one machine: each serves its metrics on a port of its own.
-        env.insert("WORKERS_HTTP_PORT".into(), "0".into());
+
         // One machine plays every buyer from one address: the limits would measure themselves.
         for group in ["READS", "WRITES", "AUTH", "OTP", "BOOKINGS"] {
             env.insert(format!("RATE_LIMIT_{group}"), "100000000/1m".into());
         }
+        // The same for the sign-in throttle's count per address (it counts attempts in flight).
+        env.insert("LOGIN_MAX_FAILURES_PER_IP".into(), "100000000".into());
         let api = spawn(config, "api", "api", &[], &env)?;
         let workers = (0..config.workers)
-            .map(|n| spawn(config, "workers", &format!("workers-{n}"), &[], &env))
+            .map(|n| spawn_worker(config, &env, n as usize))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let bare_port = free_port()?;
         let port = bare_port.to_string();
@@ -102,6 +113,8 @@ impl Stack {
             api,
             workers,
             bare,
+            config: config.clone(),
+            env,
         };
         wait_until_up(&format!("{}/health", stack.api_url)).await?;
         wait_until_up(&format!("{}/bare", stack.bare_url)).await?;
@@ -112,15 +125,72 @@ impl Stack {
 
     pub fn peak_memory(&self) -> PeakMemory {
         PeakMemory {
-            api_mib: vm_hwm_mib(self.api.id()),
-            workers_mib: self.workers.iter().map(|w| vm_hwm_mib(w.id())).collect(),
-            bare_mib: vm_hwm_mib(self.bare.id()),
+            api_mib: memory_mib(self.api.id(), "VmHWM:"),
+            workers_mib: self
+                .workers
+                .iter()
+                .filter(|w| !w.killed)
+                .map(|w| memory_mib(w.child.id(), "VmHWM:"))
+                .collect(),
+            bare_mib: memory_mib(self.bare.id(), "VmHWM:"),
         }
+    }
+
+    /// The API's resident memory now, in MiB.
+    pub fn api_resident_mib(&self) -> f64 {
+        memory_mib(self.api.id(), "VmRSS:")
+    }
+
+    /// Kills worker `index` with SIGKILL, as a crashed machine would.
+    pub fn kill_worker(&mut self, index: usize) -> anyhow::Result<()> {
+        let worker = self
+            .workers
+            .get_mut(index)
+            .context("no such worker process")?;
+        worker.killed = true;
+        worker.child.kill()?;
+        worker.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts one more worker process.
+    pub fn add_worker(&mut self) -> anyhow::Result<()> {
+        let worker = spawn_worker(&self.config, &self.env, self.workers.len())?;
+        self.workers.push(worker);
+        Ok(())
+    }
+
+    /// The metrics ports of the worker processes that were not killed.
+    pub fn worker_ports(&self) -> Vec<u16> {
+        self.workers
+            .iter()
+            .filter(|w| !w.killed)
+            .map(|w| w.http_port)
+            .collect()
+    }
+
+    /// The processes that exited although nobody stopped them, by name.
+    pub fn exited(&mut self) -> Vec<String> {
+        let mut exited = Vec::new();
+        if !matches!(self.api.try_wait(), Ok(None)) {
+            exited.push("api".to_owned());
+        }
+        for (index, worker) in self.workers.iter_mut().enumerate() {
+            if !worker.killed && !matches!(worker.child.try_wait(), Ok(None)) {
+                exited.push(format!("workers-{index}"));
+            }
+        }
+        exited
     }
 
     pub async fn stop(mut self) {
         let mut children: Vec<&mut Child> = vec![&mut self.api, &mut self.bare];
-        children.extend(self.workers.iter_mut());
+        children.extend(
+            self.workers
+                .iter_mut()
+                .filter(|w| !w.killed)
+                .map(|w| &mut w.child),
+        );
         for child in children {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
@@ -130,14 +200,45 @@ impl Stack {
     }
 }
 
-/// Peak resident memory of a process, from /proc.
-fn vm_hwm_mib(pid: u32) -> f64 {
+impl Drop for Stack {
+    /// A run that failed half-way leaves no process behind.
+    fn drop(&mut self) {
+        let mut children: Vec<&mut Child> = vec![&mut self.api, &mut self.bare];
+        children.extend(self.workers.iter_mut().map(|w| &mut w.child));
+        for child in children {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// A worker process with a metrics port of its own (several run on one machine).
+fn spawn_worker(
+    config: &Config,
+    env: &HashMap<String, String>,
+    index: usize,
+) -> anyhow::Result<Worker> {
+    let http_port = free_port()?;
+    let mut env = env.clone();
+    env.insert("WORKERS_HTTP_PORT".into(), http_port.to_string());
+    let child = spawn(config, "workers", &format!("workers-{index}"), &[], &env)?;
+    Ok(Worker {
+        child,
+        http_port,
+        killed: false,
+    })
+}
+
+/// A memory figure of a process from /proc (`VmHWM:` peak, `VmRSS:` now), in MiB.
+fn memory_mib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .find_map(|line| line.strip_prefix(field))
                 .and_then(|value| {
                     value
                         .trim()

@@ -10,11 +10,13 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// A showtime on sale and the seats of each of its sections, best seats first.
+#[derive(Debug, Clone)]
 pub struct ShowtimeFixture {
     pub showtime_id: Uuid,
     pub sections: Vec<SectionFixture>,
 }
 
+#[derive(Debug, Clone)]
 pub struct SectionFixture {
     pub section_id: Uuid,
     pub seat_ids: Vec<Uuid>,
