@@ -24,6 +24,11 @@ pub struct LoginReport {
     pub hash_threads: String,
     pub argon2_memory_kib: String,
     pub seconds: f64,
+    /// Hashes per second the API did (every sign-up and sign-in hashes once).
+    pub api_hashes_per_second: f64,
+    /// The raw limit, same run: hashes per second of this machine with the same cost and
+    /// threads, in the benchmark's own process, nothing else around them.
+    pub raw_hashes_per_second: f64,
     /// Answers by request and status (`register 201`, `login 503`, ...).
     pub answers: BTreeMap<String, u64>,
     pub api_before_mib: f64,
@@ -43,6 +48,13 @@ impl std::fmt::Display for LoginReport {
             "  argon2 {} KiB, PASSWORD_HASH_THREADS={}; {:.1} s",
             self.argon2_memory_kib, self.hash_threads, self.seconds
         )?;
+        writeln!(
+            f,
+            "  hashes/s: API {:.1}, raw limit (same run) {:.1} ({:.2}x)",
+            self.api_hashes_per_second,
+            self.raw_hashes_per_second,
+            self.api_hashes_per_second / self.raw_hashes_per_second.max(f64::MIN_POSITIVE)
+        )?;
         for (answer, count) in &self.answers {
             writeln!(f, "  {answer}: {count}")?;
         }
@@ -54,8 +66,25 @@ impl std::fmt::Display for LoginReport {
     }
 }
 
+/// Hashes the raw limit is measured over.
+const RAW_HASHES: u32 = 40;
+
+/// Hashes per second with the run's argon2 cost and threads, all threads busy.
+async fn raw_hash_rate(settings: &shared::config::Settings) -> anyhow::Result<f64> {
+    let hasher = shared::accounts::PasswordHasher::new(&settings.auth.argon2)?;
+    let password = shared::accounts::Password::parse("a-long-password")?;
+    let started = std::time::Instant::now();
+    let hashes = (0..RAW_HASHES).map(|_| hasher.hash(&password));
+    for hashed in futures::future::join_all(hashes).await {
+        hashed?;
+    }
+    Ok(f64::from(RAW_HASHES) / started.elapsed().as_secs_f64())
+}
+
 pub async fn run(config: Config, accounts: u32) -> anyhow::Result<LoginReport> {
     let (values, db) = crate::prepare(&config).await?;
+    let settings = shared::config::Settings::from_map(&values)?;
+    let raw = raw_hash_rate(&settings).await?;
     let stack = Stack::start(&config, &values).await?;
     let before = stack.api_resident_mib();
     let client = crate::client(config.concurrency);
@@ -110,6 +139,8 @@ pub async fn run(config: Config, accounts: u32) -> anyhow::Result<LoginReport> {
             .cloned()
             .unwrap_or_else(|| "19456".into()),
         seconds,
+        api_hashes_per_second: f64::from(accounts) * 2.0 / seconds,
+        raw_hashes_per_second: raw,
         answers,
         api_before_mib: before,
         api_peak_mib: peak,
