@@ -119,51 +119,41 @@ async fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Logins { accounts }) => {
-            return match bench::logins::run(config, accounts).await {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("flash-sale: FAILED: {error:#}");
-                    ExitCode::FAILURE
-                }
-            };
+            return finish(bench::logins::run(config, accounts).await, cli.json, |_| {
+                true
+            });
         }
         Some(Command::Chaos) => {
-            return match bench::chaos::run(config).await {
-                Ok(report) => {
-                    println!("{report}");
-                    if cli.json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&report).unwrap_or_default()
-                        );
-                    }
-                    if report.failures.is_empty() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(error) => {
-                    eprintln!("flash-sale: FAILED: {error:#}");
-                    ExitCode::FAILURE
-                }
-            };
+            return finish(bench::chaos::run(config).await, cli.json, |report| {
+                report.failures.is_empty()
+            });
         }
         _ => {}
     }
-    match bench::run(config).await {
+    finish(bench::run(config).await, cli.json, |_| true)
+}
+
+/// Prints a run's report (and as JSON with `--json`); fails if the run failed or `passed`
+/// says its report does not pass.
+fn finish<R: std::fmt::Display + serde::Serialize>(
+    outcome: anyhow::Result<R>,
+    json: bool,
+    passed: impl Fn(&R) -> bool,
+) -> ExitCode {
+    match outcome {
         Ok(report) => {
             println!("{report}");
-            if cli.json {
+            if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 );
             }
-            ExitCode::SUCCESS
+            if passed(&report) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(error) => {
             eprintln!("flash-sale: FAILED: {error:#}");

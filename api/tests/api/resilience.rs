@@ -8,7 +8,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use test_support::{TestEnv, fixtures, proxy::CuttableProxy};
+use test_support::{
+    TestEnv,
+    fixtures::{self, Buyer},
+    proxy::CuttableProxy,
+};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 use uuid::Uuid;
@@ -111,15 +115,10 @@ async fn held_connections_are_capped_per_user_and_per_instance() {
     let buyers = fixtures::buyers(&app.db, &app.env.settings(), 3).await;
     let mut bookings = Vec::new();
     for buyer in &buyers {
+        let body = json!({"showtime_id": showtime.showtime_id, "section_id": showtime.sections[0].section_id, "quantity": 1});
         let accepted: Value = app
-            .client
-            .post(app.url("/api/bookings"))
-            .bearer_auth(&buyer.token)
-            .header("idempotency-key", Uuid::new_v4().to_string())
-            .json(&json!({"showtime_id": showtime.showtime_id, "section_id": showtime.sections[0].section_id, "quantity": 1}))
-            .send()
+            .book(buyer, &Uuid::new_v4().to_string(), &body)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -163,15 +162,14 @@ async fn an_event_stream_ends_when_its_session_is_revoked() {
     let showtime = fixtures::showtime_on_sale(&app.db, &[(1, 2)]).await;
     let signed_up = app.signed_up().await;
     let token = access(&signed_up).to_owned();
+    let buyer = Buyer {
+        user_id: signed_up["user"]["id"].as_str().unwrap().parse().unwrap(),
+        token: token.clone(),
+    };
+    let body = json!({"showtime_id": showtime.showtime_id, "section_id": showtime.sections[0].section_id, "quantity": 1});
     let accepted: Value = app
-        .client
-        .post(app.url("/api/bookings"))
-        .bearer_auth(&token)
-        .header("idempotency-key", Uuid::new_v4().to_string())
-        .json(&json!({"showtime_id": showtime.showtime_id, "section_id": showtime.sections[0].section_id, "quantity": 1}))
-        .send()
+        .book(&buyer, &Uuid::new_v4().to_string(), &body)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
