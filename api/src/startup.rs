@@ -141,6 +141,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/google", post(auth::google))
         .route("/api/auth/otp/request", post(auth::request_otp))
         .route("/api/auth/otp/verify", post(auth::verify_otp))
+        .route(
+            "/api/auth/email/verification",
+            post(auth::request_email_verification),
+        )
+        .route("/api/auth/email/verify", post(auth::verify_email))
         .route("/api/users/me", get(users::me).patch(users::update_me))
         .route(
             "/api/users/me/sessions",

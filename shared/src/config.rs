@@ -143,6 +143,8 @@ pub struct Settings {
     pub razorpay: RazorpaySettings,
     pub google: GoogleSettings,
     pub twilio: TwilioSettings,
+    pub sendgrid: SendGridSettings,
+    pub email_verification: EmailVerificationSettings,
     pub bookings: BookingSettings,
     pub jobs: JobSettings,
     pub cache: CacheSettings,
@@ -169,6 +171,10 @@ pub struct AuthSettings {
     pub jwt_expires_in: Duration,
     pub refresh_token_secret: Secret,
     pub refresh_token_expires_in: Duration,
+    /// A refresh token used this recently, whose successor is still unused, yields that same
+    /// successor again instead of counting as theft: two tabs refreshing at once both stay
+    /// signed in.
+    pub refresh_token_reuse_grace: Duration,
     pub argon2: Argon2Settings,
     /// Failed logins allowed per account and address pair, per account, and per client
     /// address, within `login_failure_window` before further attempts are refused with 429.
@@ -257,6 +263,25 @@ pub struct TwilioSettings {
     pub account_sid: String,
     pub auth_token: Secret,
     pub from_number: String,
+}
+
+/// SendGrid's Mail Send API, which delivers account email (the local stand-in by default).
+#[derive(Debug, Clone)]
+pub struct SendGridSettings {
+    pub base_url: Url,
+    pub api_key: Secret,
+    pub from_address: String,
+    pub from_name: String,
+}
+
+/// Codes that prove an account owns its email address (sent by email, checked like phone
+/// codes: stored as an HMAC with `OTP_SECRET`).
+#[derive(Debug, Clone)]
+pub struct EmailVerificationSettings {
+    pub ttl: Duration,
+    pub max_attempts: u32,
+    pub resend_cooldown: Duration,
+    pub max_per_user_per_hour: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -356,6 +381,7 @@ pub struct JobConcurrency {
     pub verify_payment: u16,
     pub refund: u16,
     pub send_otp: u16,
+    pub send_email_verification: u16,
 }
 
 impl Settings {
@@ -402,6 +428,12 @@ impl Settings {
                 .or(
                     "REFRESH_TOKEN_EXPIRES_IN",
                     HumanDuration(Duration::from_secs(30 * 86_400)),
+                )?
+                .0,
+            refresh_token_reuse_grace: env
+                .or(
+                    "REFRESH_TOKEN_REUSE_GRACE",
+                    HumanDuration(Duration::from_secs(30)),
                 )?
                 .0,
             argon2: Argon2Settings {
@@ -511,6 +543,32 @@ impl Settings {
             auth_token: env.required("TWILIO_AUTH_TOKEN")?,
             from_number: env.required("TWILIO_FROM_NUMBER")?,
         };
+        let sendgrid = SendGridSettings {
+            base_url: env.required("SENDGRID_BASE_URL")?,
+            api_key: env.required("SENDGRID_API_KEY")?,
+            from_address: env.required_with("EMAIL_FROM_ADDRESS", |address: String| {
+                crate::accounts::Email::parse(&address)
+                    .map(|_| address)
+                    .map_err(|_| "is not an email address".to_owned())
+            })?,
+            from_name: env.or("EMAIL_FROM_NAME", "BMS".to_owned())?,
+        };
+        let email_verification = EmailVerificationSettings {
+            ttl: env
+                .or(
+                    "EMAIL_VERIFICATION_TTL",
+                    HumanDuration(Duration::from_secs(1800)),
+                )?
+                .0,
+            max_attempts: env.or_with("EMAIL_VERIFICATION_MAX_ATTEMPTS", 5, positive)?,
+            resend_cooldown: env
+                .or(
+                    "EMAIL_VERIFICATION_RESEND_COOLDOWN",
+                    HumanDuration(Duration::from_secs(60)),
+                )?
+                .0,
+            max_per_user_per_hour: env.or_with("EMAIL_VERIFICATION_MAX_PER_HOUR", 5, positive)?,
+        };
         let bookings = BookingSettings {
             hold_duration: env
                 .or("HOLD_DURATION", HumanDuration(Duration::from_secs(600)))?
@@ -570,6 +628,11 @@ impl Settings {
                 verify_payment: env.or_with("WORKER_CONCURRENCY_VERIFY_PAYMENT", 16, positive)?,
                 refund: env.or_with("WORKER_CONCURRENCY_REFUND", 4, positive)?,
                 send_otp: env.or_with("WORKER_CONCURRENCY_SEND_OTP", 8, positive)?,
+                send_email_verification: env.or_with(
+                    "WORKER_CONCURRENCY_SEND_EMAIL_VERIFICATION",
+                    8,
+                    positive,
+                )?,
             },
             http_port: env.or("WORKERS_HTTP_PORT", 9100)?,
         };
@@ -612,6 +675,8 @@ impl Settings {
             razorpay,
             google,
             twilio,
+            sendgrid,
+            email_verification,
             bookings,
             jobs,
             cache,

@@ -13,6 +13,7 @@ pub mod db;
 pub mod demo;
 pub mod health;
 pub mod jobs;
+pub mod mail;
 pub mod metrics;
 pub mod payments;
 pub mod rate_limit;

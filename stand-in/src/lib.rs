@@ -5,11 +5,15 @@
 //!   RS256 ID tokens (with a published or an unpublished key, any audience, issuer or expiry).
 //! - Twilio: `/twilio/2010-04-01/Accounts/{sid}/Messages.json` accepts messages with the
 //!   account's basic auth and records them; `/twilio/messages?to=` lists what was sent.
+//! - SendGrid: `/sendgrid/v3/mail/send` takes mail with the API key as a bearer token;
+//!   `/sendgrid/messages?to=` lists what was sent ([`sendgrid`]).
 //! - Razorpay: orders, payments, captures, refunds and signed webhooks ([`razorpay`]).
 
 mod razorpay;
+mod sendgrid;
 
 pub use razorpay::RazorpayConfig;
+pub use sendgrid::SentMail;
 
 use std::{
     net::SocketAddr,
@@ -37,6 +41,7 @@ const ROGUE_KEY_ID: &str = "stand-in-rogue-1";
 pub struct Config {
     pub twilio_account_sid: String,
     pub twilio_auth_token: String,
+    pub sendgrid_api_key: String,
     /// Audience of minted Google tokens when the request names none.
     pub google_client_id: String,
     pub razorpay: RazorpayConfig,
@@ -66,6 +71,7 @@ impl StandIn {
     pub async fn bind(address: SocketAddr, config: Config) -> std::io::Result<Self> {
         let listener = TcpListener::bind(address).await?;
         let razorpay = razorpay::routes(config.razorpay.clone());
+        let sendgrid = sendgrid::routes(config.sendgrid_api_key.clone());
         let state = AppState {
             config: Arc::new(config),
             messages: Arc::default(),
@@ -79,7 +85,8 @@ impl StandIn {
             )
             .route("/twilio/messages", get(list_messages))
             .with_state(state)
-            .merge(razorpay);
+            .merge(razorpay)
+            .merge(sendgrid);
         Ok(Self { listener, router })
     }
 

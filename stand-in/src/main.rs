@@ -1,4 +1,4 @@
-//! `stand-in` serves the local stand-ins of Google sign-in, Twilio and Razorpay on `STAND_IN_ADDR`
+//! `stand-in` serves the local stand-ins of Google sign-in, Twilio, SendGrid and Razorpay on `STAND_IN_ADDR`
 //! (default 127.0.0.1:9090), with the credentials from the environment or `.env`.
 
 use std::{net::SocketAddr, process::ExitCode};
@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
     let config = Config {
         twilio_account_sid: var("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
         twilio_auth_token: var("TWILIO_AUTH_TOKEN", "local-twilio-auth-token"),
+        sendgrid_api_key: var("SENDGRID_API_KEY", "local-sendgrid-api-key"),
         google_client_id: var("GOOGLE_CLIENT_ID", "bms-local.apps.googleusercontent.com"),
         razorpay: RazorpayConfig {
             key_id: var("RAZORPAY_KEY_ID", "rzp_test_local"),

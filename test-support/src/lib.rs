@@ -82,12 +82,13 @@ impl TestEnv {
         Self { id, values }
     }
 
-    /// Starts a stand-in server for Google, Twilio and Razorpay on a free port and points the settings
+    /// Starts a stand-in server for Google, Twilio, SendGrid and Razorpay on a free port and points the settings
     /// at it. Returns its base URL.
     pub async fn start_stand_in(&mut self) -> String {
         let config = stand_in::Config {
             twilio_account_sid: self.values["TWILIO_ACCOUNT_SID"].clone(),
             twilio_auth_token: self.values["TWILIO_AUTH_TOKEN"].clone(),
+            sendgrid_api_key: self.values["SENDGRID_API_KEY"].clone(),
             google_client_id: self.values["GOOGLE_CLIENT_ID"].clone(),
             razorpay: stand_in::RazorpayConfig {
                 key_id: self.values["RAZORPAY_KEY_ID"].clone(),
@@ -104,6 +105,7 @@ impl TestEnv {
         tokio::spawn(server.run());
         self.set("GOOGLE_JWKS_URL", format!("{base}/google/oauth2/v3/certs"));
         self.set("TWILIO_BASE_URL", format!("{base}/twilio"));
+        self.set("SENDGRID_BASE_URL", format!("{base}/sendgrid"));
         self.set("RAZORPAY_BASE_URL", format!("{base}/razorpay"));
         base
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use shared::{
     config::Settings,
     jobs::{Job, JobPublisher, admin::QueueAdmin},
+    mail::MailClient,
     payments::razorpay::Razorpay,
     redis_client::RedisClient,
     sms::SmsClient,
@@ -22,6 +23,7 @@ pub struct JobContext {
     /// Queue depths, so the sweep does not republish over copies still waiting.
     pub queues: QueueAdmin,
     pub sms: SmsClient,
+    pub mail: MailClient,
     pub razorpay: Razorpay,
     /// Groups reserve-seats jobs of one scope into one transaction.
     pub reservations: SharedBatcher,
@@ -37,6 +39,7 @@ impl JobContext {
             jobs: JobPublisher::new(&settings.rabbitmq),
             queues: QueueAdmin::new(&settings.rabbitmq),
             sms: SmsClient::new(&settings.twilio, http.clone()),
+            mail: MailClient::new(&settings.sendgrid, http.clone()),
             razorpay: Razorpay::new(&settings.razorpay, http),
             reservations: SharedBatcher::default(),
             settings: Arc::new(settings),

@@ -6,7 +6,7 @@ use std::future::Future;
 use futures::future::{self, FutureExt};
 use shared::{
     config::Settings,
-    jobs::{Refund, ReserveSeats, SendOtp, VerifyPayment},
+    jobs::{Refund, ReserveSeats, SendEmailVerification, SendOtp, VerifyPayment},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +34,7 @@ impl Application {
         app.consume::<VerifyPayment>(concurrency.verify_payment);
         app.consume::<Refund>(concurrency.refund);
         app.consume::<SendOtp>(concurrency.send_otp);
+        app.consume::<SendEmailVerification>(concurrency.send_email_verification);
         app.sweep_expired_holds()?;
         Ok(app)
     }

@@ -327,8 +327,8 @@ impl From<QueueAdminError> for ApiError {
     }
 }
 
-/// The dead letters of a job kind (`reserve-seats`, `verify-payment`, `refund`, `send-otp`),
-/// oldest first, with why they died. Listing leaves them in their queue.
+/// The dead letters of a job kind (`reserve-seats`, `verify-payment`, `refund`, `send-otp`,
+/// `send-email-verification`), oldest first, with why they died. Listing leaves them in their queue.
 #[utoipa::path(get, path = "/api/admin/dead-letters/{kind}", tag = "admin", security(("bearer" = [])),
     params(("kind" = String, Path, description = "Job kind"), DeadLetterQuery),
     responses((status = 200, body = [DeadLetter]), (status = 404), (status = 503)))]

@@ -3,15 +3,18 @@
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use shared::{
     accounts::{
         Email, Password, PhoneNumber, Verification,
+        email_verification::{self, VerificationError},
         google::GoogleError,
         otp::{self, OtpError},
         sessions::{self, Device, SessionError, TokenPair},
-        users::{self, User, UserError},
+        users::{self, GoogleAccount, User, UserError},
     },
-    jobs::SendOtp,
+    audit::{self, AuditEntry},
+    jobs::{SendEmailVerification, SendOtp},
     validation::FieldError,
 };
 use utoipa::ToSchema;
@@ -19,7 +22,7 @@ use utoipa::ToSchema;
 use crate::{
     auth::{AuthUser, MaybeAuthUser, account_changed, profile_changed},
     error::ApiError,
-    extract::{ClientInfo, Json},
+    extract::{ClientInfo, Json, RequestId},
     state::AppState,
 };
 
@@ -90,7 +93,8 @@ pub struct RegisterRequest {
     device_name: Option<String>,
 }
 
-/// Creates an account with email and password and signs it in.
+/// Creates an account with email and password and signs it in. A code to prove the email is
+/// mailed to it (`POST /api/auth/email/verify`).
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = TokenPair), (status = 409, description = "Email taken"),
               (status = 422, description = "Invalid field")))]
@@ -107,9 +111,29 @@ pub async fn register(
     let hash = state.passwords.hash(&password).await?;
     let mut tx = state.db.begin().await?;
     let user = users::insert_with_password(&mut tx, &name, &email, &hash).await?;
+    let verification =
+        email_verification::request(&mut tx, &state.settings.email_verification, user.id).await?;
     let pair = sessions::start(&mut tx, &state.tokens, user, &device).await?;
     tx.commit().await?;
+    // The account exists either way: without the mail, its owner asks for another code.
+    if let Err(error) = send_verification(&state, verification).await {
+        tracing::warn!(%error, "the email verification code was not sent at registration");
+    }
     Ok((StatusCode::CREATED, axum::Json(pair)))
+}
+
+/// Enqueues the mail of a verification request; a request whose job could not be enqueued is
+/// removed, so it counts against no limit.
+async fn send_verification(state: &AppState, id: uuid::Uuid) -> Result<(), ApiError> {
+    let job = SendEmailVerification {
+        verification_id: id,
+    };
+    if let Err(error) = state.jobs.publish(&job).await {
+        tracing::error!(%error, "could not enqueue the email verification job");
+        email_verification::discard(&state.db, id).await?;
+        return Err(ApiError::Unavailable("sending email"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -247,14 +271,16 @@ pub struct GoogleRequest {
     device_name: Option<String>,
 }
 
-/// Signs in with a Google ID token. A new Google user gets an account; an account with the
-/// same verified email is linked to it.
+/// Signs in with a Google ID token. A new Google user gets an account. An account with the same
+/// email is linked to it if that email was proven; if it never was, Google's proof wins: the
+/// account's password and phone are removed and its other sessions end.
 #[utoipa::path(post, path = "/api/auth/google", tag = "auth", request_body = GoogleRequest,
     responses((status = 200, body = TokenPair), (status = 401, description = "Token refused")))]
 #[tracing::instrument(skip_all)]
 pub async fn google(
     State(state): State<AppState>,
     client: ClientInfo,
+    RequestId(request_id): RequestId,
     Json(body): Json<GoogleRequest>,
 ) -> Result<axum::Json<TokenPair>, ApiError> {
     let device = device(&client, body.device_name)?;
@@ -290,12 +316,35 @@ pub async fn google(
                 .to_owned()
         });
     let mut tx = state.db.begin().await?;
-    let (user, _created) = users::upsert_google(&mut tx, &identity.subject, &email, &name).await?;
+    let (user, found) = users::upsert_google(&mut tx, &identity.subject, &email, &name).await?;
     let user_id = user.id;
+    if found == GoogleAccount::Reclaimed {
+        audit::record(
+            &mut tx,
+            AuditEntry {
+                actor_id: Some(user_id),
+                actor_role: Some(user.role),
+                action: "user.reclaimed_by_google",
+                resource_type: "user",
+                resource_id: user_id.to_string(),
+                ip: client.ip,
+                request_id: Some(&request_id),
+                before: Some(json!({"email_verified": false})),
+                after: Some(json!({"email_verified": true, "password": "removed",
+                                   "phone": "removed", "sessions": "revoked"})),
+            },
+        )
+        .await?;
+    }
     let pair = sessions::start(&mut tx, &state.tokens, user, &device).await?;
     tx.commit().await?;
-    // Linking may have verified the email or set the Google identity.
-    profile_changed(&state, user_id).await;
+    if found == GoogleAccount::Reclaimed {
+        // Whoever held the account before is signed out everywhere, at once.
+        account_changed(&state, user_id).await;
+    } else {
+        // Linking may have set the Google identity.
+        profile_changed(&state, user_id).await;
+    }
     Ok(axum::Json(pair))
 }
 
@@ -424,4 +473,115 @@ pub async fn verify_otp(
     };
     profile_changed(&state, user_id).await;
     Ok(axum::Json(outcome).into_response())
+}
+
+impl From<VerificationError> for ApiError {
+    fn from(error: VerificationError) -> Self {
+        let message = error.to_string();
+        let conflict = |code| ApiError::Conflict {
+            code,
+            message: message.clone(),
+        };
+        let refused = |code| ApiError::unprocessable(code, message.clone());
+        match error {
+            VerificationError::NoEmail => conflict("NO_EMAIL"),
+            VerificationError::AlreadyVerified => conflict("EMAIL_ALREADY_VERIFIED"),
+            VerificationError::Cooldown { retry_after } => ApiError::TooManyRequests {
+                code: "EMAIL_VERIFICATION_COOLDOWN",
+                message,
+                retry_after,
+            },
+            VerificationError::TooMany { retry_after } => ApiError::TooManyRequests {
+                code: "EMAIL_VERIFICATION_RATE_LIMITED",
+                message,
+                retry_after,
+            },
+            VerificationError::NoCode => refused("EMAIL_CODE_NOT_FOUND"),
+            VerificationError::Expired => refused("EMAIL_CODE_EXPIRED"),
+            VerificationError::Locked => refused("EMAIL_CODE_LOCKED"),
+            VerificationError::Wrong { attempts_left } => ApiError::unprocessable(
+                "EMAIL_CODE_INVALID",
+                format!("the code is not correct; {attempts_left} attempts left"),
+            ),
+            VerificationError::Database(error) => error.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailCodeRequested {
+    /// Seconds the code will be valid once sent.
+    expires_in: u64,
+    /// Seconds before another code may be asked for.
+    resend_after: u64,
+}
+
+/// Mails a new code that proves the caller owns their account's email address.
+#[utoipa::path(post, path = "/api/auth/email/verification", tag = "auth", security(("bearer" = [])),
+    responses((status = 202, body = EmailCodeRequested), (status = 401),
+              (status = 409, description = "No email, or already verified"), (status = 429)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn request_email_verification(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<(StatusCode, axum::Json<EmailCodeRequested>), ApiError> {
+    let settings = &state.settings.email_verification;
+    let mut tx = state.db.begin().await?;
+    let id = email_verification::request(&mut tx, settings, user.user_id).await?;
+    tx.commit().await?;
+    send_verification(&state, id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(EmailCodeRequested {
+            expires_in: settings.ttl.as_secs(),
+            resend_after: settings.resend_cooldown.as_secs(),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailCode {
+    /// The 6 digits mailed to the account's address.
+    code: String,
+}
+
+/// Checks a mailed code: the account's current email is then verified. 5 wrong codes lock a
+/// code.
+#[utoipa::path(post, path = "/api/auth/email/verify", tag = "auth", security(("bearer" = [])),
+    request_body = EmailCode,
+    responses((status = 200, body = User), (status = 401),
+              (status = 422, description = "Wrong, expired or locked code")))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<EmailCode>,
+) -> Result<axum::Json<User>, ApiError> {
+    let code = body.code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new("code", "must be 6 digits").into());
+    }
+    let verified =
+        email_verification::verify(&state.db, &state.settings.otp, user.user_id, code).await?;
+    profile_changed(&state, user.user_id).await;
+    Ok(axum::Json(verified))
+}
+
+/// After the caller's email changed: mail a code for the new address (best effort; the owner
+/// can ask again).
+pub async fn email_changed(state: &AppState, user_id: uuid::Uuid) {
+    let requested = async {
+        let mut tx = state.db.begin().await?;
+        let id = email_verification::request(&mut tx, &state.settings.email_verification, user_id)
+            .await?;
+        tx.commit().await?;
+        send_verification(state, id).await
+    };
+    if let Err(error) = requested.await {
+        tracing::warn!(
+            ?error,
+            "no verification code was mailed for the new address"
+        );
+    }
 }

@@ -22,6 +22,8 @@ use crate::error::{ErrorBody, ErrorDetail};
         super::auth::google,
         super::auth::request_otp,
         super::auth::verify_otp,
+        super::auth::request_email_verification,
+        super::auth::verify_email,
         super::users::me,
         super::users::update_me,
         super::users::list_sessions,

@@ -42,7 +42,7 @@ pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Respons
 #[serde(deny_unknown_fields)]
 pub struct ProfileChange {
     name: Option<String>,
-    /// A new email is unverified until proven again.
+    /// A new email is unverified until proven again: a code is mailed to it.
     email: Option<String>,
 }
 
@@ -68,6 +68,9 @@ pub async fn update_me(
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     profile_changed(&state, user.user_id).await;
+    if email.is_some() && !updated.email_verified {
+        super::auth::email_changed(&state, user.user_id).await;
+    }
     Ok(axum::Json(updated))
 }
 

@@ -140,17 +140,97 @@ async fn a_refresh_token_is_rotated_and_its_reuse_revokes_the_family() {
         200
     );
 
-    // The first token again: someone else has it.
+    // The second token is used in turn; the first one again now means someone else has it.
+    let third: Value = app
+        .refresh(second["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     let reuse = app.refresh(first["refresh_token"].as_str().unwrap()).await;
     assert_eq!(reuse.status(), 401);
     assert_eq!(error_code(reuse).await, "REFRESH_TOKEN_REUSED");
 
     // The whole family is gone: the latest refresh token and the session's access token.
-    let latest = app.refresh(second["refresh_token"].as_str().unwrap()).await;
+    let latest = app.refresh(third["refresh_token"].as_str().unwrap()).await;
     assert_eq!(latest.status(), 401);
     assert_eq!(
-        app.get_as("/api/users/me", access(&second)).await.status(),
+        app.get_as("/api/users/me", access(&third)).await.status(),
         401
+    );
+}
+
+#[tokio::test]
+async fn two_tabs_refreshing_with_one_token_at_once_both_stay_signed_in() {
+    let app = spawn_app().await;
+    let first = app.signed_up().await;
+    let token = first["refresh_token"].as_str().unwrap();
+
+    let answers = futures::future::join_all((0..6).map(|_| app.refresh(token))).await;
+    let mut pairs = Vec::new();
+    for answer in answers {
+        assert_eq!(answer.status(), 200, "every tab gets a pair");
+        pairs.push(answer.json::<Value>().await.unwrap());
+    }
+
+    assert!(
+        pairs
+            .iter()
+            .all(|pair| pair["refresh_token"] == pairs[0]["refresh_token"]),
+        "one successor for all of them"
+    );
+    assert_ne!(pairs[0]["refresh_token"], first["refresh_token"]);
+    for pair in &pairs {
+        assert_eq!(
+            app.get_as("/api/users/me", access(pair)).await.status(),
+            200
+        );
+    }
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM refresh_tokens WHERE session_id = $1::uuid AND used_at IS NULL",
+    )
+    .bind(first["session_id"].as_str().unwrap())
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(live, 1, "one live token in the family");
+    // And the shared successor rotates as usual.
+    let next = app
+        .refresh(pairs[0]["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(next.status(), 200);
+}
+
+#[tokio::test]
+async fn the_replaced_token_after_the_grace_still_revokes_the_session() {
+    let app = spawn_app().await;
+    let first = app.signed_up().await;
+    let second: Value = app
+        .refresh(first["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The first token was replaced longer ago than the grace allows.
+    sqlx::query(
+        "UPDATE refresh_tokens SET used_at = now() - interval '1 hour'
+         WHERE session_id = $1::uuid AND used_at IS NOT NULL",
+    )
+    .bind(first["session_id"].as_str().unwrap())
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    let reuse = app.refresh(first["refresh_token"].as_str().unwrap()).await;
+
+    assert_eq!(reuse.status(), 401);
+    assert_eq!(error_code(reuse).await, "REFRESH_TOKEN_REUSED");
+    assert_eq!(
+        app.refresh(second["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        401,
+        "the whole family is revoked"
     );
 }
 

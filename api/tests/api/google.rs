@@ -3,7 +3,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, spawn_app};
+use crate::helpers::{TestApp, access, error_code, spawn_app, spawn_workers};
 
 async fn sign_in(app: &TestApp, id_token: &str) -> reqwest::Response {
     app.post_json("/api/auth/google", &json!({"id_token": id_token}))
@@ -11,14 +11,17 @@ async fn sign_in(app: &TestApp, id_token: &str) -> reqwest::Response {
 }
 
 #[tokio::test]
-async fn a_new_google_user_gets_an_account_and_an_existing_email_is_linked() {
+async fn a_new_google_user_gets_an_account_and_a_proven_email_is_linked() {
     let app = spawn_app().await;
-    app.register("meera@example.com", "a-long-password").await;
-    let existing: String = sqlx::query_scalar("SELECT id::text FROM users WHERE email = $1")
-        .bind("meera@example.com")
-        .fetch_one(&app.db)
+    let _workers = spawn_workers(&app).await;
+    let meera: Value = app
+        .register("meera@example.com", "a-long-password")
+        .await
+        .json()
         .await
         .unwrap();
+    let code = app.mailed_code("meera@example.com", 1).await;
+    assert_eq!(app.verify_email(access(&meera), &code).await.status(), 200);
 
     // A Google user nobody has seen.
     let token = app
@@ -30,21 +33,97 @@ async fn a_new_google_user_gets_an_account_and_an_existing_email_is_linked() {
     assert_eq!(created["user"]["email"], "new@example.com");
     assert_eq!(created["user"]["email_verified"], true);
 
-    // The same email as a password account: linked, not duplicated.
+    // The same, proven, email as a password account: linked, not duplicated, and the
+    // password (whose owner proved the address) keeps working.
     let token = app
         .google_token(json!({"sub": "g-200", "email": "Meera@example.com"}))
         .await;
     let linked: Value = sign_in(&app, &token).await.json().await.unwrap();
-    assert_eq!(linked["user"]["id"], existing.as_str());
+    assert_eq!(linked["user"]["id"], meera["user"]["id"]);
+    assert_eq!(
+        app.login("meera@example.com", "a-long-password")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get_as("/api/users/me", access(&meera)).await.status(),
+        200
+    );
 
     // Signing in again finds the account by its Google subject.
     let again: Value = sign_in(&app, &token).await.json().await.unwrap();
-    assert_eq!(again["user"]["id"], existing.as_str());
+    assert_eq!(again["user"]["id"], meera["user"]["id"]);
     let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&app.db)
         .await
         .unwrap();
     assert_eq!(accounts, 2);
+}
+
+/// Account pre-hijacking: an attacker registers the victim's address with a password of their
+/// own and waits for the victim to sign in with Google.
+#[tokio::test]
+async fn an_unproven_email_goes_to_the_google_user_and_the_squatter_is_locked_out() {
+    let app = spawn_app().await;
+    let mallory: Value = app
+        .post_json(
+            "/api/auth/register",
+            &json!({"name": "Mallory", "email": "victim@example.com", "password": "mallorys-password"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let phone_attached = sqlx::query(
+        "UPDATE users SET phone = '+919800000001', phone_verified_at = now() WHERE id = $1::uuid",
+    )
+    .bind(mallory["user"]["id"].as_str().unwrap())
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(phone_attached.rows_affected(), 1);
+
+    let token = app
+        .google_token(json!({"sub": "g-victim", "email": "victim@example.com", "name": "Vera"}))
+        .await;
+    let response = sign_in(&app, &token).await;
+    assert_eq!(response.status(), 200);
+    let victim: Value = response.json().await.unwrap();
+
+    // The victim holds the address and the account, under their own name.
+    assert_eq!(victim["user"]["name"], "Vera");
+    assert_eq!(victim["user"]["email_verified"], true);
+    assert_eq!(
+        victim["user"]["phone"],
+        Value::Null,
+        "Mallory's phone is gone"
+    );
+    assert_eq!(
+        app.get_as("/api/users/me", access(&victim)).await.status(),
+        200
+    );
+    // Mallory's password, session and refresh token no longer work.
+    let login = app.login("victim@example.com", "mallorys-password").await;
+    assert_eq!(login.status(), 401);
+    assert_eq!(error_code(login).await, "INVALID_CREDENTIALS");
+    assert_eq!(
+        app.get_as("/api/users/me", access(&mallory)).await.status(),
+        401
+    );
+    assert_eq!(
+        app.refresh(mallory["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'user.reclaimed_by_google'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
 }
 
 #[tokio::test]

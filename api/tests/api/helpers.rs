@@ -184,6 +184,32 @@ impl TestApp {
         minted["id_token"].as_str().unwrap().to_owned()
     }
 
+    /// The mail the stand-in SendGrid received for `to`, oldest first.
+    pub async fn mail_to(&self, to: &str) -> Vec<Value> {
+        self.client
+            .get(format!("{}/sendgrid/messages", self.stand_in))
+            .query(&[("to", to)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The code in the latest of `count` verification mails to `to`, once the worker sent it.
+    pub async fn mailed_code(&self, to: &str, count: usize) -> String {
+        eventually(|| async { self.mail_to(to).await.len() >= count }).await;
+        let mail = self.mail_to(to).await;
+        let text = mail[count - 1]["text"].as_str().unwrap();
+        text.split_whitespace().next().unwrap().to_owned()
+    }
+
+    pub async fn verify_email(&self, token: &str, code: &str) -> Response {
+        self.post_json_as("/api/auth/email/verify", &json!({"code": code}), token)
+            .await
+    }
+
     /// The text messages the stand-in Twilio received for `to`.
     pub async fn texts_to(&self, to: &str) -> Vec<String> {
         let messages: Vec<Value> = self

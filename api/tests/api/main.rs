@@ -8,6 +8,7 @@ mod admin;
 mod bookings;
 mod cache;
 mod catalogue;
+mod email;
 mod errors;
 mod google;
 mod health;

@@ -130,7 +130,13 @@ async fn stats_add_up_to_what_was_sold_held_refunded_and_canceled() {
         .collect();
     assert_eq!(
         kinds,
-        ["reserve-seats", "verify-payment", "refund", "send-otp"]
+        [
+            "reserve-seats",
+            "verify-payment",
+            "refund",
+            "send-otp",
+            "send-email-verification"
+        ]
     );
     assert!(queues[0]["consumers"].as_u64().unwrap() >= 1);
 

@@ -4,9 +4,11 @@
 //! - [`PasswordHasher`] runs argon2id off the async threads and upgrades old hashes;
 //! - [`tokens`] issues short-lived JWT access tokens and opaque refresh tokens;
 //! - [`sessions`] keeps one session per signed-in device, the family of its refresh tokens;
-//! - [`otp`] and [`google`] are the other two ways to sign in.
+//! - [`otp`] and [`google`] are the other two ways to sign in;
+//! - [`email_verification`] proves an account owns its email, which Google linking requires.
 
 mod email;
+pub mod email_verification;
 pub mod google;
 pub mod otp;
 mod password;

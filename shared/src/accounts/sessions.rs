@@ -3,7 +3,11 @@
 //! A session is one signed-in device and the family of every refresh token issued to it.
 //! Each refresh token works once: using it marks it used and issues its successor. Presenting a
 //! used token again means two parties hold the family (the token was stolen), so the whole
-//! session is revoked and both must sign in again.
+//! session is revoked and both must sign in again. One exception: two tabs of one browser
+//! refreshing with the same token at once. For a short grace after a rotation, the token just
+//! replaced yields the same successor again, as long as nobody has used that successor yet
+//! (successors are derived from their predecessor with the server's key, so both callers get
+//! the same one without it being stored).
 
 use std::net::IpAddr;
 
@@ -79,17 +83,12 @@ pub async fn start(
     )
     .execute(&mut *conn)
     .await?;
-    Ok(TokenPair {
-        access_token: keys.issue_access(&user, session_id, now)?,
-        token_type: "Bearer",
-        expires_in: keys.access_ttl().num_seconds(),
-        refresh_token: refresh.token,
-        session_id,
-        user,
-    })
+    pair(keys, user, session_id, refresh.token, now)
 }
 
-/// Exchanges a refresh token for a new pair, once.
+/// Exchanges a refresh token for a new pair, once. The token just replaced still yields the
+/// same pair again for `REFRESH_TOKEN_REUSE_GRACE` while its successor is unused (two tabs
+/// refreshing at once); any other reuse revokes the session.
 pub async fn refresh(
     db: &PgPool,
     keys: &TokenKeys,
@@ -98,7 +97,7 @@ pub async fn refresh(
     let hash = keys.hash_refresh_token(token);
     let mut tx = db.begin().await?;
     let Some(current) = sqlx::query!(
-        r#"SELECT rt.id, rt.session_id, rt.used_at, rt.expires_at,
+        r#"SELECT rt.id, rt.session_id, rt.used_at, rt.expires_at, rt.replaced_by,
                   s.revoked_at, s.user_id, u.disabled_at
            FROM refresh_tokens rt
            JOIN sessions s ON s.id = rt.session_id
@@ -112,7 +111,29 @@ pub async fn refresh(
     else {
         return Err(SessionError::InvalidRefreshToken);
     };
-    if current.used_at.is_some() {
+    let now = Utc::now();
+    let live =
+        current.revoked_at.is_none() && current.disabled_at.is_none() && current.expires_at > now;
+    let next = keys.successor_of(token);
+    if let Some(used_at) = current.used_at {
+        // Read in a statement of its own: the row lock above may have waited for the
+        // rotation that wrote this successor, which that statement's snapshot cannot see.
+        let successor_unused = sqlx::query_scalar!(
+            r#"SELECT used_at IS NULL AS "unused!" FROM refresh_tokens
+               WHERE id = $1 AND token_hash = $2"#,
+            current.replaced_by,
+            next.hash
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or(false);
+        let within_grace = used_at > now - keys.refresh_reuse_grace();
+        if within_grace && successor_unused && live {
+            // A second tab with the same token, moments after the first: same successor.
+            tx.commit().await?;
+            let user = find_user(db, current.user_id).await?;
+            return pair(keys, user, current.session_id, next.token, now);
+        }
         sqlx::query!(
             "UPDATE sessions SET revoked_at = COALESCE(revoked_at, now()),
                                  revoked_reason = COALESCE(revoked_reason, 'refresh token reused')
@@ -127,11 +148,9 @@ pub async fn refresh(
             user_id: current.user_id,
         });
     }
-    let now = Utc::now();
-    if current.revoked_at.is_some() || current.disabled_at.is_some() || current.expires_at <= now {
+    if !live {
         return Err(SessionError::InvalidRefreshToken);
     }
-    let next = keys.new_refresh_token();
     let expires_at = now + keys.refresh_ttl();
     sqlx::query!(
         "WITH successor AS (
@@ -154,23 +173,37 @@ pub async fn refresh(
     )
     .execute(&mut *tx)
     .await?;
-    let user = sqlx::query_as!(
+    tx.commit().await?;
+    let user = find_user(db, current.user_id).await?;
+    pair(keys, user, current.session_id, next.token, now)
+}
+
+async fn find_user(db: &PgPool, id: Uuid) -> Result<User, sqlx::Error> {
+    sqlx::query_as!(
         User,
         r#"SELECT id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
                   phone, phone_verified_at IS NOT NULL AS "phone_verified!",
                   role AS "role: Role", created_at
            FROM users WHERE id = $1"#,
-        current.user_id
+        id
     )
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    .fetch_one(db)
+    .await
+}
+
+fn pair(
+    keys: &TokenKeys,
+    user: User,
+    session_id: Uuid,
+    refresh_token: String,
+    now: DateTime<Utc>,
+) -> Result<TokenPair, SessionError> {
     Ok(TokenPair {
-        access_token: keys.issue_access(&user, current.session_id, now)?,
+        access_token: keys.issue_access(&user, session_id, now)?,
         token_type: "Bearer",
         expires_in: keys.access_ttl().num_seconds(),
-        refresh_token: next.token,
-        session_id: current.session_id,
+        refresh_token,
+        session_id,
         user,
     })
 }

@@ -13,16 +13,15 @@ use crate::config::AuthSettings;
 
 const ISSUER: &str = "bms";
 
-/// What an access token says about its bearer.
+/// What an access token says about its bearer: who (ids only) and with which role. No name or
+/// email: nothing reads them from the token, and a token is readable by anyone who holds it
+/// (logs, browser storage, proxies).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     /// The user id.
     pub sub: Uuid,
     /// The session (device) the token was issued to.
     pub sid: Uuid,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
     pub role: Role,
     pub iat: i64,
     pub exp: i64,
@@ -46,6 +45,7 @@ pub struct TokenKeys {
     validation: Validation,
     access_ttl: chrono::Duration,
     refresh_ttl: chrono::Duration,
+    refresh_reuse_grace: chrono::Duration,
     refresh_key: Vec<u8>,
 }
 
@@ -64,6 +64,8 @@ impl TokenKeys {
                 .unwrap_or(chrono::Duration::minutes(15)),
             refresh_ttl: chrono::Duration::from_std(settings.refresh_token_expires_in)
                 .unwrap_or(chrono::Duration::days(30)),
+            refresh_reuse_grace: chrono::Duration::from_std(settings.refresh_token_reuse_grace)
+                .unwrap_or(chrono::Duration::seconds(30)),
             refresh_key: settings.refresh_token_secret.expose().as_bytes().to_vec(),
         }
     }
@@ -76,6 +78,11 @@ impl TokenKeys {
         self.refresh_ttl
     }
 
+    /// How long after a rotation the token just replaced still yields its successor.
+    pub fn refresh_reuse_grace(&self) -> chrono::Duration {
+        self.refresh_reuse_grace
+    }
+
     pub fn issue_access(
         &self,
         user: &User,
@@ -85,8 +92,6 @@ impl TokenKeys {
         let claims = AccessClaims {
             sub: user.id,
             sid: session_id,
-            name: user.name.clone(),
-            email: user.email.clone(),
             role: user.role,
             iat: now.timestamp(),
             exp: (now + self.access_ttl).timestamp(),
@@ -104,9 +109,26 @@ impl TokenKeys {
         Ok(jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)?.claims)
     }
 
+    /// The first refresh token of a session: random.
     pub fn new_refresh_token(&self) -> NewRefreshToken {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
+        self.refresh_token_from(&bytes)
+    }
+
+    /// The token that replaces `token` when it is used. It is derived from `token` with the
+    /// server's key rather than drawn at random, so that two tabs refreshing with the same
+    /// token at once both receive the same successor (only the hash of either is stored).
+    /// Nobody without the key can derive it.
+    pub fn successor_of(&self, token: &str) -> NewRefreshToken {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.refresh_key).expect("HMAC accepts any key length");
+        mac.update(b"bms refresh-token successor\0");
+        mac.update(token.as_bytes());
+        self.refresh_token_from(&mac.finalize().into_bytes())
+    }
+
+    fn refresh_token_from(&self, bytes: &[u8]) -> NewRefreshToken {
         let token =
             base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
         let hash = self.hash_refresh_token(&token);

@@ -173,14 +173,29 @@ pub async fn set_role(
     .await
 }
 
-/// Signs in a Google account: by its subject if seen before, else by linking the account that
-/// has the same (verified) email, else by creating one.
+/// How a Google sign-in found its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoogleAccount {
+    /// Seen before, by its Google subject.
+    Known,
+    /// An account whose email was already proven, linked now.
+    Linked,
+    /// An account whose email was never proven: whoever registered it did not show they own
+    /// the address, and Google just did. The Google user gets it; its password, phone and
+    /// every session of whoever held it before are gone.
+    Reclaimed,
+    Created,
+}
+
+/// Signs in a Google account: by its subject if seen before, else through the account with
+/// the same email (linked if that email was proven, reclaimed from whoever registered it if
+/// not), else by creating one.
 pub async fn upsert_google(
     conn: &mut PgConnection,
     subject: &str,
     email: &Email,
     name: &str,
-) -> Result<(User, bool), UserError> {
+) -> Result<(User, GoogleAccount), UserError> {
     if let Some(user) = sqlx::query_as!(
         User,
         r#"SELECT id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
@@ -191,36 +206,72 @@ pub async fn upsert_google(
     .fetch_optional(&mut *conn)
     .await?
     {
-        return Ok((user, false));
+        return Ok((user, GoogleAccount::Known));
     }
-    if let Some(user) = sqlx::query_as!(
-        User,
-        r#"UPDATE users SET google_subject = $2, email_verified_at = COALESCE(email_verified_at, now()),
-                          updated_at = now()
-         WHERE email = $1 AND google_subject IS NULL RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
-                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
-                  role AS "role: Role", created_at"#,
-        email.as_str(),
-        subject
+    let same_email = sqlx::query!(
+        r#"SELECT id, email_verified_at IS NOT NULL AS "verified!", google_subject IS NOT NULL AS "has_google!"
+           FROM users WHERE email = $1 FOR UPDATE"#,
+        email.as_str()
     )
     .fetch_optional(&mut *conn)
-    .await?
-    {
-        return Ok((user, false));
+    .await?;
+    let Some(account) = same_email else {
+        let user = sqlx::query_as!(
+            User,
+            r#"INSERT INTO users (name, email, email_verified_at, google_subject)
+             VALUES ($1, $2, now(), $3) RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                      phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                      role AS "role: Role", created_at"#,
+            name,
+            email.as_str(),
+            subject
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok((user, GoogleAccount::Created));
+    };
+    if account.has_google {
+        // Another Google identity already owns this address.
+        return Err(UserError::EmailTaken);
     }
+    if account.verified {
+        let user = sqlx::query_as!(
+            User,
+            r#"UPDATE users SET google_subject = $2, updated_at = now() WHERE id = $1
+             RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                      phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                      role AS "role: Role", created_at"#,
+            account.id,
+            subject
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok((user, GoogleAccount::Linked));
+    }
+    // The person who proved the email wins. The phone goes too: it may be the other person's,
+    // and it signs in by itself.
     let user = sqlx::query_as!(
         User,
-        r#"INSERT INTO users (name, email, email_verified_at, google_subject)
-         VALUES ($1, $2, now(), $3) RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+        r#"UPDATE users SET google_subject = $2, email_verified_at = now(), password_hash = NULL,
+                            name = $3, phone = NULL, phone_verified_at = NULL, updated_at = now()
+         WHERE id = $1
+         RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
                   phone, phone_verified_at IS NOT NULL AS "phone_verified!",
                   role AS "role: Role", created_at"#,
-        name,
-        email.as_str(),
-        subject
+        account.id,
+        subject,
+        name
     )
     .fetch_one(&mut *conn)
     .await?;
-    Ok((user, true))
+    sqlx::query!(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'email proven by Google sign-in'
+         WHERE user_id = $1 AND revoked_at IS NULL",
+        account.id
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok((user, GoogleAccount::Reclaimed))
 }
 
 /// The account of a verified phone, created if there is none.

@@ -19,15 +19,18 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{Job, QueueTopology, Refund, ReserveSeats, SendOtp, VerifyPayment};
+use super::{
+    Job, QueueTopology, Refund, ReserveSeats, SendEmailVerification, SendOtp, VerifyPayment,
+};
 use crate::config::RabbitMqSettings;
 
 /// The names of every job kind, as their queues are named.
-pub const KINDS: [&str; 4] = [
+pub const KINDS: [&str; 5] = [
     ReserveSeats::NAME,
     VerifyPayment::NAME,
     Refund::NAME,
     SendOtp::NAME,
+    SendEmailVerification::NAME,
 ];
 
 /// How many dead letters one listing or replay looks through at most.

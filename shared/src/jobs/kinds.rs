@@ -99,3 +99,17 @@ impl Job for SendOtp {
         self.otp_request_id.to_string()
     }
 }
+
+/// Make, mail and record the code of one email verification request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendEmailVerification {
+    pub verification_id: Uuid,
+}
+
+impl Job for SendEmailVerification {
+    const NAME: &'static str = "send-email-verification";
+
+    fn idempotency_key(&self) -> String {
+        self.verification_id.to_string()
+    }
+}

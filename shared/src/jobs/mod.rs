@@ -13,7 +13,10 @@ mod topology;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use kinds::{PaymentSignal, Refund, ReservationScope, ReserveSeats, SendOtp, VerifyPayment};
+pub use kinds::{
+    PaymentSignal, Refund, ReservationScope, ReserveSeats, SendEmailVerification, SendOtp,
+    VerifyPayment,
+};
 pub use publisher::{JobPublisher, PublishError};
 pub use topology::QueueTopology;
 

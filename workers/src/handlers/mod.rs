@@ -2,5 +2,6 @@
 
 mod refund;
 mod reserve_seats;
+mod send_email_verification;
 mod send_otp;
 mod verify_payment;

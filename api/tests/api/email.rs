@@ -1,0 +1,140 @@
+//! Proving an account's email with a mailed code (SendGrid's wire format, played by the
+//! stand-in), and why it matters: Google sign-in links only to proven addresses.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{access, error_code, spawn_app, spawn_workers};
+
+#[tokio::test]
+async fn a_registered_email_is_proven_with_the_mailed_code() {
+    let app = spawn_app().await;
+    let _workers = spawn_workers(&app).await;
+    let pair: Value = app
+        .register("asha@example.com", "a-long-password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pair["user"]["email_verified"], false);
+    let token = access(&pair);
+
+    let code = app.mailed_code("asha@example.com", 1).await;
+    let mail = &app.mail_to("asha@example.com").await[0];
+    assert_eq!(mail["subject"], "Your BMS verification code");
+    assert_eq!(mail["from"], "no-reply@bms.example.com");
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT code_hash FROM email_verifications LIMIT 1")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(
+        stored.is_some_and(|hash| !hash.contains(&code)),
+        "only a hash is stored"
+    );
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let response = app.verify_email(token, wrong).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(error_code(response).await, "EMAIL_CODE_INVALID");
+
+    let response = app.verify_email(token, &code).await;
+    assert_eq!(response.status(), 200);
+    let user: Value = response.json().await.unwrap();
+    assert_eq!(user["email_verified"], true);
+    let me: Value = app
+        .get_as("/api/users/me", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email_verified"], true);
+
+    let again = app
+        .post_json_as("/api/auth/email/verification", &json!({}), token)
+        .await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(error_code(again).await, "EMAIL_ALREADY_VERIFIED");
+}
+
+#[tokio::test]
+async fn a_code_proves_only_the_address_it_was_sent_to() {
+    let app = spawn_app().await;
+    let _workers = spawn_workers(&app).await;
+    let pair: Value = app
+        .register("first@example.com", "a-long-password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = access(&pair);
+    let old_code = app.mailed_code("first@example.com", 1).await;
+
+    let changed = app
+        .send_json(
+            reqwest::Method::PATCH,
+            "/api/users/me",
+            &json!({"email": "second@example.com"}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    let changed: Value = changed.json().await.unwrap();
+    assert_eq!(changed["email_verified"], false);
+
+    // The code mailed to the old address proves nothing about the new one (whether or not
+    // the new address's code has been sent yet).
+    let response = app.verify_email(token, &old_code).await;
+    assert_eq!(response.status(), 422);
+    let refusal = error_code(response).await;
+    assert!(
+        ["EMAIL_CODE_NOT_FOUND", "EMAIL_CODE_INVALID"].contains(&refusal.as_str()),
+        "{refusal}"
+    );
+    let new_code = app.mailed_code("second@example.com", 1).await;
+    if new_code != old_code {
+        let response = app.verify_email(token, &old_code).await;
+        assert_eq!(error_code(response).await, "EMAIL_CODE_INVALID");
+    }
+    let response = app.verify_email(token, &new_code).await;
+    assert_eq!(response.status(), 200);
+    let verified: Value = response.json().await.unwrap();
+    assert_eq!(verified["email"], "second@example.com");
+    assert_eq!(verified["email_verified"], true);
+
+    // Changing the address again takes the proof away.
+    let changed: Value = app
+        .send_json(
+            reqwest::Method::PATCH,
+            "/api/users/me",
+            &json!({"email": "third@example.com"}),
+            Some(token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["email_verified"], false);
+}
+
+#[tokio::test]
+async fn codes_are_asked_for_within_limits() {
+    let app = spawn_app().await;
+    let _workers = spawn_workers(&app).await;
+    let pair = app.signed_up().await;
+    let token = access(&pair);
+
+    // Registration just sent one: another must wait for the cooldown.
+    let response = app
+        .post_json_as("/api/auth/email/verification", &json!({}), token)
+        .await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(error_code(response).await, "EMAIL_VERIFICATION_COOLDOWN");
+
+    let signed_out = app
+        .post_json("/api/auth/email/verification", &json!({}))
+        .await;
+    assert_eq!(signed_out.status(), 401);
+    let malformed = app.verify_email(token, "12ab").await;
+    assert_eq!(malformed.status(), 422);
+}
