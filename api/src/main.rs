@@ -4,7 +4,10 @@
 use std::process::ExitCode;
 
 use api::startup::Application;
-use shared::{config::Settings, telemetry};
+use shared::{
+    config::{Environment, Settings},
+    telemetry,
+};
 
 /// mimalloc gives memory back to the system soon after it is freed. With glibc's allocator a
 /// sign-in rush kept hundreds of MiB for good: each argon2 hash allocates its 19 MiB, and
@@ -58,6 +61,12 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 async fn demo_data(settings: &Settings) -> anyhow::Result<()> {
+    if settings.environment == Environment::Production {
+        anyhow::bail!(
+            "refusing to load demo data in production (APP_ENV=production): it creates an \
+             admin with a known password"
+        );
+    }
     let password =
         std::env::var("DEMO_ADMIN_PASSWORD").unwrap_or_else(|_| "demo-admin-password".into());
     let db = shared::db::pool(&settings.database)?;

@@ -1,14 +1,18 @@
 //! Request metrics for Prometheus: rate and latency by route (the matched template, never the
-//! raw path, so ids do not explode the label set), method and status; and `/metrics` itself.
+//! raw path, so ids do not explode the label set), method and status; `/metrics` itself; and
+//! the gate that closes the operator's pages (`/metrics`, `/docs`) to the public.
 
 use std::time::Instant;
 
 use axum::{
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     http::{HeaderValue, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use shared::config::Secret;
+
+use crate::error::ApiError;
 
 /// Route layer: counts each request and records its latency.
 pub async fn track(request: Request, next: Next) -> Response {
@@ -37,4 +41,23 @@ pub async fn metrics() -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     response
+}
+
+/// Route layer of the operator's pages: with `OPS_TOKEN` set, only `Authorization: Bearer
+/// <OPS_TOKEN>` passes (401 otherwise); unset, they are open (development).
+pub async fn operators_only(
+    State(token): State<Option<Secret>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(token) = &token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        if !token.is_bearer(presented) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(next.run(request).await)
 }

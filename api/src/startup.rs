@@ -104,6 +104,14 @@ pub fn router(state: AppState) -> Router {
     // Layers wrap from the bottom up: the request id is set first, so every log line and every
     // error body of the request carries it.
     let super_admin = RoleGuard::new(&state, Role::SuperAdmin);
+    // The operator's pages: open on a laptop, behind OPS_TOKEN when it is set.
+    let operations = Router::new()
+        .route("/metrics", get(observe::metrics))
+        .merge(SwaggerUi::new("/docs").url("/api/openapi.json", ApiDoc::openapi()))
+        .route_layer(middleware::from_fn_with_state(
+            http.ops_token.clone(),
+            observe::operators_only,
+        ));
     let admin_routes = Router::new()
         .route("/api/admin/users", get(admin::users))
         .route("/api/admin/users/{id}/role", patch(admin::change_role))
@@ -224,8 +232,7 @@ pub fn router(state: AppState) -> Router {
         // Inner to outer: limits, then metrics, so refused requests are counted too.
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::limit))
         .route_layer(middleware::from_fn(observe::track))
-        .route("/metrics", get(observe::metrics))
-        .merge(SwaggerUi::new("/docs").url("/api/openapi.json", ApiDoc::openapi()))
+        .merge(operations)
         .fallback(|| async { ApiError::NotFound("route") })
         .with_state(state)
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))

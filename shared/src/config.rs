@@ -17,6 +17,9 @@ pub enum SettingsError {
     Missing(&'static str),
     #[error("setting {name} is malformed: {reason}")]
     Malformed { name: &'static str, reason: String },
+    /// Settings that are fine on a laptop and dangerous in production, one line each.
+    #[error("refusing to start in production:\n{}", .0.join("\n"))]
+    UnsafeForProduction(Vec<String>),
 }
 
 /// Which kind of deployment this is; production tightens CORS and logging.
@@ -55,6 +58,17 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(..)")
+    }
+}
+
+impl Secret {
+    /// Whether an `Authorization` header value is `Bearer <this secret>`, compared in constant
+    /// time.
+    pub fn is_bearer(&self, authorization: Option<&str>) -> bool {
+        let presented = authorization
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), self.0.as_bytes()).into()
     }
 }
 
@@ -163,6 +177,9 @@ pub struct HttpSettings {
     pub trusted_proxies: TrustedProxies,
     /// The one header they write it in.
     pub trusted_proxy_header: ForwardedHeader,
+    /// When set, `/metrics`, `/docs` and `/api/openapi.json` (and the workers' `/metrics`)
+    /// answer only `Authorization: Bearer <token>`. Required in production.
+    pub ops_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -411,6 +428,7 @@ impl Settings {
             body_limit_bytes: env.or("REQUEST_BODY_LIMIT_BYTES", 256 * 1024)?,
             trusted_proxies: env.or("TRUSTED_PROXIES", TrustedProxies::default())?,
             trusted_proxy_header: env.or("TRUSTED_PROXY_HEADER", ForwardedHeader::default())?,
+            ops_token: env.optional_with("OPS_TOKEN", long_secret)?,
         };
         if environment == Environment::Production && http.cors_origins == CorsOrigins::Any {
             return Err(SettingsError::Malformed {
@@ -664,6 +682,12 @@ impl Settings {
             bookings: env.or("RATE_LIMIT_BOOKINGS", rate(30))?,
             ip_factor: env.or_with("RATE_LIMIT_IP_FACTOR", 4, positive)?,
         };
+        if environment == Environment::Production {
+            let problems = production_problems(&lookup, &http);
+            if !problems.is_empty() {
+                return Err(SettingsError::UnsafeForProduction(problems));
+            }
+        }
         Ok(Self {
             environment,
             http,
@@ -683,6 +707,71 @@ impl Settings {
             rate_limits,
         })
     }
+}
+
+/// Settings whose `.env.example` value is public: a production deployment using it is open to
+/// anyone who read the repository.
+const SECRETS: [&str; 8] = [
+    "JWT_SECRET",
+    "REFRESH_TOKEN_SECRET",
+    "OTP_SECRET",
+    "RAZORPAY_KEY_SECRET",
+    "RAZORPAY_WEBHOOK_SECRET",
+    "TWILIO_AUTH_TOKEN",
+    "SENDGRID_API_KEY",
+    "OPS_TOKEN",
+];
+
+/// Where the external services are reached. In production each must be the real service over
+/// TLS, never the local stand-in (plain HTTP on this machine, or the `.env.example` address).
+const PROVIDER_URLS: [&str; 4] = [
+    "RAZORPAY_BASE_URL",
+    "TWILIO_BASE_URL",
+    "SENDGRID_BASE_URL",
+    "GOOGLE_JWKS_URL",
+];
+
+/// What a production deployment must not run with, one line per mistake.
+fn production_problems(
+    lookup: &impl Fn(&str) -> Option<String>,
+    http: &HttpSettings,
+) -> Vec<String> {
+    let example: HashMap<String, String> =
+        dotenvy::from_read_iter(include_str!("../../.env.example").as_bytes())
+            .filter_map(Result::ok)
+            .collect();
+    let value = |name: &str| lookup(name).map(|value| value.trim().to_owned());
+    let mut problems = Vec::new();
+    for name in SECRETS {
+        if value(name).is_some_and(|value| example.get(name) == Some(&value)) {
+            problems.push(format!(
+                "{name}: is the public example value from .env.example"
+            ));
+        }
+    }
+    for name in PROVIDER_URLS {
+        let Some(raw) = value(name) else { continue };
+        let url = Url::parse(&raw).ok();
+        let local = url.as_ref().is_none_or(|url| match url.host() {
+            Some(url::Host::Domain(domain)) => domain == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+            None => true,
+        });
+        if example.get(name) == Some(&raw) || local {
+            problems.push(format!(
+                "{name}: points at the local stand-in ({raw}); use the real service"
+            ));
+        } else if url.is_some_and(|url| url.scheme() != "https") {
+            problems.push(format!("{name}: must use https ({raw})"));
+        }
+    }
+    if http.ops_token.is_none() {
+        problems.push(
+            "OPS_TOKEN: must be set, so that /metrics and /docs are closed to the public".into(),
+        );
+    }
+    problems
 }
 
 struct Reader<'a, F> {
@@ -735,8 +824,19 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     where
         T::Err: fmt::Display,
     {
+        self.optional_with(name, Ok)
+    }
+
+    fn optional_with<T: FromStr>(
+        &self,
+        name: &'static str,
+        check: impl Fn(T) -> Result<T, String>,
+    ) -> Result<Option<T>, SettingsError>
+    where
+        T::Err: fmt::Display,
+    {
         self.raw(name)
-            .map(|value| self.parse(name, &value, Ok))
+            .map(|value| self.parse(name, &value, check))
             .transpose()
     }
 
@@ -843,10 +943,70 @@ mod tests {
         assert_eq!(settings.bookings.hold_duration, Duration::from_secs(600));
     }
 
-    #[test]
-    fn production_lists_its_browser_origins() {
+    /// Settings a production deployment could start with.
+    fn production() -> HashMap<String, String> {
         let mut values = example();
         values.insert("APP_ENV".into(), "production".into());
+        values.insert("CORS_ORIGIN".into(), "https://tickets.example.com".into());
+        for name in SECRETS {
+            values.insert(name.into(), format!("{name}-only-this-deployment-knows-it"));
+        }
+        for (name, url) in [
+            ("RAZORPAY_BASE_URL", "https://api.razorpay.com"),
+            ("TWILIO_BASE_URL", "https://api.twilio.com"),
+            ("SENDGRID_BASE_URL", "https://api.sendgrid.com"),
+            (
+                "GOOGLE_JWKS_URL",
+                "https://www.googleapis.com/oauth2/v3/certs",
+            ),
+        ] {
+            values.insert(name.into(), url.into());
+        }
+        values
+    }
+
+    #[test]
+    fn production_refuses_example_secrets_stand_in_urls_and_open_operations() {
+        assert!(Settings::from_map(&production()).is_ok());
+        let mut values = production();
+        let example = example();
+        for name in ["JWT_SECRET", "RAZORPAY_WEBHOOK_SECRET", "SENDGRID_API_KEY"] {
+            values.insert(name.into(), example[name].clone());
+        }
+        values.insert("TWILIO_BASE_URL".into(), example["TWILIO_BASE_URL"].clone());
+        values.insert(
+            "GOOGLE_JWKS_URL".into(),
+            "http://10.1.2.3:9090/google/oauth2/v3/certs".into(),
+        );
+        values.remove("OPS_TOKEN");
+        let error = Settings::from_map(&values).unwrap_err();
+        let SettingsError::UnsafeForProduction(problems) = &error else {
+            panic!("{error}");
+        };
+        let named: Vec<&str> = problems
+            .iter()
+            .map(|line| line.split(':').next().unwrap())
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "JWT_SECRET",
+                "RAZORPAY_WEBHOOK_SECRET",
+                "SENDGRID_API_KEY",
+                "TWILIO_BASE_URL",
+                "GOOGLE_JWKS_URL",
+                "OPS_TOKEN"
+            ],
+            "{error}"
+        );
+        assert_eq!(error.to_string().lines().count(), 7, "one line per mistake");
+        // Development takes the example as it is.
+        assert!(Settings::from_map(&example).is_ok());
+    }
+
+    #[test]
+    fn production_lists_its_browser_origins() {
+        let mut values = production();
         values.insert("CORS_ORIGIN".into(), "*".into());
         let error = Settings::from_map(&values).unwrap_err();
         assert!(

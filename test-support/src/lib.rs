@@ -110,6 +110,39 @@ impl TestEnv {
         base
     }
 
+    /// Settings a production deployment could start with: its own secrets, the real
+    /// providers' URLs (never called by a test that uses this) and an operations token.
+    pub fn as_production(&mut self) -> &mut Self {
+        for (name, value) in [
+            ("APP_ENV", "production"),
+            ("CORS_ORIGIN", "https://tickets.example.com"),
+            ("JWT_SECRET", "jwt-secret-only-this-deployment-knows"),
+            (
+                "REFRESH_TOKEN_SECRET",
+                "refresh-secret-only-this-deployment-knows",
+            ),
+            ("OTP_SECRET", "otp-secret-only-this-deployment-knows"),
+            ("RAZORPAY_KEY_SECRET", "razorpay-key-secret-of-production"),
+            (
+                "RAZORPAY_WEBHOOK_SECRET",
+                "razorpay-webhook-secret-of-production",
+            ),
+            ("TWILIO_AUTH_TOKEN", "twilio-token-of-production"),
+            ("SENDGRID_API_KEY", "sendgrid-key-of-production"),
+            ("OPS_TOKEN", "operations-token-only-this-deployment-knows"),
+            ("RAZORPAY_BASE_URL", "https://api.razorpay.com"),
+            ("TWILIO_BASE_URL", "https://api.twilio.com"),
+            ("SENDGRID_BASE_URL", "https://api.sendgrid.com"),
+            (
+                "GOOGLE_JWKS_URL",
+                "https://www.googleapis.com/oauth2/v3/certs",
+            ),
+        ] {
+            self.set(name, value);
+        }
+        self
+    }
+
     /// Changes one setting, as an operator would in the environment.
     pub fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
         self.values.insert(name.to_owned(), value.into());

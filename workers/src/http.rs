@@ -1,13 +1,13 @@
 //! The operator's window into a worker process, on `WORKERS_HTTP_PORT`: `/metrics`
 //! (Prometheus; the depth of every queue is sampled at each scrape; reconnects counted in
-//! `broker_reconnects_total`), `/health` (readiness: Postgres, Redis and RabbitMQ, each with a
+//! `broker_reconnects_total`; behind `OPS_TOKEN` when it is set), `/health` (readiness: Postgres, Redis and RabbitMQ, each with a
 //! real round trip, and whether each job kind's consumer is connected; 503 while any is away)
 //! and `/health/live` (the process runs; it outlives its dependencies, so this stays up).
 
 use axum::{
     Json, Router,
     extract::State,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -36,7 +36,17 @@ pub fn router(ctx: JobContext, consumers: ConsumerStates) -> Router {
         .with_state(Operations { ctx, consumers })
 }
 
-async fn metrics(State(Operations { ctx, .. }): State<Operations>) -> Response {
+async fn metrics(State(Operations { ctx, .. }): State<Operations>, headers: HeaderMap) -> Response {
+    if let Some(token) = &ctx.settings.http.ops_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        if !token.is_bearer(presented) {
+            let body =
+                json!({"error": {"code": "UNAUTHORIZED", "message": "send the operations token"}});
+            return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+        }
+    }
     match QueueAdmin::new(&ctx.settings.rabbitmq).health().await {
         Ok(queues) => {
             for queue in queues {

@@ -32,6 +32,32 @@ async fn register_then_read_the_profile() {
 }
 
 #[tokio::test]
+async fn an_access_token_carries_ids_and_role_but_no_name_or_email() {
+    let app = spawn_app().await;
+    let pair: Value = app
+        .register("asha@example.com", "a-long-password")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let payload = access(&pair).split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let mut names: Vec<&str> = claims
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["exp", "iat", "iss", "role", "sid", "sub"]);
+}
+
+#[tokio::test]
 async fn a_duplicate_email_is_refused_whatever_its_case() {
     let app = spawn_app().await;
     assert_eq!(

@@ -231,8 +231,7 @@ async fn answers_carry_security_headers_and_https_only_in_production() {
         );
     }
     let mut env = TestEnv::new().await;
-    env.set("APP_ENV", "production")
-        .set("CORS_ORIGIN", "https://tickets.example.com");
+    env.as_production();
     let production = spawn_app_with(env).await;
     let response = production.get("/health/live").await;
     assert_eq!(
@@ -253,4 +252,42 @@ async fn answers_carry_security_headers_and_https_only_in_production() {
             .contains_key("access-control-allow-origin"),
         "other origins are refused"
     );
+}
+
+#[tokio::test]
+async fn with_an_operations_token_metrics_and_docs_are_closed_to_the_public() {
+    let mut env = TestEnv::new().await;
+    let token = "an-operations-token-of-at-least-32-chars";
+    env.set("OPS_TOKEN", token);
+    let app = spawn_app_with(env).await;
+    let (_workers, workers_port) = spawn_workers_with(&app.env).await;
+    let workers_metrics = format!("http://127.0.0.1:{workers_port}/metrics");
+
+    for url in [
+        app.url("/metrics"),
+        app.url("/api/openapi.json"),
+        app.url("/docs/"),
+        workers_metrics.clone(),
+    ] {
+        let anonymous = app.client.get(&url).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401, "{url}");
+        let guessed = app
+            .client
+            .get(&url)
+            .bearer_auth("not-the-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(guessed.status(), 401, "{url}");
+        let operator = app
+            .client
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(operator.status(), 200, "{url}");
+    }
+    // The API itself stays open.
+    assert_eq!(app.get("/health").await.status(), 200);
 }

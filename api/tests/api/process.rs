@@ -34,6 +34,52 @@ fn a_missing_setting_stops_the_api_with_one_line_naming_it() {
 }
 
 #[test]
+fn production_refuses_the_example_secrets_and_the_stand_in() {
+    let env = TestEnv::without_database();
+    let output = api_command(&env)
+        .env("APP_ENV", "production")
+        .env("CORS_ORIGIN", "https://tickets.example.com")
+        .output()
+        .unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut lines = stderr.lines();
+    assert_eq!(lines.next(), Some("api: refusing to start in production:"));
+    let named: Vec<&str> = lines.map(|line| line.split(':').next().unwrap()).collect();
+    for name in [
+        "JWT_SECRET",
+        "REFRESH_TOKEN_SECRET",
+        "OTP_SECRET",
+        "RAZORPAY_KEY_SECRET",
+        "RAZORPAY_WEBHOOK_SECRET",
+        "TWILIO_AUTH_TOKEN",
+        "SENDGRID_API_KEY",
+        "RAZORPAY_BASE_URL",
+        "TWILIO_BASE_URL",
+        "SENDGRID_BASE_URL",
+        "GOOGLE_JWKS_URL",
+        "OPS_TOKEN",
+    ] {
+        assert!(named.contains(&name), "{name} is not named in {stderr}");
+    }
+}
+
+#[test]
+fn demo_data_is_refused_in_production() {
+    let mut env = TestEnv::without_database();
+    env.as_production();
+    let output = api_command(&env).arg("demo-data").output().unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("api: refusing to load demo data in production"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_malformed_setting_stops_the_api_with_one_line_naming_it() {
     let env = TestEnv::without_database();
     let output = api_command(&env).env("PORT", "http").output().unwrap();
