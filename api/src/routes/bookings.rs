@@ -20,7 +20,7 @@ use shared::{
     audit::{self, AuditEntry},
     bookings::{
         BookingStatus, SeatSelection, availability,
-        cancel::{self, CancelError},
+        cancel::{self, CancelError, Cancellation},
         create::{self, BookingRequest, CreateError},
         history::{self, BookingSummary, Ticket},
         view::{self, BookingView},
@@ -391,12 +391,11 @@ impl From<CancelError> for ApiError {
                     BookingStatus::Pending => {
                         "the reservation is still being decided; try again in a moment".into()
                     }
-                    BookingStatus::Confirmed => {
-                        "a paid booking is canceled through a refund".into()
-                    }
+                    BookingStatus::RefundPending => "a refund of this booking is under way".into(),
                     other => format!("a {other:?} booking cannot be canceled"),
                 },
             },
+            CancelError::Refund(error) => error.into(),
             CancelError::Database(error) => error.into(),
         }
     }
@@ -404,7 +403,8 @@ impl From<CancelError> for ApiError {
 
 /// Cancels a booking. A held one is CANCELED and its seats are on sale again at once (200). A
 /// paid one is refunded where the show's rules allow (202, REFUND_PENDING until Razorpay
-/// processes it, then REFUNDED and its seats back on sale).
+/// processes it, then REFUNDED and its seats back on sale). Which of the two is decided under
+/// the booking's lock, so a payment settling at the same moment is never lost.
 #[utoipa::path(post, path = "/api/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Booking id")),
     responses((status = 200, body = BookingView), (status = 202, body = BookingView),
@@ -417,35 +417,27 @@ pub async fn cancel(
     RequestId(request_id): RequestId,
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, axum::Json<BookingView>), ApiError> {
-    let admin = user.role.includes(Role::SuperAdmin);
-    let current = view::load(&state.db, id)
-        .await?
-        .filter(|view| visible_to(view, &user))
-        .ok_or(ApiError::NotFound("booking"))?;
-    if current.status == BookingStatus::Confirmed {
-        let requester = if admin {
-            Requester::Admin(user.user_id)
-        } else {
-            Requester::Buyer(user.user_id)
-        };
-        let (_, view) = refund(
-            &state,
-            &user,
-            &client,
-            &request_id,
-            id,
-            &[],
-            "canceled by the buyer",
-            requester,
-        )
-        .await?;
-        return Ok((StatusCode::ACCEPTED, axum::Json(view)));
+    let (requester, reason) = if user.role.includes(Role::SuperAdmin) {
+        (Requester::Admin(user.user_id), "canceled by an admin")
+    } else {
+        (Requester::Buyer(user.user_id), "canceled by the buyer")
+    };
+    let mut tx = state.db.begin().await?;
+    match cancel::cancel(&mut tx, id, requester, reason).await? {
+        Cancellation::Released { showtime_id } => {
+            tx.commit().await?;
+            Ok((
+                StatusCode::OK,
+                seats_changed(&state, id, showtime_id).await?,
+            ))
+        }
+        Cancellation::Refunding(refund) => {
+            record_refund_request(&mut tx, &user, &client, &request_id, &refund).await?;
+            tx.commit().await?;
+            let view = start_refund(&state, &refund).await?;
+            Ok((StatusCode::ACCEPTED, axum::Json(view)))
+        }
     }
-    let showtime_id = cancel::cancel(&state.db, id, user.user_id, admin).await?;
-    Ok((
-        StatusCode::OK,
-        seats_changed(&state, id, showtime_id).await?,
-    ))
 }
 
 /// After a booking's seats changed outside the reservation path (cancel, move): drop the
@@ -480,12 +472,26 @@ pub async fn refund(
     let mut tx = state.db.begin().await?;
     let refund =
         refunds::request_for_booking(&mut tx, booking_id, seat_ids, reason, requester).await?;
+    record_refund_request(&mut tx, actor, client, request_id, &refund).await?;
+    tx.commit().await?;
+    let view = start_refund(state, &refund).await?;
+    Ok((refund, view))
+}
+
+/// The audit entry of a refund request, in the request's transaction.
+async fn record_refund_request(
+    tx: &mut sqlx::PgConnection,
+    actor: &AuthUser,
+    client: &ClientInfo,
+    request_id: &str,
+    refund: &RefundView,
+) -> Result<(), ApiError> {
     audit::record(
-        &mut tx,
+        tx,
         AuditEntry {
             after: Some(
                 json!({"refund_id": refund.id, "amount_paise": refund.amount_paise,
-                               "seat_ids": refund.seat_ids, "reason": reason}),
+                       "seat_ids": refund.seat_ids, "reason": refund.reason}),
             ),
             ..super::audit_by(
                 actor,
@@ -493,14 +499,12 @@ pub async fn refund(
                 request_id,
                 "booking.refund_requested",
                 "booking",
-                booking_id.to_string(),
+                refund.booking_id.to_string(),
             )
         },
     )
     .await?;
-    tx.commit().await?;
-    let view = start_refund(state, &refund).await?;
-    Ok((refund, view))
+    Ok(())
 }
 
 /// After a refund request committed: announce the booking's new status, then publish the

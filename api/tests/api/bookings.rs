@@ -185,6 +185,51 @@ async fn the_same_key_and_body_give_the_same_booking_and_another_body_a_conflict
 }
 
 #[tokio::test]
+async fn a_retry_gets_its_booking_even_once_the_cap_is_reached_or_the_sale_is_over() {
+    let (app, showtime, buyers) = setup(&[(1, 6)], 1).await;
+    sqlx::query("UPDATE showtimes SET max_seats_per_user = 2 WHERE id = $1")
+        .bind(showtime.showtime_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let key = key();
+    let body = named(&showtime, &showtime.sections[0].seat_ids[..2]);
+    let first: Value = app
+        .book(&buyers[0], &key, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    // The booking itself now fills the buyer's cap: its retry is still its own answer.
+    let retry = app.book(&buyers[0], &key, &body).await;
+    assert_eq!(retry.status(), 202);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(retry["booking_id"], first["booking_id"]);
+
+    // So is a retry after the sale closed.
+    sqlx::query("UPDATE showtimes SET sale_ends_at = now() - interval '1 second' WHERE id = $1")
+        .bind(showtime.showtime_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let late = app.book(&buyers[0], &key, &body).await;
+    assert_eq!(late.status(), 202);
+    let late: Value = late.json().await.unwrap();
+    assert_eq!(late["booking_id"], first["booking_id"]);
+    // A new key is checked as ever.
+    let other = app.book(&buyers[0], &self::key(), &body).await;
+    assert_eq!(other.status(), 409);
+    assert_eq!(error_code(other).await, "NOT_ON_SALE");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
+#[tokio::test]
 async fn concurrent_requests_with_one_key_make_one_booking() {
     let (app, showtime, buyers) = setup(&[(1, 6)], 1).await;
     let key = key();

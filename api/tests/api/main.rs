@@ -23,4 +23,5 @@ mod privacy;
 mod process;
 mod resilience;
 mod roles;
+mod settlement;
 mod stats;

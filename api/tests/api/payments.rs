@@ -26,6 +26,15 @@ impl Shop {
     }
 
     pub async fn open_with(adjust: impl FnOnce(&mut TestEnv)) -> Self {
+        Self::open_with_layout(&[(1, 6)], adjust).await
+    }
+
+    /// A shop whose showtime has one section per `(rows, seats_per_row)`, section `i` priced
+    /// 50,000 + 10,000 × `i` paise a seat.
+    pub async fn open_with_layout(
+        layout: &[(i32, i32)],
+        adjust: impl FnOnce(&mut TestEnv),
+    ) -> Self {
         let mut env = TestEnv::new().await;
         let stand_in = env.start_stand_in().await;
         adjust(&mut env);
@@ -36,7 +45,7 @@ impl Shop {
             .razorpay("/test/config", &json!({"webhook_url": shop_url}))
             .await;
         assert_eq!(configured.status(), 204);
-        let showtime = fixtures::showtime_on_sale(&app.db, &[(1, 6)]).await;
+        let showtime = fixtures::showtime_on_sale(&app.db, layout).await;
         let buyers = fixtures::buyers(&app.db, &app.env.settings(), 2).await;
         let workers = spawn_workers(&app).await;
         Self {
@@ -488,7 +497,7 @@ async fn a_bad_signature_or_amount_fails_the_payment_and_keeps_the_hold() {
 }
 
 /// Lets the booking's hold lapse without waiting: its deadline is moved into the past.
-async fn lapse(shop: &Shop, booking: &str) {
+pub async fn lapse(shop: &Shop, booking: &str) {
     for sql in [
         "UPDATE showtime_seats SET hold_expires_at = now() - interval '1 second' WHERE booking_id = $1",
         "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1",

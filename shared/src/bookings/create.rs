@@ -2,8 +2,8 @@
 //! for the API. The reservation itself is the worker's job.
 //!
 //! Idempotency: the key is stored with a fingerprint of the request in the same statement as
-//! the booking it produced. A repeat with the same request gets the same booking; with another
-//! request, a conflict. Two concurrent requests with one key meet on the key's primary key: the
+//! the booking it produced. A repeat with the same request gets the same booking, whatever the
+//! checks would say now (they ran when it was made); with another request, a conflict. Two concurrent requests with one key meet on the key's primary key: the
 //! second waits for the first to commit, then finds its booking. Keys are kept 24 hours.
 
 use serde_json::json;
@@ -53,8 +53,13 @@ fn fingerprint(request: &BookingRequest) -> String {
 
 #[tracing::instrument(skip_all, fields(user_id = %request.user_id, showtime_id = %request.showtime_id))]
 pub async fn create_pending(db: &PgPool, request: BookingRequest) -> Result<Accepted, CreateError> {
-    check(db, &request).await?;
     let fingerprint = fingerprint(&request);
+    // A retry answers with the booking its key already made, before any check: the sale may
+    // have ended, or this very booking may have reached the buyer's cap, since it was made.
+    if let Some(accepted) = replay(db, &request, &fingerprint).await? {
+        return Ok(accepted);
+    }
+    check(db, &request).await?;
     let booking_id = Uuid::now_v7();
     // One statement: the key is claimed (or a day-old one reclaimed) and the booking inserted
     // together, or neither is.

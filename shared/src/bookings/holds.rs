@@ -46,9 +46,20 @@ pub async fn expire_overdue_holds(
     .fetch_all(&mut *tx)
     .await?;
     let ids: Vec<Uuid> = expired.iter().map(|hold| hold.booking_id).collect();
-    release_held_seats(&mut tx, &ids).await?;
+    release_held_seats(&mut tx, &ids, SeatRelease::Lapsed).await?;
     tx.commit().await?;
     Ok(expired)
+}
+
+/// Why a booking let its seats go (`seat_release_reason` in the schema). A payment that lands
+/// after its hold lapsed may take back only `Lapsed` seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "seat_release_reason", rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum SeatRelease {
+    Lapsed,
+    Canceled,
+    Refunded,
+    Moved,
 }
 
 /// Gives the seats held by `booking_ids` back: AVAILABLE again, and their claims released. The
@@ -56,6 +67,7 @@ pub async fn expire_overdue_holds(
 pub(crate) async fn release_held_seats(
     conn: &mut PgConnection,
     booking_ids: &[Uuid],
+    why: SeatRelease,
 ) -> Result<(), sqlx::Error> {
     if booking_ids.is_empty() {
         return Ok(());
@@ -76,9 +88,10 @@ pub(crate) async fn release_held_seats(
     .execute(&mut *conn)
     .await?;
     sqlx::query!(
-        "UPDATE booking_seats SET released_at = now()
+        "UPDATE booking_seats SET released_at = now(), release_reason = $2
          WHERE booking_id = ANY($1) AND released_at IS NULL",
-        booking_ids
+        booking_ids,
+        why as SeatRelease
     )
     .execute(&mut *conn)
     .await?;

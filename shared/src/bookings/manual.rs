@@ -7,12 +7,16 @@
 //! can never take a seat someone else holds. Moving seats takes only free seats, under row
 //! locks, in one transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{BookingStatus, SeatSelection, holds, tickets};
+use super::{
+    BookingStatus, SeatSelection,
+    holds::{self, SeatRelease},
+    tickets,
+};
 use crate::validation::FieldError;
 
 #[derive(Debug, thiserror::Error)]
@@ -94,15 +98,15 @@ pub async fn create(
 }
 
 /// Moves a held or confirmed booking to other seats of its showtime, as many as it has: the
-/// old ones go back on sale, the new ones must be free. Its price stays as it was. Returns the
-/// showtime and the seats before.
+/// old ones go back on sale, the new ones must be free. Its price stays as it was, seat by seat
+/// (each new seat is priced as the seat it replaces). Returns the showtime and the seats before.
 pub async fn move_seats(
     conn: &mut PgConnection,
     booking_id: Uuid,
     seat_ids: &[Uuid],
 ) -> Result<(Uuid, Vec<Uuid>), ManualError> {
     let booking = sqlx::query!(
-        r#"SELECT showtime_id, status AS "status: BookingStatus", hold_expires_at, comp
+        r#"SELECT showtime_id, status AS "status: BookingStatus", hold_expires_at
            FROM bookings WHERE id = $1 FOR UPDATE"#,
         booking_id
     )
@@ -125,14 +129,17 @@ pub async fn move_seats(
             ));
         }
     };
-    let old: BTreeSet<Uuid> = sqlx::query_scalar!(
-        "SELECT seat_id FROM booking_seats WHERE booking_id = $1 AND released_at IS NULL",
+    // The seats it has now, with the price paid for each.
+    let paid: BTreeMap<Uuid, i64> = sqlx::query!(
+        "SELECT seat_id, price_paise FROM booking_seats WHERE booking_id = $1 AND released_at IS NULL",
         booking_id
     )
     .fetch_all(&mut *conn)
     .await?
     .into_iter()
+    .map(|row| (row.seat_id, row.price_paise))
     .collect();
+    let old: BTreeSet<Uuid> = paid.keys().copied().collect();
     let new: BTreeSet<Uuid> = seat_ids.iter().copied().collect();
     if new.len() != seat_ids.len() {
         return Err(FieldError::new("seat_ids", "must not name a seat twice").into());
@@ -178,7 +185,8 @@ pub async fn move_seats(
     .execute(&mut *conn)
     .await?;
     sqlx::query!(
-        "UPDATE booking_seats SET released_at = now() WHERE booking_id = $1 AND seat_id = ANY($2) AND released_at IS NULL",
+        "UPDATE booking_seats SET released_at = now(), release_reason = 'MOVED'
+         WHERE booking_id = $1 AND seat_id = ANY($2) AND released_at IS NULL",
         booking_id,
         &release
     )
@@ -198,16 +206,23 @@ pub async fn move_seats(
     )
     .execute(&mut *conn)
     .await?;
+    // Each seat taken carries the price paid for a seat given up, so the booking still adds
+    // up to what was paid (or will be), and a later refund of some seats gives back what they
+    // cost the buyer, whatever the new seats' tier.
+    let prices: Vec<i64> = release
+        .iter()
+        .map(|seat| paid.get(seat).copied().unwrap_or_default())
+        .collect();
     sqlx::query!(
         "INSERT INTO booking_seats (booking_id, showtime_id, seat_id, price_paise)
-         SELECT $1, ss.showtime_id, ss.seat_id, CASE WHEN $4 THEN 0 ELSE pt.price_paise END
-         FROM showtime_seats ss JOIN price_tiers pt ON pt.id = ss.price_tier_id
-         WHERE ss.showtime_id = $2 AND ss.seat_id = ANY($3)
-         ON CONFLICT (booking_id, seat_id) DO UPDATE SET released_at = NULL",
+         SELECT $1, $2, taken.seat_id, taken.price_paise
+         FROM unnest($3::uuid[], $4::bigint[]) AS taken (seat_id, price_paise)
+         ON CONFLICT (booking_id, seat_id)
+         DO UPDATE SET released_at = NULL, release_reason = NULL, price_paise = EXCLUDED.price_paise",
         booking_id,
         booking.showtime_id,
         &take,
-        booking.comp
+        &prices
     )
     .execute(&mut *conn)
     .await?;
@@ -245,7 +260,7 @@ pub async fn cancel_without_refund(
     )
     .execute(&mut *conn)
     .await?;
-    holds::release_held_seats(conn, &[booking_id]).await?;
+    holds::release_held_seats(conn, &[booking_id], SeatRelease::Canceled).await?;
     let released = sqlx::query_scalar!(
         r#"WITH sold AS (
                SELECT showtime_id, seat_id FROM showtime_seats
@@ -261,7 +276,8 @@ pub async fn cancel_without_refund(
     .fetch_all(&mut *conn)
     .await?;
     sqlx::query!(
-        "UPDATE booking_seats SET released_at = now() WHERE booking_id = $1 AND released_at IS NULL",
+        "UPDATE booking_seats SET released_at = now(), release_reason = 'CANCELED'
+         WHERE booking_id = $1 AND released_at IS NULL",
         booking_id
     )
     .execute(&mut *conn)

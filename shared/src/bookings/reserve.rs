@@ -28,7 +28,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{BookingStatus, RejectReason, SeatSelection, holds::release_held_seats};
+use super::{
+    BookingStatus, RejectReason, SeatSelection,
+    holds::{SeatRelease, release_held_seats},
+};
 use crate::jobs::ReservationScope;
 
 /// What happened to one booking's reservation.
@@ -514,7 +517,7 @@ async fn expire_lapsed_holders(
     )
     .fetch_all(&mut *tx)
     .await?;
-    release_held_seats(tx, &expired).await?;
+    release_held_seats(tx, &expired, SeatRelease::Lapsed).await?;
     Ok(expired)
 }
 

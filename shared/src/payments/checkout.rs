@@ -25,8 +25,13 @@ pub struct CheckoutOrder {
     pub amount_paise: i64,
     pub currency: String,
     pub booking_id: Uuid,
-    /// The seats are held until then; pay before.
+    /// The seats are held until then; pay before. A payment after it is a late one: kept only
+    /// if the sale still runs, the seats are free and the buyer is within the cap, refunded
+    /// otherwise.
     pub hold_expires_at: Option<DateTime<Utc>>,
+    /// Seconds left until `hold_expires_at`: pass it as Checkout's `timeout` option, so that
+    /// Checkout closes when the hold does.
+    pub timeout: Option<i64>,
 }
 
 /// The Razorpay order of the caller's held booking: created on the first call, the same one on
@@ -55,6 +60,9 @@ pub async fn order_for_booking(
         currency,
         booking_id,
         hold_expires_at: booking.hold_expires_at,
+        timeout: booking
+            .hold_expires_at
+            .map(|deadline| (deadline - Utc::now()).num_seconds().max(0)),
     };
     if let Some(existing) = existing_order(db, booking_id).await? {
         if existing.status == PaymentStatus::Captured || booking.status == BookingStatus::Confirmed
@@ -107,7 +115,8 @@ pub async fn order_for_booking(
             booking.total_paise,
             &booking.currency,
             &booking_id.to_string(),
-            json!({"booking_id": booking_id, "user_id": user_id}),
+            json!({"booking_id": booking_id, "user_id": user_id,
+                   "expires_at": booking.hold_expires_at}),
         )
         .await?;
     // Two concurrent first calls both reach Razorpay; the index on open orders per booking

@@ -389,7 +389,12 @@ async fn finish(
     )
     .execute(&mut *tx)
     .await?;
-    if refund.booking_status.holds_seats() {
+    // Only a paid booking's seats go with its money. A payment the booking could not keep (a
+    // late one, a wrong amount) never bought the seats, whatever the booking holds.
+    if matches!(
+        refund.booking_status,
+        BookingStatus::Confirmed | BookingStatus::RefundPending
+    ) {
         release_sold_seats(
             &mut tx,
             refund.booking_id,
@@ -433,7 +438,7 @@ async fn release_sold_seats(
     seat_ids: &[Uuid],
 ) -> Result<(), sqlx::Error> {
     let released = sqlx::query_scalar!(
-        "UPDATE booking_seats SET released_at = now()
+        "UPDATE booking_seats SET released_at = now(), release_reason = 'REFUNDED'
          WHERE booking_id = $1 AND released_at IS NULL AND (cardinality($2::uuid[]) = 0 OR seat_id = ANY($2))
          RETURNING seat_id",
         booking_id,

@@ -2,10 +2,12 @@
 //! if it is only authorized, then in one transaction record it and confirm the booking (seats
 //! SOLD, tickets issued).
 //!
-//! Late payments: a payment captured after its hold lapsed confirms the booking if its seats
-//! are still free (lapsed holds of other bookings on them are expired first, as a reservation
-//! would), and is refunded in full otherwise. A payment for a booking that can no longer be
-//! confirmed (canceled, rejected, its showtime canceled) is refunded too. Money never stays
+//! Late payments: a payment captured after its hold lapsed is a new purchase. It confirms the
+//! booking only if the showtime still sells (on sale or sold out, not started), the buyer's
+//! other bookings leave room under the per-buyer cap, and the seats the hold had are still free
+//! (lapsed holds of other bookings on them are expired first, as a reservation would); it is
+//! refunded in full otherwise. A payment for a booking that can no longer be confirmed
+//! (canceled, rejected, its showtime canceled) is refunded too. Money never stays
 //! without seats, and seats are never sold twice: the seat updates are conditional and the
 //! schema's constraints back them.
 
@@ -24,7 +26,11 @@ use super::{
 };
 use crate::{
     audit::AuditEntry,
-    bookings::{BookingStatus, holds, tickets},
+    bookings::{
+        BookingStatus,
+        holds::{self, SeatRelease},
+        tickets,
+    },
     catalogue::showtimes::ShowtimeStatus,
     jobs::{PaymentSignal, VerifyPayment},
 };
@@ -165,8 +171,13 @@ async fn apply_capture(
     let mut tx = db.begin().await?;
     // The booking before its payment, as everywhere (the lock order in `bookings`).
     let booking = sqlx::query!(
-        r#"SELECT b.status AS "status: BookingStatus", b.showtime_id,
-                  st.status AS "showtime_status: ShowtimeStatus"
+        r#"SELECT b.status AS "status: BookingStatus", b.showtime_id, b.user_id, b.quantity,
+                  b.created_by IS NOT NULL AS "manual!",
+                  b.status = 'EXPIRED' OR (b.status = 'RESERVED' AND b.hold_expires_at <= now())
+                      AS "late!",
+                  st.status AS "showtime_status: ShowtimeStatus",
+                  st.status IN ('ON_SALE', 'SOLD_OUT') AND st.starts_at > now() AS "still_selling!",
+                  st.max_seats_per_user
            FROM bookings b JOIN showtimes st ON st.id = b.showtime_id
            WHERE b.id = $1 FOR UPDATE OF b"#,
         stored.booking_id
@@ -196,14 +207,44 @@ async fn apply_capture(
     )
     .execute(&mut *tx)
     .await?;
-    let confirmable = amount_matches
-        && booking.showtime_status != ShowtimeStatus::Canceled
-        && matches!(
+    // Why the booking cannot have this money, if it cannot.
+    let mut refusal = if !amount_matches {
+        Some("the amount paid does not match the order")
+    } else if booking.showtime_status == ShowtimeStatus::Canceled
+        || !matches!(
             booking.status,
             BookingStatus::Reserved | BookingStatus::Expired
-        );
-    let confirmed =
-        confirmable && sell_seats(&mut tx, stored.booking_id, booking.showtime_id).await?;
+        )
+    {
+        Some("paid for a booking that can no longer be confirmed")
+    } else if booking.late && !booking.still_selling {
+        Some("paid after the hold lapsed, once the showtime had stopped selling")
+    } else {
+        None
+    };
+    // A late payment is a new purchase as far as the buyer's cap goes: their other bookings
+    // may have filled it while this hold lapsed. Counted under the lock reservations take for
+    // the same buyer and showtime, so neither can race past the other.
+    if refusal.is_none() && booking.late && !booking.manual {
+        let owned = seats_owned_elsewhere(
+            &mut tx,
+            booking.user_id,
+            booking.showtime_id,
+            stored.booking_id,
+        )
+        .await?;
+        if owned + i64::from(booking.quantity) > i64::from(booking.max_seats_per_user) {
+            refusal = Some("paid after the hold lapsed, past the buyer's seat limit");
+        }
+    }
+    let confirmed = refusal.is_none()
+        && sell_seats(
+            &mut tx,
+            stored.booking_id,
+            booking.showtime_id,
+            booking.status == BookingStatus::Expired,
+        )
+        .await?;
     crate::audit::record(
         &mut tx,
         system_entry(
@@ -228,15 +269,17 @@ async fn apply_capture(
             showtime_id: booking.showtime_id,
         }
     } else {
-        let reason = if !amount_matches {
-            "the amount paid does not match the order"
-        } else if booking.status == BookingStatus::Expired
-            || booking.status == BookingStatus::Reserved
-        {
-            "paid after the hold lapsed and the seats were taken"
-        } else {
-            "paid for a booking that can no longer be confirmed"
-        };
+        if booking.late && booking.status == BookingStatus::Reserved {
+            // Its hold lapsed before the sweep came by: it ends as the sweep would end it.
+            sqlx::query!(
+                "UPDATE bookings SET status = 'EXPIRED' WHERE id = $1",
+                stored.booking_id
+            )
+            .execute(&mut *tx)
+            .await?;
+            holds::release_held_seats(&mut tx, &[stored.booking_id], SeatRelease::Lapsed).await?;
+        }
+        let reason = refusal.unwrap_or("paid after the hold lapsed and the seats were taken");
         let refund_id =
             refunds::request_whole(&mut tx, stored.id, stored.booking_id, reason).await?;
         Settled::Refunding {
@@ -248,12 +291,42 @@ async fn apply_capture(
     Ok(outcome)
 }
 
-/// Sells the booking's seats to it: the ones it still holds, or, after its hold lapsed, the same
-/// seats if they are free. All or none; `false` if any is taken.
+/// Seats the buyer holds or owns in this showtime through their other bookings, once the
+/// per-buyer lock of reservations (`reserve`) is held.
+async fn seats_owned_elsewhere(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    showtime_id: Uuid,
+    booking_id: Uuid,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text || $2::text, 0))",
+        user_id,
+        showtime_id.to_string()
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(quantity), 0) AS "owned!" FROM bookings
+           WHERE showtime_id = $1 AND user_id = $2 AND id <> $3
+             AND (status IN ('CONFIRMED', 'REFUND_PENDING')
+                  OR (status = 'RESERVED' AND hold_expires_at > now()))"#,
+        showtime_id,
+        user_id,
+        booking_id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Sells the booking's seats to it: exactly the claims it holds, or, after its hold lapsed,
+/// the seats that hold had (never seats it was moved away from, refunded or cancelled) if they
+/// are free. All or none; `false` if any is taken.
 async fn sell_seats(
     conn: &mut PgConnection,
     booking_id: Uuid,
     showtime_id: Uuid,
+    lapsed: bool,
 ) -> Result<bool, sqlx::Error> {
     // Whoever else holds these seats is locked first, in id order, then the seats in seat
     // order (the lock order in `bookings`).
@@ -261,8 +334,10 @@ async fn sell_seats(
         r#"SELECT DISTINCT ss.booking_id AS "booking_id!"
            FROM booking_seats bs
            JOIN showtime_seats ss ON ss.showtime_id = bs.showtime_id AND ss.seat_id = bs.seat_id
-           WHERE bs.booking_id = $1 AND ss.booking_id IS NOT NULL AND ss.booking_id <> $1"#,
-        booking_id
+           WHERE bs.booking_id = $1 AND ss.booking_id IS NOT NULL AND ss.booking_id <> $1
+             AND (bs.released_at IS NULL OR ($2 AND bs.release_reason = 'LAPSED'))"#,
+        booking_id,
+        lapsed
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -279,9 +354,11 @@ async fn sell_seats(
            FROM booking_seats bs
            JOIN showtime_seats ss ON ss.showtime_id = bs.showtime_id AND ss.seat_id = bs.seat_id
            WHERE bs.booking_id = $1
+             AND (bs.released_at IS NULL OR ($2 AND bs.release_reason = 'LAPSED'))
            ORDER BY ss.seat_id
            FOR UPDATE OF ss"#,
-        booking_id
+        booking_id,
+        lapsed
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -312,7 +389,7 @@ async fn sell_seats(
         )
         .execute(&mut *conn)
         .await?;
-        holds::release_held_seats(conn, &lapsed_holders).await?;
+        holds::release_held_seats(conn, &lapsed_holders, SeatRelease::Lapsed).await?;
     }
     let seat_ids: Vec<Uuid> = seats.iter().map(|seat| seat.seat_id).collect();
     let sold = sqlx::query!(
@@ -332,7 +409,8 @@ async fn sell_seats(
     }
     // A lapsed booking's claims were released; the seats are its own again.
     sqlx::query!(
-        "UPDATE booking_seats SET released_at = NULL WHERE booking_id = $1 AND seat_id = ANY($2)",
+        "UPDATE booking_seats SET released_at = NULL, release_reason = NULL
+         WHERE booking_id = $1 AND seat_id = ANY($2)",
         booking_id,
         &seat_ids
     )
