@@ -83,3 +83,17 @@ ensure_services() {
   listening 6379 || start_redis
   listening 5672 || start_rabbitmq
 }
+
+# A virtualenv outside the clone with the Python packages the tests run
+# (scripts/requirements-test.txt); exports BMS_PYTHON, its interpreter.
+python_test_env() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/bms-python"
+  command -v python3 >/dev/null 2>&1 || { say "installing Python"; apt_install python3; }
+  if [ ! -x "$venv/bin/python" ]; then
+    say "creating the test virtualenv in $venv"
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+  fi
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -r "$ROOT/scripts/requirements-test.txt"
+  export BMS_PYTHON="$venv/bin/python"
+}

@@ -85,7 +85,7 @@ impl StandIn {
             )
             .route("/twilio/messages", get(list_messages))
             .with_state(state)
-            .merge(razorpay)
+            .nest("/razorpay", razorpay)
             .merge(sendgrid);
         Ok(Self { listener, router })
     }

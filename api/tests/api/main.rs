@@ -21,6 +21,7 @@ mod otp;
 mod payments;
 mod privacy;
 mod process;
+mod refunds;
 mod resilience;
 mod roles;
 mod settlement;

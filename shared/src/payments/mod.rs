@@ -61,8 +61,24 @@ pub enum RefundStatus {
 }
 
 impl RefundStatus {
+    /// Statuses no job moves on by itself. A FAILED refund may still become PROCESSED, but only
+    /// on Razorpay's word (a webhook, then a read-back).
     pub fn is_final(self) -> bool {
         matches!(self, Self::Processed | Self::Failed)
+    }
+
+    /// Forward moves only; `refund_transition_allowed` in the schema mirrors this table.
+    /// FAILED -> PROCESSED is forward too: money Razorpay did pay back, though a run of ours
+    /// had recorded the refund failed, must show as refunded.
+    pub fn can_move_to(self, next: Self) -> bool {
+        use RefundStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Requested, Pending | Processed | Failed)
+                    | (Pending, Processed | Failed)
+                    | (Failed, Processed)
+            )
     }
 }
 
@@ -110,7 +126,9 @@ impl From<sqlx::Error> for SettleError {
 impl From<razorpay::RazorpayError> for SettleError {
     fn from(error: razorpay::RazorpayError) -> Self {
         match error {
-            razorpay::RazorpayError::Unavailable(_) => Self::Transient(error.into()),
+            razorpay::RazorpayError::Unavailable(_) | razorpay::RazorpayError::NotNow { .. } => {
+                Self::Transient(error.into())
+            }
             razorpay::RazorpayError::Refused { .. } => Self::Permanent(error.into()),
         }
     }
@@ -133,6 +151,15 @@ pub(crate) fn history_entry(
 #[cfg(test)]
 mod tests {
     use super::PaymentStatus::*;
+
+    #[test]
+    fn refunds_move_forward_and_a_failure_can_still_turn_out_paid() {
+        use super::RefundStatus::*;
+        assert!(Requested.can_move_to(Pending) && Pending.can_move_to(Processed));
+        assert!(Failed.can_move_to(Processed));
+        assert!(!Processed.can_move_to(Failed) && !Failed.can_move_to(Pending));
+        assert!(!Processed.can_move_to(Requested));
+    }
 
     #[test]
     fn payments_move_forward_only() {

@@ -11,12 +11,27 @@ use crate::config::RazorpaySettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RazorpayError {
-    /// Razorpay is down, slow or asked us to slow down: worth retrying.
+    /// Razorpay could not be reached, or did not answer in time: worth retrying.
     #[error("Razorpay is unavailable")]
     Unavailable(#[source] Option<reqwest::Error>),
+    /// Razorpay answered, but not yet: worth retrying. 409 (a request with the same
+    /// idempotency key is still being processed), 429, 5xx, and 401 (keys being rotated: the
+    /// deployment with the new key is on its way).
+    #[error("Razorpay cannot take the request now: {status} {description}")]
+    NotNow { status: u16, description: String },
     /// Razorpay refused the request as it stands.
     #[error("Razorpay refused the request: {status} {description}")]
     Refused { status: u16, description: String },
+}
+
+/// Whether an answer of this status means "try again" rather than "no".
+fn retryable(status: reqwest::StatusCode) -> bool {
+    use reqwest::StatusCode;
+    status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS | StatusCode::UNAUTHORIZED
+        )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,8 +63,18 @@ pub struct RefundEntity {
     pub payment_id: String,
     pub amount: i64,
     pub status: String,
+    /// Ours: the id of our refund request.
+    #[serde(default)]
+    pub receipt: Option<String>,
     #[serde(default)]
     pub notes: Value,
+}
+
+impl RefundEntity {
+    /// Whether this is the refund made for our request `refund_id` (its receipt, or its notes).
+    pub fn answers(&self, refund_id: &str) -> bool {
+        self.receipt.as_deref() == Some(refund_id) || self.notes["refund_id"] == refund_id
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,19 +121,25 @@ impl Razorpay {
             .await
             .map_err(|e| RazorpayError::Unavailable(Some(e)))?;
         let status = response.status();
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(RazorpayError::Unavailable(None));
-        }
         if !status.is_success() {
             let body: Value = response.json().await.unwrap_or_default();
-            return Err(RazorpayError::Refused {
-                status: status.as_u16(),
-                description: body["error"]["description"]
-                    .as_str()
-                    .unwrap_or("no description")
-                    .chars()
-                    .take(300)
-                    .collect(),
+            let description = body["error"]["description"]
+                .as_str()
+                .unwrap_or("no description")
+                .chars()
+                .take(300)
+                .collect();
+            let status_code = status.as_u16();
+            return Err(if retryable(status) {
+                RazorpayError::NotNow {
+                    status: status_code,
+                    description,
+                }
+            } else {
+                RazorpayError::Refused {
+                    status: status_code,
+                    description,
+                }
             });
         }
         response
@@ -182,15 +213,30 @@ impl Razorpay {
         .await
     }
 
+    /// `GET /v1/refunds/{id}`: where a refund stands.
     pub async fn fetch_refund(
         &self,
-        payment_id: &str,
-        refund_id: &str,
+        provider_refund_id: &str,
     ) -> Result<RefundEntity, RazorpayError> {
         self.call(
             self.http
-                .get(self.url(&format!("payments/{payment_id}/refunds/{refund_id}"))),
+                .get(self.url(&format!("refunds/{provider_refund_id}"))),
         )
         .await
+    }
+
+    /// `GET /v1/payments/{id}/refunds`: every refund of a payment, to find one whose answer we
+    /// never received.
+    pub async fn payment_refunds(
+        &self,
+        payment_id: &str,
+    ) -> Result<Vec<RefundEntity>, RazorpayError> {
+        let collection: Collection<RefundEntity> = self
+            .call(
+                self.http
+                    .get(self.url(&format!("payments/{payment_id}/refunds"))),
+            )
+            .await?;
+        Ok(collection.items)
     }
 }

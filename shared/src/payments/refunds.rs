@@ -16,7 +16,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    PaymentError, PaymentStatus, RefundStatus, SettleError, history_entry, razorpay::Razorpay,
+    PaymentError, PaymentStatus, RefundStatus, SettleError, history_entry,
+    razorpay::{Razorpay, RazorpayError, RefundEntity},
 };
 use crate::{bookings::BookingStatus, validation::FieldError};
 
@@ -242,6 +243,13 @@ pub enum RefundOutcome {
 
 /// Brings a refund request in line with Razorpay: asks for it if not asked yet (idempotently),
 /// or reads where it stands, then applies the outcome once.
+///
+/// Nothing is recorded FAILED on a guess. "Not now" answers (409 while another run of the same
+/// request is being processed, 429, 5xx, 401 while keys rotate) and timeouts are retried. A
+/// refusal is checked first against the refunds Razorpay holds for the payment, in case an
+/// earlier run's refund went through and only its answer was lost. A FAILED refund is read
+/// back whenever a job runs for it (a `refund.processed` webhook), and becomes PROCESSED if
+/// Razorpay says so.
 #[tracing::instrument(skip(db, razorpay))]
 pub async fn carry_out(
     db: &PgPool,
@@ -257,32 +265,39 @@ pub async fn carry_out(
     .fetch_optional(db)
     .await?
     .ok_or_else(|| SettleError::Permanent(anyhow!("no such refund request")))?;
-    if refund.status.is_final() {
+    if refund.status == RefundStatus::Processed {
         return Ok(RefundOutcome::AlreadyDone);
     }
     let payment_id = refund
         .provider_payment_id
         .ok_or_else(|| SettleError::Permanent(anyhow!("the payment was never captured")))?;
+    let ours = refund_id.to_string();
+    if refund.status == RefundStatus::Failed {
+        let entity = match &refund.provider_refund_id {
+            Some(provider_refund_id) => Some(razorpay.fetch_refund(provider_refund_id).await?),
+            None => made_for(razorpay, &payment_id, &ours).await?,
+        };
+        return match entity {
+            Some(entity) if entity.status == "processed" => {
+                finish(db, refund_id, Some(&entity.id), Ok(())).await
+            }
+            _ => Ok(RefundOutcome::AlreadyDone),
+        };
+    }
     let entity = match &refund.provider_refund_id {
-        Some(provider_refund_id) => {
-            razorpay
-                .fetch_refund(&payment_id, provider_refund_id)
-                .await?
-        }
+        Some(provider_refund_id) => razorpay.fetch_refund(provider_refund_id).await?,
         None => {
             let notes = json!({"refund_id": refund_id, "booking_id": refund.booking_id});
             match razorpay
-                .refund(
-                    &payment_id,
-                    refund.amount_paise,
-                    &refund_id.to_string(),
-                    notes,
-                )
+                .refund(&payment_id, refund.amount_paise, &ours, notes)
                 .await
             {
                 Ok(entity) => entity,
-                Err(super::razorpay::RazorpayError::Refused { description, .. }) => {
-                    return finish(db, refund_id, None, Err(description)).await;
+                Err(RazorpayError::Refused { description, .. }) => {
+                    match made_for(razorpay, &payment_id, &ours).await? {
+                        Some(entity) => entity,
+                        None => return finish(db, refund_id, None, Err(description)).await,
+                    }
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -314,6 +329,19 @@ pub async fn carry_out(
     }
 }
 
+/// The refund Razorpay made for our request `refund_id`, if it made one.
+async fn made_for(
+    razorpay: &Razorpay,
+    payment_id: &str,
+    refund_id: &str,
+) -> Result<Option<RefundEntity>, RazorpayError> {
+    Ok(razorpay
+        .payment_refunds(payment_id)
+        .await?
+        .into_iter()
+        .find(|entity| entity.answers(refund_id)))
+}
+
 /// Applies a final outcome under the refund's row lock: once, whoever gets there first.
 async fn finish(
     db: &PgPool,
@@ -331,7 +359,13 @@ async fn finish(
     )
     .fetch_one(&mut *tx)
     .await?;
-    if refund.status.is_final() {
+    // Applied once; only Razorpay's word that a refund was processed moves a FAILED one on.
+    let next = if outcome.is_ok() {
+        RefundStatus::Processed
+    } else {
+        RefundStatus::Failed
+    };
+    if refund.status == next || !refund.status.can_move_to(next) {
         return Ok(RefundOutcome::AlreadyDone);
     }
     if let Err(reason) = outcome {
