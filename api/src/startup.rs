@@ -133,6 +133,10 @@ pub fn router(state: AppState) -> Router {
             post(admin::cancel_booking),
         )
         .route("/api/admin/payments", get(admin::payments))
+        .route(
+            "/api/admin/showtimes/{id}/refunds",
+            get(admin::showtime_refunds),
+        )
         .route("/api/admin/payments/{id}", get(admin::payment))
         .route(
             "/api/admin/payments/{id}/recheck",

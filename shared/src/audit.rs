@@ -42,6 +42,34 @@ pub async fn record(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<()
     Ok(())
 }
 
+/// One entry per `(resource_id, after)` of `items`, each otherwise as `entry` says (a bulk
+/// action, such as the refunds a showtime's cancellation asks for), in one statement.
+pub async fn record_each(
+    conn: &mut PgConnection,
+    entry: &AuditEntry<'_>,
+    items: &[(String, Value)],
+) -> Result<(), sqlx::Error> {
+    let (ids, afters): (Vec<String>, Vec<Value>) = items.iter().cloned().unzip();
+    sqlx::query!(
+        "INSERT INTO audit_log
+             (actor_id, actor_role, action, resource_type, resource_id, ip, request_id, before, after)
+         SELECT $1, $2, $3, $4, item.resource_id, $5::text::inet, $6, $7, item.after
+         FROM unnest($8::text[], $9::jsonb[]) AS item (resource_id, after)",
+        entry.actor_id,
+        entry.actor_role as Option<Role>,
+        entry.action,
+        entry.resource_type,
+        entry.ip.map(|ip| ip.to_string()),
+        entry.request_id,
+        entry.before,
+        &ids,
+        &afters
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A row of the audit log as admins read it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {

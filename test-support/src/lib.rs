@@ -143,6 +143,26 @@ impl TestEnv {
         self
     }
 
+    /// Starts a proxy in front of the server the URL setting `name` points at (its port, or
+    /// `default_port`), and points the setting at the proxy instead.
+    pub async fn route_through_proxy(
+        &mut self,
+        name: &str,
+        default_port: u16,
+    ) -> proxy::CuttableProxy {
+        let mut url: Url = self.values[name].parse().expect("a URL setting");
+        let target = format!(
+            "{}:{}",
+            url.host_str().expect("a host"),
+            url.port().unwrap_or(default_port)
+        );
+        let proxy = proxy::CuttableProxy::start(target.parse().expect("an address")).await;
+        url.set_port(Some(proxy.address().port()))
+            .expect("a URL that takes a port");
+        self.set(name, url.to_string());
+        proxy
+    }
+
     /// Changes one setting, as an operator would in the environment.
     pub fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
         self.values.insert(name.to_owned(), value.into());

@@ -16,6 +16,7 @@ use shared::{
     bookings::{
         SeatSelection,
         manual::{self, ManualError},
+        showtime_cancellation::{self, RefundProgress},
         view::BookingView,
     },
     jobs::{
@@ -569,4 +570,20 @@ pub async fn cancel_booking(
         StatusCode::OK,
         super::bookings::seats_changed(&state, id, showtime_id).await?,
     ))
+}
+
+/// How the refunds of a showtime stand (after its cancellation): open, processed and failed,
+/// in number and in paise, and the bookings still waiting for their money.
+#[utoipa::path(get, path = "/api/admin/showtimes/{id}/refunds", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Showtime id")),
+    responses((status = 200, body = RefundProgress), (status = 404)))]
+#[tracing::instrument(skip_all, fields(showtime_id = %id))]
+pub async fn showtime_refunds(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<RefundProgress>, ApiError> {
+    showtime_cancellation::refund_progress(&state.db, id)
+        .await?
+        .map(axum::Json)
+        .ok_or(ApiError::NotFound("showtime"))
 }

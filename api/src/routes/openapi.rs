@@ -42,6 +42,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         super::admin::payments,
         super::admin::payment,
         super::admin::recheck_payment,
+        super::admin::showtime_refunds,
         super::payments::create_order,
         super::payments::verify,
         super::payments::webhook,

@@ -7,7 +7,10 @@ use axum::{
     response::Response,
 };
 use shared::{
-    bookings::availability::{self, Availability},
+    bookings::{
+        availability::{self, Availability},
+        showtime_cancellation,
+    },
     catalogue::{
         scopes,
         showtimes::{self, NewShowtime, Showtime, ShowtimeChanges, TierInput},
@@ -19,7 +22,7 @@ use super::catalogue_page;
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,
-    extract::Json,
+    extract::{ClientInfo, Json, RequestId},
     state::AppState,
 };
 
@@ -101,7 +104,10 @@ pub async fn publish(
     ))
 }
 
-/// Stops the sale for good.
+/// Cancels the showtime for good, and with it its bookings: every hold is released, every paid
+/// booking is refunded in full (refund jobs; `GET /api/admin/showtimes/{id}/refunds` shows how
+/// far they got), free ones are canceled, and all of it is audited. Calling it again on a
+/// canceled showtime finishes what an interrupted cancellation left (refunds not yet started).
 #[utoipa::path(post, path = "/api/showtimes/{id}/cancel", tag = "showtimes", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Showtime id")),
     responses((status = 200, body = Showtime), (status = 403), (status = 404), (status = 409)))]
@@ -109,11 +115,22 @@ pub async fn publish(
 pub async fn cancel(
     State(state): State<AppState>,
     editor: Editor,
+    client: ClientInfo,
+    RequestId(request_id): RequestId,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Showtime>, ApiError> {
-    Ok(axum::Json(
-        showtimes::cancel(&state.db, &state.cache, id).await?,
-    ))
+    let by = super::audit_by(&editor.0, &client, &request_id, "", "", String::new());
+    let (showtime, canceled) = showtimes::cancel(&state.db, &state.cache, id, &by).await?;
+    showtime_cancellation::publish_refunds(
+        &state.db,
+        &state.redis,
+        &state.jobs,
+        state.settings.bookings.status_ttl,
+        &canceled,
+    )
+    .await;
+    state.availability.forget(id).await;
+    Ok(axum::Json(showtime))
 }
 
 /// Deletes a showtime nobody booked (409 `HAS_BOOKINGS` otherwise: cancel it).

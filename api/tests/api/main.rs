@@ -25,4 +25,5 @@ mod refunds;
 mod resilience;
 mod roles;
 mod settlement;
+mod showtime_cancellation;
 mod stats;

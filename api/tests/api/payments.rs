@@ -36,8 +36,13 @@ impl Shop {
         adjust: impl FnOnce(&mut TestEnv),
     ) -> Self {
         let mut env = TestEnv::new().await;
-        let stand_in = env.start_stand_in().await;
         adjust(&mut env);
+        Self::open_in(env, layout).await
+    }
+
+    /// A shop on settings the test prepared (a dependency routed through a proxy).
+    pub async fn open_in(mut env: TestEnv, layout: &[(i32, i32)]) -> Self {
+        let stand_in = env.start_stand_in().await;
         let mut app = spawn_app_with(env).await;
         app.stand_in = stand_in;
         let shop_url = app.url("/api/razorpay/webhook");

@@ -4,38 +4,18 @@
 //! told apart, and a database outage answers 503 with Retry-After. Dependencies are cut
 //! through proxies the tests control.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 use test_support::{
     TestEnv,
     fixtures::{self, Buyer},
-    proxy::CuttableProxy,
 };
 use tokio::io::AsyncWriteExt;
-use url::Url;
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, access, error_code, eventually, spawn_app_with, spawn_workers_with};
-
-fn address_of(url: &str, default_port: u16) -> SocketAddr {
-    let url: Url = url.parse().unwrap();
-    format!(
-        "{}:{}",
-        url.host_str().unwrap(),
-        url.port().unwrap_or(default_port)
-    )
-    .parse()
-    .unwrap()
-}
-
-/// `url` with its port replaced by the proxy's.
-fn through(url: &str, proxy: &CuttableProxy) -> String {
-    let mut url: Url = url.parse().unwrap();
-    url.set_port(Some(proxy.address().port())).unwrap();
-    url.to_string()
-}
 
 fn retry_after(response: &reqwest::Response) -> u64 {
     response.headers()["retry-after"]
@@ -60,9 +40,8 @@ async fn a_booking_is_decided_even_when_its_client_hangs_up_before_the_publish()
     env.set("REPUBLISH_PENDING_AFTER", "1h");
     let (_workers, _) = spawn_workers_with(&env).await;
     // The API reaches the broker through a proxy that holds its connection unanswered.
-    let broker = CuttableProxy::start(address_of(env.get("RABBITMQ_URL"), 5672)).await;
+    let broker = env.route_through_proxy("RABBITMQ_URL", 5672).await;
     broker.hold();
-    env.set("RABBITMQ_URL", through(env.get("RABBITMQ_URL"), &broker));
     let app = spawn_app_with(env).await;
     let showtime = fixtures::showtime_on_sale(&app.db, &[(1, 4)]).await;
     let buyer = &fixtures::buyers(&app.db, &app.env.settings(), 1).await[0];
@@ -398,8 +377,7 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
 #[tokio::test]
 async fn a_database_outage_answers_503_with_retry_after_and_recovers() {
     let mut env = TestEnv::new().await;
-    let database = CuttableProxy::start(address_of(env.get("DATABASE_URL"), 5432)).await;
-    env.set("DATABASE_URL", through(env.get("DATABASE_URL"), &database));
+    let database = env.route_through_proxy("DATABASE_URL", 5432).await;
     env.set("DATABASE_CONNECT_TIMEOUT", "1s");
     let app = spawn_app_with(env).await;
     let signed_up = app.signed_up().await;

@@ -26,6 +26,9 @@
 //! 7. `booking_seats` and `tickets` (written only under their booking's lock), then inserts
 //!    (refund requests, the audit log).
 //!
+//! Catalogue writes lock the showtime row before any of these (cancelling a showtime locks it,
+//! then its bookings); nothing on the booking path locks a showtime row.
+//!
 //! A step may be skipped, never reversed. A lock found out of date after the fact (a seat that
 //! changed hands between reading and locking) rolls back and tries again rather than locking
 //! out of order. The hold sweep locks its bookings with `SKIP LOCKED`, so it never waits on one.
@@ -39,6 +42,7 @@ pub mod lock;
 pub mod manual;
 pub mod reserve;
 mod selection;
+pub mod showtime_cancellation;
 mod status;
 pub(crate) mod tickets;
 pub mod view;

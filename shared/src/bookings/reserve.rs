@@ -187,6 +187,7 @@ async fn decide_showtime(
     };
     let showtime = sqlx::query!(
         r#"SELECT status = 'ON_SALE' AND now() >= sale_starts_at AND now() < sale_ends_at AS "on_sale!",
+                  status IN ('CANCELED', 'COMPLETED') AS "closed!",
                   max_seats_per_user, now() + make_interval(secs => $2) AS "deadline!"
            FROM showtimes WHERE id = $1"#,
         showtime_id,
@@ -194,7 +195,8 @@ async fn decide_showtime(
     )
     .fetch_one(&mut *tx)
     .await?;
-    // Outside its sale, a showtime takes only the bookings an admin makes.
+    // Outside its sale, a showtime takes only the bookings an admin makes; once canceled or
+    // over, none.
     let mut not_on_sale = Vec::new();
     let pending_on_sale: Vec<Pending>;
     let pending = if showtime.on_sale {
@@ -202,11 +204,15 @@ async fn decide_showtime(
     } else {
         not_on_sale = pending
             .iter()
-            .filter(|p| !p.manual)
+            .filter(|p| !p.manual || showtime.closed)
             .map(|p| rejected(p.id, RejectReason::NotOnSale))
             .collect();
         write_rejections(tx, &not_on_sale).await?;
-        pending_on_sale = pending.iter().filter(|p| p.manual).cloned().collect();
+        pending_on_sale = pending
+            .iter()
+            .filter(|p| p.manual && !showtime.closed)
+            .cloned()
+            .collect();
         if pending_on_sale.is_empty() {
             return Ok((not_on_sale, Vec::new()));
         }

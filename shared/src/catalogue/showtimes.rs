@@ -15,7 +15,14 @@ use super::{
     venues::VenueBrief,
 };
 use crate::{
-    bookings::availability, cache::Cache, redis_client::RedisClient, validation::FieldError,
+    audit::{self, AuditEntry},
+    bookings::{
+        availability,
+        showtime_cancellation::{self, CanceledBookings},
+    },
+    cache::Cache,
+    redis_client::RedisClient,
+    validation::FieldError,
 };
 
 /// Where a showtime is in its life. Buyers see every status but `Draft`.
@@ -344,13 +351,45 @@ pub async fn publish(
     Ok(showtime)
 }
 
-/// Stops the sale for good. Holds already made lapse or are paid as usual.
-#[tracing::instrument(skip(db, cache))]
-pub async fn cancel(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Showtime, CatalogueError> {
+/// Cancels a showtime for good, and with it its bookings: holds released, paid bookings
+/// refunded, all audited, in one transaction (`bookings::showtime_cancellation`). Cancelling a
+/// canceled showtime again asks for any refund missing and hands back every refund still open,
+/// so a cancellation interrupted after its commit is finished by running it again. The caller
+/// publishes the refunds with `showtime_cancellation::publish_refunds` after this returns.
+#[tracing::instrument(skip(db, cache, by))]
+pub async fn cancel(
+    db: &PgPool,
+    cache: &Cache,
+    id: Uuid,
+    by: &AuditEntry<'_>,
+) -> Result<(Showtime, CanceledBookings), CatalogueError> {
     let mut tx = db.begin().await?;
     let current = lock(&mut tx, id).await?;
     set_status(&mut tx, id, current.status, ShowtimeStatus::Canceled).await?;
-    finish(tx, cache, id).await
+    let canceled = showtime_cancellation::cancel_bookings(&mut tx, id, by).await?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            actor_id: by.actor_id,
+            actor_role: by.actor_role,
+            action: "showtime.canceled",
+            resource_type: "showtime",
+            resource_id: id.to_string(),
+            ip: by.ip,
+            request_id: by.request_id,
+            before: Some(serde_json::json!({"status": current.status})),
+            after: Some(serde_json::json!({
+                "status": ShowtimeStatus::Canceled,
+                "holds_released": canceled.released.len(),
+                "refunds_requested": canceled.refunding.len(),
+                "comps_canceled": canceled.comps.len(),
+                "refunds_open": canceled.open_refunds.len(),
+            })),
+        },
+    )
+    .await?;
+    let showtime = finish(tx, cache, id).await?;
+    Ok((showtime, canceled))
 }
 
 /// Deletes a showtime no booking refers to; one with bookings must be canceled instead.

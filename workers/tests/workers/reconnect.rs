@@ -3,22 +3,10 @@
 //! back-off once the broker is back, and processes what was published meanwhile. The broker
 //! is cut through a proxy the test controls, never by stopping the shared server.
 
-use std::net::SocketAddr;
-
 use serde_json::Value;
-use shared::config::Settings;
-use test_support::proxy::CuttableProxy;
-use url::Url;
 use workers::{context::JobContext, startup::Application};
 
 use crate::helpers::{Harness, Probe, Running, eventually};
-
-fn broker_address(url: &str) -> SocketAddr {
-    let url: Url = url.parse().unwrap();
-    format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5672))
-        .parse()
-        .unwrap()
-}
 
 async fn health(port: u16) -> (u16, Value) {
     let response = reqwest::get(format!("http://127.0.0.1:{port}/health"))
@@ -45,14 +33,9 @@ async fn reconnects(port: u16) -> f64 {
 #[tokio::test]
 async fn a_consumer_reconnects_after_the_broker_drops_it_and_catches_up() {
     let harness = Harness::new().await;
-    let proxy = CuttableProxy::start(broker_address(harness.env.get("RABBITMQ_URL"))).await;
-    let mut values = harness.env.values().clone();
-    let mut through_proxy: Url = values["RABBITMQ_URL"].parse().unwrap();
-    through_proxy
-        .set_port(Some(proxy.address().port()))
-        .unwrap();
-    values.insert("RABBITMQ_URL".into(), through_proxy.to_string());
-    let settings = Settings::from_map(&values).unwrap();
+    let mut env = harness.env.clone();
+    let proxy = env.route_through_proxy("RABBITMQ_URL", 5672).await;
+    let settings = env.settings();
     let mut app = Application::empty(JobContext::new(settings).unwrap())
         .await
         .unwrap();
