@@ -24,7 +24,9 @@ fn group(method: &Method, route: &str) -> Option<Group> {
         | "/api/auth/register"
         | "/api/auth/refresh"
         | "/api/auth/google"
-        | "/api/auth/otp/verify" => Some(Group::Auth),
+        | "/api/auth/otp/verify"
+        | "/api/auth/email/verification"
+        | "/api/auth/email/verify" => Some(Group::Auth),
         "/api/bookings" if method == Method::POST => Some(Group::Bookings),
         _ if method == Method::GET || method == Method::HEAD => Some(Group::Reads),
         _ => Some(Group::Writes),

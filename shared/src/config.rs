@@ -298,6 +298,7 @@ pub struct EmailVerificationSettings {
     pub ttl: Duration,
     pub max_attempts: u32,
     pub resend_cooldown: Duration,
+    /// Codes one account, and one address across all accounts, may be sent per hour.
     pub max_per_user_per_hour: u32,
 }
 

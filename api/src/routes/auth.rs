@@ -73,17 +73,6 @@ impl From<SessionError> for ApiError {
     }
 }
 
-async fn open_session(
-    state: &AppState,
-    user: User,
-    device: &Device,
-) -> Result<TokenPair, ApiError> {
-    let mut tx = state.db.begin().await?;
-    let pair = sessions::start(&mut tx, &state.tokens, user, device).await?;
-    tx.commit().await?;
-    Ok(pair)
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
@@ -173,8 +162,8 @@ pub async fn login(
     }
     let password = Password::attempt(&body.password)?;
     let checked = check_password(&state, &email, &password).await;
-    let credentials = match checked {
-        Ok(Some(credentials)) => credentials,
+    let (credentials, hash) = match checked {
+        Ok(Some(checked)) => checked,
         // The attempt is already counted.
         Ok(None) => return Err(invalid_credentials()),
         Err(error) => {
@@ -189,34 +178,42 @@ pub async fn login(
         });
     }
     state.login_throttle.succeeded(&email, client.ip).await;
-    Ok(axum::Json(
-        open_session(&state, credentials.user, &device).await?,
-    ))
+    let user_id = credentials.user.id;
+    let mut tx = state.db.begin().await?;
+    if !users::lock_if_password_is(&mut tx, user_id, &hash).await? {
+        // The password changed, or the account was disabled, while it was being checked.
+        return Err(invalid_credentials());
+    }
+    let pair = sessions::start(&mut tx, &state.tokens, credentials.user, &device).await?;
+    tx.commit().await?;
+    Ok(axum::Json(pair))
 }
 
-/// The account whose password this is, or `None` if there is no such account or the password
-/// is wrong (indistinguishable to the caller). Upgrades an outdated hash on the way.
+/// The account whose password this is, with the hash it now has (upgraded if it was
+/// outdated), or `None` if there is no such account or the password is wrong
+/// (indistinguishable to the caller).
 async fn check_password(
     state: &AppState,
     email: &Email,
     password: &Password,
-) -> Result<Option<users::Credentials>, ApiError> {
+) -> Result<Option<(users::Credentials, String)>, ApiError> {
     let credentials = users::credentials(&state.db, email).await?;
-    let stored = credentials
-        .as_ref()
-        .and_then(|c| c.password_hash.as_deref());
-    let verification = state.passwords.verify(password, stored).await?;
-    Ok(match (credentials, verification) {
-        (Some(credentials), Verification::Valid) => Some(credentials),
-        (Some(credentials), Verification::ValidRehashed(upgraded)) => {
+    let stored = credentials.as_ref().and_then(|c| c.password_hash.clone());
+    let verification = state.passwords.verify(password, stored.as_deref()).await?;
+    Ok(match (credentials, stored, verification) {
+        (Some(credentials), Some(stored), Verification::Valid) => Some((credentials, stored)),
+        (Some(credentials), Some(stored), Verification::ValidRehashed(upgraded)) => {
             // The password was right: a failed upgrade must not turn that into an error (which
             // would also tell a guesser it was right without counting the guess).
-            if let Err(error) =
-                users::replace_password_hash(&state.db, credentials.user.id, &upgraded).await
-            {
-                tracing::warn!(%error, "password hash not upgraded; the next sign-in tries again");
+            let id = credentials.user.id;
+            match users::replace_password_hash(&state.db, id, &stored, &upgraded).await {
+                Ok(true) => Some((credentials, upgraded)),
+                Ok(false) => Some((credentials, stored)),
+                Err(error) => {
+                    tracing::warn!(%error, "password hash not upgraded; the next sign-in tries again");
+                    Some((credentials, stored))
+                }
             }
-            Some(credentials)
         }
         _ => None,
     })
@@ -336,8 +333,28 @@ pub async fn google(
         )
         .await?;
     }
+    if let GoogleAccount::CreatedWithAddressOf { from } = found {
+        audit::record(
+            &mut tx,
+            AuditEntry {
+                actor_id: Some(user_id),
+                actor_role: Some(user.role),
+                action: "user.email_released_to_google",
+                resource_type: "user",
+                resource_id: from.to_string(),
+                ip: client.ip,
+                request_id: Some(&request_id),
+                before: Some(json!({"email_verified": false})),
+                after: Some(json!({"email": null, "taken_by": user_id})),
+            },
+        )
+        .await?;
+    }
     let pair = sessions::start(&mut tx, &state.tokens, user, &device).await?;
     tx.commit().await?;
+    if let GoogleAccount::CreatedWithAddressOf { from } = found {
+        profile_changed(&state, from).await;
+    }
     if found == GoogleAccount::Reclaimed {
         // Whoever held the account before is signed out everywhere, at once.
         account_changed(&state, user_id).await;

@@ -121,15 +121,20 @@ pub async fn cancel(
 ) -> Result<axum::Json<Showtime>, ApiError> {
     let by = super::audit_by(&editor.0, &client, &request_id, "", "", String::new());
     let (showtime, canceled) = showtimes::cancel(&state.db, &state.cache, id, &by).await?;
-    showtime_cancellation::publish_refunds(
-        &state.db,
-        &state.redis,
-        &state.jobs,
-        state.settings.bookings.status_ttl,
-        &canceled,
-    )
-    .await;
     state.availability.forget(id).await;
+    // On a task of its own: thousands of refunds to publish must neither hold the answer nor
+    // stop when the client hangs up.
+    let effects = state.clone();
+    tokio::spawn(async move {
+        showtime_cancellation::publish_refunds(
+            &effects.db,
+            &effects.redis,
+            &effects.jobs,
+            effects.settings.bookings.status_ttl,
+            &canceled,
+        )
+        .await;
+    });
     Ok(axum::Json(showtime))
 }
 

@@ -138,3 +138,58 @@ async fn codes_are_asked_for_within_limits() {
     let malformed = app.verify_email(token, "12ab").await;
     assert_eq!(malformed.status(), 422);
 }
+
+/// Passing an address from account to account buys no more guesses at its codes: the hourly cap
+/// holds per address, whoever asks.
+#[tokio::test]
+async fn an_address_gets_a_bounded_number_of_codes_whichever_accounts_ask() {
+    let app = spawn_app().await;
+    let _workers = spawn_workers(&app).await;
+    let mut accounts = Vec::new();
+    for _ in 0..6 {
+        accounts.push(app.signed_up().await);
+    }
+    // Each account in turn takes the victim's address (the previous one lets it go first),
+    // which mails a code to it while the cap allows.
+    for (index, account) in accounts.iter().enumerate() {
+        if index > 0 {
+            let released = app
+                .send_json(
+                    reqwest::Method::PATCH,
+                    "/api/users/me",
+                    &json!({"email": format!("gone-{index}@example.com")}),
+                    Some(access(&accounts[index - 1])),
+                )
+                .await;
+            assert_eq!(released.status(), 200);
+        }
+        let taken = app
+            .send_json(
+                reqwest::Method::PATCH,
+                "/api/users/me",
+                &json!({"email": "victim@example.com"}),
+                Some(access(account)),
+            )
+            .await;
+        assert_eq!(taken.status(), 200);
+    }
+    let asked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM email_verifications WHERE email = 'victim@example.com'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        asked, 5,
+        "EMAIL_VERIFICATION_MAX_PER_HOUR codes, not one per account"
+    );
+    let last = accounts.last().unwrap();
+    let response = app
+        .post_json_as("/api/auth/email/verification", &json!({}), access(last))
+        .await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        error_code(response).await,
+        "EMAIL_VERIFICATION_RATE_LIMITED"
+    );
+}

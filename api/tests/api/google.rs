@@ -189,3 +189,44 @@ async fn forged_or_unfit_google_tokens_are_refused() {
         .unwrap();
     assert_eq!(users, 0);
 }
+
+/// A Google-linked account moves to someone else's address without proving it: the address's
+/// owner still signs in with Google, and gets it.
+#[tokio::test]
+async fn an_unproven_address_on_a_google_account_goes_to_whoever_proves_it() {
+    let app = spawn_app().await;
+    let token = app
+        .google_token(json!({"sub": "g-squatter", "email": "squatter@example.com"}))
+        .await;
+    let squatter: Value = sign_in(&app, &token).await.json().await.unwrap();
+    let moved = app
+        .send_json(
+            reqwest::Method::PATCH,
+            "/api/users/me",
+            &json!({"email": "owner@example.com"}),
+            Some(access(&squatter)),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+
+    let token = app
+        .google_token(json!({"sub": "g-owner", "email": "owner@example.com", "name": "Owner"}))
+        .await;
+    let response = sign_in(&app, &token).await;
+    assert_eq!(response.status(), 200);
+    let owner: Value = response.json().await.unwrap();
+    assert_ne!(owner["user"]["id"], squatter["user"]["id"]);
+    assert_eq!(owner["user"]["email"], "owner@example.com");
+    assert_eq!(owner["user"]["email_verified"], true);
+    let me: Value = app
+        .get_as("/api/users/me", access(&squatter))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["email"],
+        Value::Null,
+        "the squatter keeps its Google sign-in only"
+    );
+}

@@ -188,7 +188,27 @@ async fn nobody_books_a_canceled_showtime_not_even_an_admin() {
     let shop = Shop::open().await;
     let admin = shop.admin().await;
     let editor = access(&shop.app.signed_up_as("EDITOR").await).to_owned();
+    // A request still undecided when the showtime is canceled (its job not run yet).
+    let undecided = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO bookings (id, user_id, showtime_id, request, quantity)
+         VALUES ($1, $2, $3, $4, 1)",
+    )
+    .bind(undecided)
+    .bind(shop.buyers[0].user_id)
+    .bind(shop.showtime.showtime_id)
+    .bind(json!({"seat_ids": shop.seats(0..1)}))
+    .execute(&shop.app.db)
+    .await
+    .unwrap();
     assert_eq!(shop.cancel_showtime(&editor).await.status(), 200);
+    let undecided: (String, String) =
+        sqlx::query_as("SELECT status::text, reject_reason::text FROM bookings WHERE id = $1")
+            .bind(undecided)
+            .fetch_one(&shop.app.db)
+            .await
+            .unwrap();
+    assert_eq!(undecided, ("REJECTED".into(), "NOT_ON_SALE".into()));
 
     let body = json!({"showtime_id": shop.showtime.showtime_id, "seat_ids": shop.seats(0..1)});
     let response = shop

@@ -50,7 +50,7 @@ pub async fn request(
 ) -> Result<Uuid, VerificationError> {
     // The account row is locked, so concurrent requests cannot all pass the limits. The
     // cooldown is per address (a new address gets its code at once); the hourly cap is per
-    // account, so changing addresses cannot turn it into a mail cannon.
+    // account, so changing addresses cannot turn it into a mail cannon, and per address.
     let account = sqlx::query!(
         r#"SELECT email, email_verified_at IS NOT NULL AS "verified!",
                   (SELECT max(created_at) FROM email_verifications
@@ -83,6 +83,25 @@ pub async fn request(
     }
     if account.count >= i64::from(settings.max_per_user_per_hour) {
         let retry_after = account
+            .oldest
+            .map_or(Duration::from_secs(3600), |t| until(t + hour));
+        return Err(VerificationError::TooMany { retry_after });
+    }
+    // The same cap per address, across every account: moving an address from account to
+    // account must not buy more guesses at its codes (each code allows `max_attempts`). The
+    // address is locked so that accounts asking at once cannot all pass.
+    let address = sqlx::query!(
+        r#"SELECT pg_advisory_xact_lock(hashtextextended('email-verification:' || $1, 0)),
+                  (SELECT min(created_at) FROM email_verifications
+                    WHERE email = $1 AND created_at > now() - interval '1 hour') AS oldest,
+                  (SELECT count(*) FROM email_verifications
+                    WHERE email = $1 AND created_at > now() - interval '1 hour') AS "count!""#,
+        email
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if address.count >= i64::from(settings.max_per_user_per_hour) {
+        let retry_after = address
             .oldest
             .map_or(Duration::from_secs(3600), |t| until(t + hour));
         return Err(VerificationError::TooMany { retry_after });

@@ -119,15 +119,46 @@ pub async fn credentials(db: &PgPool, email: &Email) -> Result<Option<Credential
     }))
 }
 
-pub async fn replace_password_hash(db: &PgPool, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+/// Replaces the hash `old` of the same password with `new` (stronger parameters). `false` if
+/// the account's hash is no longer `old`: the password was changed or removed meanwhile (a
+/// Google sign-in reclaimed the account), which an upgrade must never undo.
+pub async fn replace_password_hash(
+    db: &PgPool,
+    id: Uuid,
+    old: &str,
+    new: &str,
+) -> Result<bool, sqlx::Error> {
+    let replaced = sqlx::query!(
+        "UPDATE users SET password_hash = $3, updated_at = now()
+         WHERE id = $1 AND password_hash = $2",
         id,
-        hash
+        old,
+        new
     )
     .execute(db)
     .await?;
-    Ok(())
+    Ok(replaced.rows_affected() == 1)
+}
+
+/// Locks the account for a password sign-in's session and tells whether its password is still
+/// the one just checked (`hash`) and the account still enabled. Checking happens outside any
+/// transaction (argon2 takes a while); this closes the gap, so a sign-in that was checking
+/// while the password was removed (a Google sign-in reclaiming the account) or the account
+/// disabled opens no session.
+pub async fn lock_if_password_is(
+    conn: &mut PgConnection,
+    id: Uuid,
+    hash: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT password_hash IS NOT DISTINCT FROM $2 AND disabled_at IS NULL AS "same!"
+           FROM users WHERE id = $1 FOR UPDATE"#,
+        id,
+        hash
+    )
+    .fetch_optional(conn)
+    .await?
+    .unwrap_or(false))
 }
 
 /// Changes name and/or email; a new email is unverified until proven again.
@@ -185,6 +216,11 @@ pub enum GoogleAccount {
     /// every session of whoever held it before are gone.
     Reclaimed,
     Created,
+    /// A new account, with an address the Google-linked account `from` had changed to without
+    /// proving it: the address is taken from it (it keeps its Google identity).
+    CreatedWithAddressOf {
+        from: Uuid,
+    },
 }
 
 /// Signs in a Google account: by its subject if seen before, else through the account with
@@ -216,23 +252,27 @@ pub async fn upsert_google(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(account) = same_email else {
-        let user = sqlx::query_as!(
-            User,
-            r#"INSERT INTO users (name, email, email_verified_at, google_subject)
-             VALUES ($1, $2, now(), $3) RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
-                      phone, phone_verified_at IS NOT NULL AS "phone_verified!",
-                      role AS "role: Role", created_at"#,
-            name,
-            email.as_str(),
-            subject
-        )
-        .fetch_one(&mut *conn)
-        .await?;
+        let user = insert_google(conn, subject, email, name).await?;
         return Ok((user, GoogleAccount::Created));
     };
     if account.has_google {
-        // Another Google identity already owns this address.
-        return Err(UserError::EmailTaken);
+        if account.verified {
+            // Another Google identity owns this address, proven.
+            return Err(UserError::EmailTaken);
+        }
+        // A Google-linked account moved to this address without proving it; Google just proved
+        // it for someone else, who gets it.
+        sqlx::query!(
+            "UPDATE users SET email = NULL, email_verified_at = NULL, updated_at = now() WHERE id = $1",
+            account.id
+        )
+        .execute(&mut *conn)
+        .await?;
+        let user = insert_google(conn, subject, email, name).await?;
+        return Ok((
+            user,
+            GoogleAccount::CreatedWithAddressOf { from: account.id },
+        ));
     }
     if account.verified {
         let user = sqlx::query_as!(
@@ -272,6 +312,26 @@ pub async fn upsert_google(
     .execute(&mut *conn)
     .await?;
     Ok((user, GoogleAccount::Reclaimed))
+}
+
+async fn insert_google(
+    conn: &mut PgConnection,
+    subject: &str,
+    email: &Email,
+    name: &str,
+) -> Result<User, UserError> {
+    Ok(sqlx::query_as!(
+        User,
+        r#"INSERT INTO users (name, email, email_verified_at, google_subject)
+         VALUES ($1, $2, now(), $3) RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
+                  phone, phone_verified_at IS NOT NULL AS "phone_verified!",
+                  role AS "role: Role", created_at"#,
+        name,
+        email.as_str(),
+        subject
+    )
+    .fetch_one(conn)
+    .await?)
 }
 
 /// The account of a verified phone, created if there is none.

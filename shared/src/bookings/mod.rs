@@ -18,7 +18,9 @@
 //! 2. the bookings acted on, in id order (a reservation batch, the booking paid, cancelled,
 //!    moved or refunded);
 //! 3. their payments;
-//! 4. the reservation's per-buyer advisory locks, in hash order;
+//! 4. the reservation's per-buyer advisory locks, in hash order (a late payment's settlement
+//!    only tries this lock: the reservation locks lapsed holders after it, and the booking
+//!    being settled may be one);
 //! 5. other bookings whose holds sit on the seats concerned (lapsed holds taken over), in id
 //!    order, read first and locked before their seats;
 //! 6. `showtime_seats`, in (showtime, seat) order, always with `ORDER BY ... FOR UPDATE`

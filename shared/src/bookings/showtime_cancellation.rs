@@ -4,8 +4,8 @@
 //! - every paid booking becomes REFUND_PENDING with a refund request for what is left of its
 //!   payment (whole-booking refunds, carried out by refund jobs);
 //! - a confirmed booking that cost nothing (a comp) is canceled with its tickets;
-//! - PENDING bookings are left to the reservation worker, which turns away every request for a
-//!   canceled showtime, admins' included;
+//! - PENDING bookings are REJECTED (NOT_ON_SALE), and the reservation worker turns away any
+//!   request for a canceled showtime that comes later, admins' included;
 //! - every one of these is audited, one entry per booking.
 //!
 //! Its orders become unpayable: no order is made for a booking that is not held, and a payment
@@ -40,6 +40,8 @@ pub const REFUND_REASON: &str = "the showtime was canceled";
 #[derive(Debug, Clone, Default)]
 pub struct CanceledBookings {
     pub showtime_id: Uuid,
+    /// Requests not decided yet, rejected.
+    pub turned_away: Vec<Uuid>,
     /// Holds released.
     pub released: Vec<Uuid>,
     /// Paid bookings now being refunded.
@@ -60,11 +62,24 @@ pub(crate) async fn cancel_bookings(
     // The bookings acted on, in id order (the lock order in `bookings`).
     let bookings = sqlx::query!(
         r#"SELECT id, status AS "status: BookingStatus" FROM bookings
-           WHERE showtime_id = $1 AND status IN ('RESERVED', 'CONFIRMED')
+           WHERE showtime_id = $1 AND status IN ('PENDING', 'RESERVED', 'CONFIRMED')
            ORDER BY id FOR UPDATE"#,
         showtime_id
     )
     .fetch_all(&mut *tx)
+    .await?;
+    // Requests not decided yet are turned away here rather than left to a worker that may have
+    // read the showtime on sale a moment ago.
+    let turned_away: Vec<Uuid> = bookings
+        .iter()
+        .filter(|b| b.status == BookingStatus::Pending)
+        .map(|b| b.id)
+        .collect();
+    sqlx::query!(
+        "UPDATE bookings SET status = 'REJECTED', reject_reason = 'NOT_ON_SALE' WHERE id = ANY($1)",
+        &turned_away
+    )
+    .execute(&mut *tx)
     .await?;
     let held: Vec<Uuid> = bookings
         .iter()
@@ -151,6 +166,7 @@ pub(crate) async fn cancel_bookings(
     let each = |ids: &[Uuid]| -> Vec<(String, serde_json::Value)> {
         ids.iter().map(|id| (id.to_string(), why.clone())).collect()
     };
+    audit::record_each(tx, &entries("booking.rejected"), &each(&turned_away)).await?;
     audit::record_each(tx, &entries("booking.canceled"), &each(&held)).await?;
     audit::record_each(
         tx,
@@ -180,6 +196,7 @@ pub(crate) async fn cancel_bookings(
     .await?;
     Ok(CanceledBookings {
         showtime_id,
+        turned_away,
         released: held,
         refunding: refunding_ids,
         comps,
@@ -188,7 +205,8 @@ pub(crate) async fn cancel_bookings(
 }
 
 /// After the commit: tells every buyer whose booking changed, and publishes the refund jobs.
-/// A job that cannot be published now is published by the sweep.
+/// A job that cannot be published now is published by the sweep. Thousands of bookings take a
+/// while: run it on a task of its own, not in the request.
 pub async fn publish_refunds(
     db: &PgPool,
     redis: &RedisClient,
@@ -197,13 +215,16 @@ pub async fn publish_refunds(
     canceled: &CanceledBookings,
 ) {
     super::availability::invalidate(redis, canceled.showtime_id).await;
-    for booking_id in canceled
-        .released
+    let changed: Vec<Uuid> = canceled
+        .turned_away
         .iter()
+        .chain(&canceled.released)
         .chain(&canceled.refunding)
         .chain(&canceled.comps)
-    {
-        view::announce(db, redis, *booking_id, status_ttl).await;
+        .copied()
+        .collect();
+    for chunk in changed.chunks(500) {
+        view::announce_many(db, redis, chunk, status_ttl).await;
     }
     for refund_id in &canceled.open_refunds {
         let job = Refund {
@@ -229,7 +250,9 @@ pub struct RefundProgress {
     pub requested_paise: i64,
     pub processed_paise: i64,
     pub failed_paise: i64,
-    /// Bookings still waiting for their money.
+    /// Bookings still waiting for their money: being refunded, or (the showtime canceled)
+    /// paid and not refunded, as after a refund Razorpay failed. Cancelling the showtime again
+    /// asks for their refunds anew.
     pub bookings_awaiting_refund: i64,
 }
 
@@ -248,7 +271,10 @@ pub async fn refund_progress(
                       AS "processed_paise!",
                   coalesce(sum(r.amount_paise) FILTER (WHERE r.status = 'FAILED'), 0)::bigint
                       AS "failed_paise!",
-                  (SELECT count(*) FROM bookings WHERE showtime_id = st.id AND status = 'REFUND_PENDING')
+                  (SELECT count(*) FROM bookings
+                    WHERE showtime_id = st.id
+                      AND (status = 'REFUND_PENDING'
+                           OR (status = 'CONFIRMED' AND st.status = 'CANCELED')))
                       AS "bookings_awaiting_refund!"
            FROM showtimes st
            LEFT JOIN bookings b ON b.showtime_id = st.id

@@ -380,6 +380,7 @@ pub async fn cancel(
             before: Some(serde_json::json!({"status": current.status})),
             after: Some(serde_json::json!({
                 "status": ShowtimeStatus::Canceled,
+                "requests_rejected": canceled.turned_away.len(),
                 "holds_released": canceled.released.len(),
                 "refunds_requested": canceled.refunding.len(),
                 "comps_canceled": canceled.comps.len(),

@@ -411,6 +411,29 @@ async fn finish(
         "refund",
         Some(&refund_id.to_string()),
     );
+    // Razorpay never pays back more than was captured, so our books cannot either. Should they
+    // disagree (a refund recorded FAILED, a second one asked for, then the first reported
+    // processed after all), the payment is counted refunded in full and the gap is put in the
+    // audit log for a person, rather than the job failing on the constraint forever.
+    let left = sqlx::query_scalar!(
+        "SELECT amount_paise - refunded_paise FROM payments WHERE id = $1 FOR UPDATE",
+        refund.payment_id
+    )
+    .fetch_one(&mut *tx)
+    .await?
+    .unwrap_or_default();
+    if refund.amount_paise > left {
+        tracing::error!(%refund_id, amount = refund.amount_paise, left, "a processed refund exceeds what was left of its payment");
+        crate::audit::record(
+            &mut tx,
+            refund_entry(
+                "refund.exceeds_payment",
+                refund_id,
+                json!({"amount_paise": refund.amount_paise, "left_paise": left}),
+            ),
+        )
+        .await?;
+    }
     sqlx::query!(
         "UPDATE payments SET refunded_paise = refunded_paise + $2,
                 status = CASE WHEN refunded_paise + $2 = amount_paise THEN 'REFUNDED'::payment_status ELSE status END,
@@ -418,7 +441,7 @@ async fn finish(
                                       THEN status_history || jsonb_build_array($3::jsonb) ELSE status_history END
          WHERE id = $1",
         refund.payment_id,
-        refund.amount_paise,
+        refund.amount_paise.min(left),
         history
     )
     .execute(&mut *tx)

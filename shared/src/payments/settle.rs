@@ -232,7 +232,12 @@ async fn apply_capture(
             booking.showtime_id,
             stored.booking_id,
         )
-        .await?;
+        .await?
+        .ok_or_else(|| {
+            SettleError::Transient(anyhow!(
+                "the buyer is reserving in this showtime right now; settling again shortly"
+            ))
+        })?;
         if owned + i64::from(booking.quantity) > i64::from(booking.max_seats_per_user) {
             refusal = Some("paid after the hold lapsed, past the buyer's seat limit");
         }
@@ -292,20 +297,27 @@ async fn apply_capture(
 }
 
 /// Seats the buyer holds or owns in this showtime through their other bookings, once the
-/// per-buyer lock of reservations (`reserve`) is held.
+/// per-buyer lock of reservations (`reserve`) is held; `None` if a reservation holds it now.
+///
+/// Only tried, never waited for: a reservation takes that lock before it locks the lapsed
+/// holds it takes over, which may be this very booking (already locked here). Waiting could
+/// deadlock; the settlement rolls back and runs again instead.
 async fn seats_owned_elsewhere(
     conn: &mut PgConnection,
     user_id: Uuid,
     showtime_id: Uuid,
     booking_id: Uuid,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text || $2::text, 0))",
+) -> Result<Option<i64>, sqlx::Error> {
+    let locked = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1::uuid::text || $2::text, 0)) AS "locked!""#,
         user_id,
         showtime_id.to_string()
     )
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
+    if !locked {
+        return Ok(None);
+    }
     sqlx::query_scalar!(
         r#"SELECT coalesce(sum(quantity), 0) AS "owned!" FROM bookings
            WHERE showtime_id = $1 AND user_id = $2 AND id <> $3
@@ -317,6 +329,7 @@ async fn seats_owned_elsewhere(
     )
     .fetch_one(conn)
     .await
+    .map(Some)
 }
 
 /// Sells the booking's seats to it: exactly the claims it holds, or, after its hold lapsed,

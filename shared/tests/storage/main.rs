@@ -4,6 +4,7 @@
 // A test that cannot get what it needs should stop right there.
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
 mod fixtures;
 mod holds;
 mod invariants;
