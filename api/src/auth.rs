@@ -1,12 +1,21 @@
 //! Who is calling: the [`AuthUser`] and [`MaybeAuthUser`] extractors, and [`require_role`],
 //! the route layer that declares which role a group of routes needs.
 //!
-//! A bearer token is checked twice: its signature and expiry (cheap, no I/O), then its session
-//! in Postgres, so that logout, session revocation and a disabled account take effect at once,
-//! and the role used is the current one, not the one the token was issued with. The session
-//! check is reused for up to `AUTH_SESSION_CACHE_TTL`; every change to a user's sessions, role
-//! or standing drops it at once on this instance and, through Redis, on the others
-//! ([`account_changed`]).
+//! A bearer token's signature and expiry are checked on every request (cheap, no I/O). Its
+//! session is not looked up in Postgres on every request: each instance keeps the list of users
+//! whose sessions, role or standing changed while a token could still be alive
+//! ([`SessionCache`]), fed at once by the changes announced through Redis and, as a safety
+//! net for an announcement lost on the way, by a look at Postgres every
+//! `AUTH_SESSION_CACHE_TTL`. A token issued after its user's last change is good as it says
+//! (user, session, role); one issued before is checked in Postgres, so logout, session
+//! revocation, a disabled account and a role change take effect at once. Until the list is
+//! known to be complete (at start-up, or when Postgres could not be asked for a while), every
+//! token is checked, with the answer reused for up to `AUTH_SESSION_CACHE_TTL`.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{FromRequestParts, Request, State},
@@ -14,7 +23,9 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use shared::accounts::{Role, sessions, users};
+use chrono::{DateTime, Utc};
+use shared::accounts::{Role, sessions, tokens::AccessClaims, users};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{error::ApiError, state::AppState};
@@ -31,28 +42,115 @@ pub struct AuthUser {
 #[derive(Debug, Clone, Copy)]
 pub struct MaybeAuthUser(pub Option<AuthUser>);
 
-/// Live-session checks this instance made recently, per (user, session).
+/// An access token whose signature and expiry were checked earlier in this request (by the
+/// rate limiter), so they are not checked twice.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken(pub AccessClaims);
+
+/// Changes looked at again on each look at Postgres: a change written by a transaction that
+/// started before the previous look but committed after it carries an earlier timestamp.
+const LOOK_BACK: Duration = Duration::from_secs(60);
+
+/// Which tokens this instance may trust without asking Postgres, and the answers it got when
+/// it did ask.
 #[derive(Clone)]
 pub struct SessionCache {
+    /// Live-session checks made in Postgres recently, per (user, session).
     entries: moka::future::Cache<(Uuid, Uuid), AuthUser>,
+    /// Users whose sessions, role or standing changed, with the second of the latest change;
+    /// kept as long as an access token lives.
+    changed: moka::sync::Cache<Uuid, i64>,
+    /// When the list above was last brought up to date with Postgres.
+    synced: Arc<Mutex<Option<Instant>>>,
+    interval: Duration,
 }
 
 impl SessionCache {
-    pub fn new(ttl: std::time::Duration) -> Self {
+    /// `ttl`: how long an answer from Postgres is reused, and how often Postgres is asked what
+    /// changed. `token_lifetime`: how long a change matters.
+    pub fn new(ttl: Duration, token_lifetime: Duration) -> Self {
         Self {
             entries: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ttl)
                 .support_invalidation_closures()
                 .build(),
+            changed: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(token_lifetime + LOOK_BACK)
+                .build(),
+            synced: Arc::default(),
+            interval: ttl,
         }
     }
 
-    /// Drops everything cached about a user.
+    /// Keeps the list of changes up to date with Postgres, every `AUTH_SESSION_CACHE_TTL`, for
+    /// as long as the process runs.
+    pub fn start_sync(&self, db: PgPool, token_lifetime: Duration) {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            // The first look reaches back as far as a live token can.
+            let mut since = Utc::now()
+                - chrono::Duration::from_std(token_lifetime + LOOK_BACK)
+                    .unwrap_or(chrono::Duration::hours(1));
+            loop {
+                match sessions::changed_since(&db, since).await {
+                    Ok((changes, now)) => {
+                        for (user_id, at) in changes {
+                            cache.mark_changed(user_id, at);
+                        }
+                        since = now
+                            - chrono::Duration::from_std(LOOK_BACK)
+                                .unwrap_or(chrono::Duration::minutes(1));
+                        if let Ok(mut synced) = cache.synced.lock() {
+                            *synced = Some(Instant::now());
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "account changes not read; tokens are checked in Postgres meanwhile")
+                    }
+                }
+                tokio::time::sleep(cache.interval).await;
+            }
+        });
+    }
+
+    fn mark_changed(&self, user_id: Uuid, at: DateTime<Utc>) {
+        let second = at.timestamp();
+        let latest = self
+            .changed
+            .get(&user_id)
+            .map_or(second, |known| known.max(second));
+        self.changed.insert(user_id, latest);
+    }
+
+    /// Drops everything cached about a user, and checks their older tokens from now on.
     pub fn forget_user(&self, user_id: Uuid) {
+        self.mark_changed(user_id, Utc::now());
         let _ = self
             .entries
             .invalidate_entries_if(move |(user, _), _| *user == user_id);
+    }
+
+    /// The caller a token names, if it can be taken at its word: the list of changes is up to
+    /// date, and the token was issued after its user's last change (a change in the same
+    /// second counts as after the token).
+    fn trusted(&self, claims: &AccessClaims) -> Option<AuthUser> {
+        let fresh = self
+            .synced
+            .lock()
+            .ok()
+            .and_then(|synced| *synced)
+            .is_some_and(|at| at.elapsed() < self.interval * 3);
+        let unchanged = self
+            .changed
+            .get(&claims.sub)
+            .is_none_or(|changed| changed < claims.iat);
+        (fresh && unchanged).then_some(AuthUser {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            role: claims.role,
+        })
     }
 }
 
@@ -77,15 +175,23 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
-    let claims = state
-        .tokens
-        .verify_access(token.trim())
-        .map_err(|_| ApiError::Unauthorized)?;
+    let claims = match parts.extensions.get::<VerifiedToken>() {
+        Some(VerifiedToken(claims)) => claims.clone(),
+        None => {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .ok_or(ApiError::Unauthorized)?;
+            state
+                .tokens
+                .verify_access(token.trim())
+                .map_err(|_| ApiError::Unauthorized)?
+        }
+    };
+    if let Some(user) = state.sessions.trusted(&claims) {
+        return Ok(Some(user));
+    }
     let key = (claims.sub, claims.sid);
     if let Some(user) = state.sessions.entries.get(&key).await {
         return Ok(Some(user));

@@ -2,7 +2,9 @@
 //! `RateLimit-*` headers on every answer (429 with `Retry-After` past the limit).
 //!
 //! The caller is identified by a valid access token's user id (signature and expiry only: no
-//! database round trip before the limit is checked) and always by the client address.
+//! database round trip before the limit is checked) and always by the client address. Counts
+//! are kept in the process and synced with the other instances through Redis
+//! (`shared::rate_limit`).
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -42,13 +44,20 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     };
     let ip = ClientAddress::of(request.extensions());
-    let user = request
+    let claims = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .and_then(|token| state.tokens.verify_access(token.trim()).ok())
-        .map(|claims| claims.sub);
+        .and_then(|token| state.tokens.verify_access(token.trim()).ok());
+    let user = claims.as_ref().map(|claims| claims.sub);
+    let mut request = request;
+    if let Some(claims) = claims {
+        // Checked once: the handler's extractor takes it from here.
+        request
+            .extensions_mut()
+            .insert(crate::auth::VerifiedToken(claims));
+    }
     let decision = match state.limiter.check(group, ip, user).await {
         Ok(decision) => decision,
         Err(error) if group.fails_open() => {

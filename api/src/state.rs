@@ -53,11 +53,16 @@ impl AppState {
         shared::metrics::recorder();
         let redis = RedisClient::new(&settings.redis)?;
         let http = reqwest::Client::builder().build()?;
-        let sessions = SessionCache::new(settings.auth.session_cache_ttl);
+        let sessions = SessionCache::new(
+            settings.auth.session_cache_ttl,
+            settings.auth.jwt_expires_in,
+        );
         let cache = Cache::new(redis.clone(), settings.cache.clone());
         cache.listen();
+        let db = shared::db::pool(&settings.database)?;
+        sessions.start_sync(db.clone(), settings.auth.jwt_expires_in);
         Ok(Self {
-            db: shared::db::pool(&settings.database)?,
+            db,
             jobs: JobPublisher::new(&settings.rabbitmq),
             queues: QueueAdmin::new(&settings.rabbitmq),
             tokens: TokenKeys::new(&settings.auth),

@@ -538,3 +538,31 @@ async fn a_logout_on_one_instance_ends_the_session_on_another_at_once() {
     }
     panic!("the other instance still accepts the signed-out session");
 }
+
+/// Sessions are not looked up per request: each instance learns what changed from pushes and,
+/// should a push be lost, from Postgres every AUTH_SESSION_CACHE_TTL. A revocation nobody
+/// announced still ends the session within that bound.
+#[tokio::test]
+async fn a_revocation_nobody_announced_still_ends_the_session_within_the_sync_interval() {
+    let mut env = TestEnv::new().await;
+    env.set("AUTH_SESSION_CACHE_TTL", "1s");
+    let app = spawn_app_with(env).await;
+    let pair = app.signed_up().await;
+    assert_eq!(
+        app.get_as("/api/users/me", access(&pair)).await.status(),
+        200
+    );
+
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'test' WHERE id = $1::uuid",
+    )
+    .bind(pair["session_id"].as_str().unwrap())
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    crate::helpers::eventually(|| async {
+        app.get_as("/api/users/me", access(&pair)).await.status() == 401
+    })
+    .await;
+}

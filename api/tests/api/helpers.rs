@@ -158,7 +158,8 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    /// Registers an account and gives it `role` directly in the database.
+    /// Registers an account, gives it `role` directly in the database, and refreshes its
+    /// tokens, so that its access token carries the role (as after a sign-in).
     pub async fn signed_up_as(&self, role: &str) -> Value {
         let pair = self.signed_up().await;
         sqlx::query("UPDATE users SET role = $1::user_role WHERE id = $2::uuid")
@@ -167,7 +168,9 @@ impl TestApp {
             .execute(&self.db)
             .await
             .unwrap();
-        pair
+        let refreshed = self.refresh(pair["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(refreshed.status(), 200);
+        refreshed.json().await.unwrap()
     }
 
     pub async fn google_token(&self, claims: Value) -> String {

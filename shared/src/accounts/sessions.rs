@@ -300,6 +300,39 @@ pub async fn revoke_others(db: &PgPool, user_id: Uuid, keep: Uuid) -> Result<u64
     Ok(revoked.rows_affected())
 }
 
+/// Users whose sessions, role or standing changed after `since`, each with the latest change,
+/// and the database's clock now (where the next look starts). What lets an API instance trust
+/// an access token without asking Postgres: a token issued before its user's last change is
+/// checked; any other is good until it expires.
+pub async fn changed_since(
+    db: &PgPool,
+    since: DateTime<Utc>,
+) -> Result<(Vec<(Uuid, DateTime<Utc>)>, DateTime<Utc>), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    // now() is the transaction's start: a change committed after it is seen by the next look.
+    let now = sqlx::query_scalar!(r#"SELECT now() AS "now!""#)
+        .fetch_one(&mut *tx)
+        .await?;
+    let changed = sqlx::query!(
+        r#"SELECT user_id AS "user_id!", max(at) AS "at!" FROM (
+               SELECT user_id, revoked_at AS at FROM sessions WHERE revoked_at > $1
+               UNION ALL
+               SELECT id, updated_at FROM users WHERE updated_at > $1
+           ) AS changes GROUP BY user_id"#,
+        since
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((
+        changed
+            .into_iter()
+            .map(|row| (row.user_id, row.at))
+            .collect(),
+        now,
+    ))
+}
+
 /// The channel on which a change to a user's sessions, role or standing is announced, so every
 /// API instance drops what it cached about that user.
 pub fn changes_channel(redis: &crate::redis_client::RedisClient) -> String {
