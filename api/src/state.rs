@@ -7,7 +7,7 @@ use shared::{
     accounts::{
         PasswordHasher, google::GoogleVerifier, throttle::LoginThrottle, tokens::TokenKeys,
     },
-    bookings::availability,
+    bookings::{accept::Acceptor, availability, ids::BookingIds},
     cache::Cache,
     config::Settings,
     jobs::{JobPublisher, admin::QueueAdmin},
@@ -44,6 +44,8 @@ pub struct AppState {
     pub cache: Cache,
     /// The in-process level of the availability cache.
     pub availability: availability::LocalCache,
+    /// Accepts booking requests (and recognises their ids).
+    pub acceptor: Acceptor,
 }
 
 impl AppState {
@@ -61,9 +63,20 @@ impl AppState {
         cache.listen();
         let db = shared::db::pool(&settings.database)?;
         sessions.start_sync(db.clone(), settings.auth.jwt_expires_in);
+        let jobs = JobPublisher::new(&settings.rabbitmq);
+        let acceptor = Acceptor::new(
+            db.clone(),
+            redis.clone(),
+            jobs.clone(),
+            BookingIds::new(&settings.auth.jwt_secret),
+            &cache,
+            settings.cache.details_ttl,
+            settings.bookings.status_ttl,
+        );
         Ok(Self {
             db,
-            jobs: JobPublisher::new(&settings.rabbitmq),
+            jobs,
+            acceptor,
             queues: QueueAdmin::new(&settings.rabbitmq),
             tokens: TokenKeys::new(&settings.auth),
             passwords: PasswordHasher::new(&settings.auth.argon2)?,

@@ -111,10 +111,23 @@ struct Inner {
     redis: RedisClient,
     settings: CacheSettings,
     local: moka::future::Cache<String, Local>,
+    /// Typed in-process values kept fresh by the same announcements ([`Cache::typed`]), one
+    /// value per scope.
+    typed: std::sync::Mutex<Vec<Weak<dyn ScopedValues>>>,
     /// Whether announcements reach this process, and so whether its level may be used.
     listening: AtomicBool,
     /// Bumped by every eviction, so a load that raced one does not stay in this process.
     evictions: AtomicU64,
+}
+
+impl Inner {
+    fn clear_typed(&self) {
+        if let Ok(typed) = self.typed.lock() {
+            for values in typed.iter().filter_map(Weak::upgrade) {
+                values.clear();
+            }
+        }
+    }
 }
 
 /// Why a load produced nothing to cache.
@@ -139,6 +152,7 @@ impl Cache {
                 redis,
                 settings,
                 local,
+                typed: std::sync::Mutex::default(),
                 listening: AtomicBool::new(false),
                 evictions: AtomicU64::new(0),
             }),
@@ -344,8 +358,91 @@ fn channel(redis: &RedisClient) -> String {
     redis.key("cache-invalidations")
 }
 
+/// A typed in-process cache that announced scopes evict from.
+trait ScopedValues: Send + Sync {
+    fn evict(&self, scopes: &HashSet<String>);
+    fn clear(&self);
+}
+
+/// Values of type `V`, one per scope, held in this process only (not as JSON, not in Redis),
+/// for what is read on every request and costly to decode: evicted by the same announcements
+/// as every cached answer, emptied when the subscription restarts, and used only while it is
+/// up. Made by [`Cache::typed`].
+pub struct TypedCache<V> {
+    cache: Cache,
+    values: Arc<TypedValues<V>>,
+}
+
+struct TypedValues<V> {
+    map: moka::sync::Cache<String, Arc<V>>,
+}
+
+impl<V: Send + Sync + 'static> ScopedValues for TypedValues<V> {
+    fn evict(&self, scopes: &HashSet<String>) {
+        for scope in scopes {
+            self.map.invalidate(scope);
+        }
+    }
+
+    fn clear(&self) {
+        self.map.invalidate_all();
+    }
+}
+
+impl Cache {
+    /// A typed in-process cache of at most `capacity` values, each kept at most `ttl`.
+    pub fn typed<V: Send + Sync + 'static>(&self, capacity: u64, ttl: Duration) -> TypedCache<V> {
+        let values = Arc::new(TypedValues {
+            map: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+        });
+        let weak: Weak<dyn ScopedValues> = Arc::downgrade(&values) as Weak<dyn ScopedValues>;
+        if let Ok(mut typed) = self.inner.typed.lock() {
+            typed.retain(|existing| existing.strong_count() > 0);
+            typed.push(weak);
+        }
+        TypedCache {
+            cache: self.clone(),
+            values,
+        }
+    }
+}
+
+impl<V: Send + Sync + 'static> TypedCache<V> {
+    /// The value of `scope` from this process if it may be trusted, else `load`'s, which is
+    /// then kept (unless an announcement raced the load). `Ok(None)` is not kept.
+    pub async fn get_or_load<F>(&self, scope: &str, load: F) -> Result<Option<Arc<V>>, sqlx::Error>
+    where
+        F: Future<Output = Result<Option<V>, sqlx::Error>>,
+    {
+        let inner = &self.cache.inner;
+        let usable = inner.listening.load(Ordering::Acquire);
+        if usable && let Some(value) = self.values.map.get(scope) {
+            count(Source::Process);
+            return Ok(Some(value));
+        }
+        let evictions = inner.evictions.load(Ordering::Acquire);
+        let Some(value) = load.await? else {
+            return Ok(None);
+        };
+        count(Source::Database);
+        let value = Arc::new(value);
+        if usable && inner.evictions.load(Ordering::Acquire) == evictions {
+            self.values.map.insert(scope.to_owned(), Arc::clone(&value));
+        }
+        Ok(Some(value))
+    }
+}
+
 async fn evict(inner: &Inner, scopes: HashSet<String>) {
     inner.evictions.fetch_add(1, Ordering::AcqRel);
+    if let Ok(typed) = inner.typed.lock() {
+        for values in typed.iter().filter_map(Weak::upgrade) {
+            values.evict(&scopes);
+        }
+    }
     let evicted = inner
         .local
         .invalidate_entries_if(move |_, value| scopes.contains(value.scope.as_ref()));
@@ -368,6 +465,7 @@ async fn listen(inner: Weak<Inner>, redis: RedisClient) {
                     // Whatever was announced while nobody listened is unknown: start empty.
                     strong.evictions.fetch_add(1, Ordering::AcqRel);
                     strong.local.invalidate_all();
+                    strong.clear_typed();
                     strong.listening.store(true, Ordering::Release);
                     drop(strong);
                     let mut messages = pubsub.on_message();
@@ -384,6 +482,7 @@ async fn listen(inner: Weak<Inner>, redis: RedisClient) {
                             None => {
                                 strong.evictions.fetch_add(1, Ordering::AcqRel);
                                 strong.local.invalidate_all();
+                                strong.clear_typed();
                             }
                         }
                     }

@@ -14,10 +14,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use shared::bookings::{
-    availability, lock,
-    reserve::{self, Reservation},
-    view,
+use shared::{
+    bookings::{
+        availability, lock,
+        reserve::{self, Reservation},
+        view,
+    },
+    jobs::NewBooking,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -30,6 +33,8 @@ const IDLE_AFTER: Duration = Duration::from_secs(60);
 
 struct Request {
     booking_id: Uuid,
+    /// The request, for a booking the API accepted without a row: the batch records it.
+    new: Option<NewBooking>,
     reply: oneshot::Sender<Result<Reservation, BatchFailed>>,
 }
 
@@ -47,17 +52,23 @@ pub struct ReservationBatcher {
 }
 
 impl ReservationBatcher {
-    /// Queues `booking_id` on its scope and waits for its batch to be decided.
+    /// Queues `booking_id` (with its request, if it has no row yet) on its scope and waits for
+    /// its batch to be decided.
     pub async fn reserve(
         &self,
         ctx: &JobContext,
         scope: &str,
         booking_id: Uuid,
+        new: Option<NewBooking>,
     ) -> Result<Reservation, JobError> {
         let (reply, answer) = oneshot::channel();
         let sender = self.sender(ctx, scope);
         sender
-            .send(Request { booking_id, reply })
+            .send(Request {
+                booking_id,
+                new,
+                reply,
+            })
             .await
             .map_err(|_| JobError::Transient(anyhow::anyhow!("reservation queue closed")))?;
         answer
@@ -108,12 +119,16 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
             }
         }
         let ids: Vec<Uuid> = batch.iter().map(|r| r.booking_id).collect();
+        let requests: Vec<(Uuid, Option<NewBooking>)> = batch
+            .iter_mut()
+            .map(|r| (r.booking_id, r.new.take()))
+            .collect();
         let started = Instant::now();
         let held = lock::acquire(&ctx.redis, &scope, settings).await;
         let locked = Instant::now();
         metrics::histogram!("reservation_lock_wait_seconds")
             .record((locked - started).as_secs_f64());
-        let decided = reserve::reserve_batch(&ctx.db, &ids, settings.hold_duration).await;
+        let decided = reserve::reserve_batch(&ctx.db, &requests, settings.hold_duration).await;
         let committed = Instant::now();
         if let Some(lock) = held {
             lock.release().await;

@@ -10,7 +10,7 @@ use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use apalis_cron::{CronScheduler, Tick};
 use futures::FutureExt;
 use shared::{
-    bookings::{self, availability, create, view},
+    bookings::{self, availability, claims, create, view},
     jobs::{
         Job, Refund, ReserveSeats,
         republish::{self, Republisher},
@@ -117,12 +117,14 @@ async fn republish(ctx: &JobContext) -> anyhow::Result<()> {
         let jobs = stale.iter().map(|&booking_id| ReserveSeats {
             booking_id,
             scope: None,
+            request: None,
         });
         let sent = publish_all(ctx, jobs).await;
         leader.record(ReserveSeats::NAME, &stale[..sent]).await?;
         if sent > 0 {
             tracing::info!(count = sent, "republished pending bookings");
         }
+        republish_accepted(ctx, after).await;
         if !still_queued(&waiting, Refund::NAME) {
             let open = refunds::stale_open(&ctx.db, after, EXPIRY_BATCH).await?;
             let jobs = open.iter().map(|&refund_id| Refund {
@@ -137,6 +139,40 @@ async fn republish(ctx: &JobContext) -> anyhow::Result<()> {
     .await;
     leader.release().await;
     outcome
+}
+
+/// Bookings the API accepted in Redis but whose publish it never confirmed (it died in
+/// between): published from the accepting set, then taken out of it.
+async fn republish_accepted(ctx: &JobContext, older_than: std::time::Duration) {
+    let overdue = match claims::overdue(&ctx.redis, older_than, EXPIRY_BATCH as usize).await {
+        Ok(overdue) => overdue,
+        Err(error) => {
+            tracing::debug!(%error, "accepting set not readable; republishing waits");
+            return;
+        }
+    };
+    let mut sent = 0;
+    for job_json in overdue {
+        match serde_json::from_str::<ReserveSeats>(&job_json) {
+            Ok(job) => {
+                if let Err(error) = ctx.jobs.publish(&job).await {
+                    tracing::warn!(%error, "could not republish an accepted booking; the next sweep tries again");
+                    break;
+                }
+                sent += 1;
+            }
+            Err(error) => {
+                tracing::error!(%error, "an unreadable job in the accepting set is dropped")
+            }
+        }
+        claims::published(&ctx.redis, &job_json).await;
+    }
+    if sent > 0 {
+        tracing::info!(
+            count = sent,
+            "republished bookings accepted without a confirmed publish"
+        );
+    }
 }
 
 fn still_queued(waiting: &BTreeMap<&'static str, u32>, kind: &str) -> bool {

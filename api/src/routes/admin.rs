@@ -455,6 +455,7 @@ pub async fn manual_booking(
             showtime_id: order.showtime_id,
             section_id: None,
         }),
+        request: None,
     };
     if let Err(error) = state.jobs.publish(&job).await {
         tracing::error!(%error, %booking_id, "reservation job not published yet; the sweep will");

@@ -25,7 +25,7 @@ use shared::{
         history::{self, BookingSummary, Ticket},
         view::{self, BookingView},
     },
-    jobs::{Job, Refund, ReservationScope, ReserveSeats, republish},
+    jobs::Refund,
     payments::refunds::{self, RefundView, Requester},
 };
 use tokio::time::Instant;
@@ -80,6 +80,7 @@ impl From<CreateError> for ApiError {
                 code: "IDEMPOTENCY_KEY_REUSED",
                 message,
             },
+            CreateError::Unavailable(what) => ApiError::Unavailable(what),
             CreateError::Database(error) => error.into(),
         }
     }
@@ -157,34 +158,13 @@ pub async fn create(
     Ok(response)
 }
 
-/// Stores the PENDING booking (or finds the one this key already made) and publishes its
-/// reservation job; a replay that is still PENDING publishes again, the job being idempotent.
+/// Accepts the request (`shared::bookings::accept`), timed for the debug log.
 async fn accept(state: AppState, request: BookingRequest) -> Result<create::Accepted, ApiError> {
-    let job_scope = ReservationScope {
-        showtime_id: request.showtime_id,
-        section_id: request.selection.section_id(),
-    };
     let started = std::time::Instant::now();
-    let accepted = create::create_pending(&state.db, request).await?;
-    let recorded = std::time::Instant::now();
-    let needs_job = !accepted.replayed || accepted.status == BookingStatus::Pending;
-    let job = ReserveSeats {
-        booking_id: accepted.booking_id,
-        scope: Some(job_scope),
-    };
-    if needs_job && let Err(error) = state.jobs.publish(&job).await {
-        // The booking is stored; the sweep publishes it at its next round (or, should even
-        // this mark fail, once the booking looks stale).
-        tracing::error!(%error, booking_id = %accepted.booking_id, "reservation job not published yet");
-        if let Err(error) =
-            republish::not_published(&state.db, ReserveSeats::NAME, accepted.booking_id).await
-        {
-            tracing::warn!(%error, "could not mark the booking for the sweep");
-        }
-    }
+    let accepted = state.acceptor.accept(request).await?;
     tracing::debug!(
-        record_ms = (recorded - started).as_secs_f64() * 1000.0,
-        publish_ms = recorded.elapsed().as_secs_f64() * 1000.0,
+        accept_ms = started.elapsed().as_secs_f64() * 1000.0,
+        replayed = accepted.replayed,
         "booking accepted"
     );
     Ok(accepted)
@@ -202,11 +182,18 @@ async fn current(state: &AppState, id: Uuid) -> Result<Option<BookingView>, ApiE
     Ok(view::load(&state.db, id).await?)
 }
 
+/// The booking as its owner (or a super admin) may see it. A booking the API accepted for the
+/// caller but nobody has recorded yet (Redis lost its copy, the worker has not written it) is
+/// PENDING, never 404.
 async fn visible(state: &AppState, id: Uuid, user: &AuthUser) -> Result<BookingView, ApiError> {
-    current(state, id)
-        .await?
-        .filter(|view| visible_to(view, user))
-        .ok_or(ApiError::NotFound("booking"))
+    match current(state, id).await? {
+        Some(view) if visible_to(&view, user) => Ok(view),
+        Some(_) => Err(ApiError::NotFound("booking")),
+        None => state
+            .acceptor
+            .queued(id, user.user_id)
+            .ok_or(ApiError::NotFound("booking")),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

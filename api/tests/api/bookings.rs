@@ -11,7 +11,7 @@ use test_support::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, error_code, spawn_app, spawn_app_with, spawn_workers};
+use crate::helpers::{TestApp, error_code, eventually, spawn_app, spawn_app_with, spawn_workers};
 
 impl TestApp {
     pub async fn book(&self, buyer: &Buyer, key: &str, body: &Value) -> reqwest::Response {
@@ -187,6 +187,7 @@ async fn the_same_key_and_body_give_the_same_booking_and_another_body_a_conflict
 #[tokio::test]
 async fn a_retry_gets_its_booking_even_once_the_cap_is_reached_or_the_sale_is_over() {
     let (app, showtime, buyers) = setup(&[(1, 6)], 1).await;
+    let _workers = spawn_workers(&app).await;
     sqlx::query("UPDATE showtimes SET max_seats_per_user = 2 WHERE id = $1")
         .bind(showtime.showtime_id)
         .execute(&app.db)
@@ -200,6 +201,10 @@ async fn a_retry_gets_its_booking_even_once_the_cap_is_reached_or_the_sale_is_ov
         .json()
         .await
         .unwrap();
+    let held = app
+        .booking_after(&buyers[0], first["booking_id"].as_str().unwrap(), "PENDING")
+        .await;
+    assert_eq!(held["status"], "RESERVED");
 
     // The booking itself now fills the buyer's cap: its retry is still its own answer.
     let retry = app.book(&buyers[0], &key, &body).await;
@@ -208,16 +213,19 @@ async fn a_retry_gets_its_booking_even_once_the_cap_is_reached_or_the_sale_is_ov
     let retry: Value = retry.json().await.unwrap();
     assert_eq!(retry["booking_id"], first["booking_id"]);
 
-    // So is a retry after the sale closed.
+    // So is a retry after the sale closed (as an editor's change announces it).
     sqlx::query("UPDATE showtimes SET sale_ends_at = now() - interval '1 second' WHERE id = $1")
         .bind(showtime.showtime_id)
         .execute(&app.db)
         .await
         .unwrap();
+    app.catalogue_changed(showtime.showtime_id).await;
+    eventually(|| async { app.book(&buyers[0], &self::key(), &body).await.status() == 409 }).await;
     let late = app.book(&buyers[0], &key, &body).await;
     assert_eq!(late.status(), 202);
     let late: Value = late.json().await.unwrap();
     assert_eq!(late["booking_id"], first["booking_id"]);
+    assert_eq!(late["status"], "RESERVED");
     // A new key is checked as ever.
     let other = app.book(&buyers[0], &self::key(), &body).await;
     assert_eq!(other.status(), 409);
@@ -232,6 +240,7 @@ async fn a_retry_gets_its_booking_even_once_the_cap_is_reached_or_the_sale_is_ov
 #[tokio::test]
 async fn concurrent_requests_with_one_key_make_one_booking() {
     let (app, showtime, buyers) = setup(&[(1, 6)], 1).await;
+    let _workers = spawn_workers(&app).await;
     let key = key();
     let body = named(&showtime, &showtime.sections[0].seat_ids[..2]);
 
@@ -245,6 +254,10 @@ async fn concurrent_requests_with_one_key_make_one_booking() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "every answer names the same booking");
+    let decided = app
+        .booking_after(&buyers[0], ids[0].as_str().unwrap(), "PENDING")
+        .await;
+    assert_eq!(decided["status"], "RESERVED");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings")
         .fetch_one(&app.db)
         .await
@@ -277,11 +290,13 @@ async fn rejections_carry_their_reason() {
         .execute(&app.db)
         .await
         .unwrap();
+    // The cap is the worker's to decide, under its lock: the request is accepted, then
+    // turned away.
     let over_limit = app
-        .book(&buyers[0], &key(), &named(&showtime, &back.seat_ids[..1]))
+        .book_and_wait(&buyers[0], &named(&showtime, &back.seat_ids[..1]))
         .await;
-    assert_eq!(over_limit.status(), 409);
-    assert_eq!(error_code(over_limit).await, "LIMIT_REACHED");
+    assert_eq!(over_limit["status"], "REJECTED");
+    assert_eq!(over_limit["reject_reason"], "LIMIT_REACHED");
 }
 
 #[tokio::test]
@@ -620,15 +635,18 @@ async fn bad_booking_requests_are_refused_and_write_nothing() {
 #[tokio::test]
 async fn the_history_lists_newest_first_by_page_and_status() {
     let (app, showtime, buyers) = setup(&[(1, 6)], 1).await;
+    let _workers = spawn_workers(&app).await;
+    sqlx::query("UPDATE showtimes SET max_seats_per_user = 1")
+        .execute(&app.db)
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for seat in &showtime.sections[0].seat_ids[..5] {
-        let accepted: Value = app
-            .book(&buyers[0], &key(), &named(&showtime, &[*seat]))
-            .await
-            .json()
-            .await
-            .unwrap();
-        ids.push(accepted["booking_id"].as_str().unwrap().to_owned());
+        // The first is held; the others are over the cap of one and turned away.
+        let decided = app
+            .book_and_wait(&buyers[0], &named(&showtime, &[*seat]))
+            .await;
+        ids.push(decided["id"].as_str().unwrap().to_owned());
     }
     ids.reverse();
 
@@ -669,7 +687,13 @@ async fn the_history_lists_newest_first_by_page_and_status() {
         .json()
         .await
         .unwrap();
-    assert!(reserved["bookings"].as_array().unwrap().is_empty());
+    let reserved: Vec<&str> = reserved["bookings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(reserved, [ids[4].as_str()]);
     assert_eq!(
         app.get_as("/api/users/me/bookings?limit=1000", &buyers[0].token)
             .await

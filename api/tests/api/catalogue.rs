@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, access, error_code, spawn_app};
+use crate::helpers::{TestApp, access, error_code, spawn_app, spawn_workers};
 
 /// An editor's calls to the catalogue.
 pub struct Editor<'a> {
@@ -606,6 +606,7 @@ async fn what_bookings_depend_on_is_archived_not_deleted() {
     editor.publish(&showtime).await;
     let showtime_id = showtime["id"].as_str().unwrap();
     let buyer = app.signed_up().await;
+    let _workers = spawn_workers(&app).await;
     let booked = app
         .client
         .post(app.url("/api/bookings"))
@@ -616,6 +617,8 @@ async fn what_bookings_depend_on_is_archived_not_deleted() {
         .await
         .unwrap();
     assert_eq!(booked.status(), 202);
+    // The worker records the booking as it decides it.
+    crate::helpers::eventually(|| async { count(&app, "bookings").await == 1 }).await;
 
     let refusals = [
         (format!("/api/showtimes/{showtime_id}"), "HAS_BOOKINGS"),

@@ -187,6 +187,16 @@ impl TestApp {
         minted["id_token"].as_str().unwrap().to_owned()
     }
 
+    /// Announces a change to a showtime made straight in the database, as a catalogue write
+    /// through the API would: every instance drops what it cached of it.
+    pub async fn catalogue_changed(&self, showtime_id: uuid::Uuid) {
+        let settings = self.env.settings();
+        let redis = shared::redis_client::RedisClient::new(&settings.redis).unwrap();
+        shared::cache::Cache::new(redis, settings.cache)
+            .invalidate(&[shared::catalogue::scopes::showtime(showtime_id)])
+            .await;
+    }
+
     /// The mail the stand-in SendGrid received for `to`, oldest first.
     pub async fn mail_to(&self, to: &str) -> Vec<Value> {
         self.client

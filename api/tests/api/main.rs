@@ -3,6 +3,7 @@
 // A test that cannot get what it needs should stop right there.
 #![allow(clippy::unwrap_used)]
 
+mod accept;
 mod accounts;
 mod admin;
 mod bookings;

@@ -1,5 +1,7 @@
-//! Recording a booking request (PENDING), idempotently, after the checks that are cheap enough
-//! for the API. The reservation itself is the worker's job.
+//! Recording a booking request (PENDING) in Postgres, idempotently: the accept path's fallback
+//! when Redis or the broker is away ([`super::accept`]). In the steady state the worker records
+//! the booking instead, in the transaction that decides it. The reservation itself is always
+//! the worker's job.
 //!
 //! Idempotency: the key is stored with a fingerprint of the request in the same statement as
 //! the booking it produced. A repeat with the same request gets the same booking, whatever the
@@ -18,6 +20,14 @@ pub struct BookingRequest {
     pub showtime_id: Uuid,
     pub selection: SeatSelection,
     pub idempotency_key: String,
+}
+
+impl BookingRequest {
+    /// What must be equal for a retry with the same key to be the same request.
+    pub fn fingerprint(&self) -> String {
+        let canonical = json!({"showtime_id": self.showtime_id, "selection": self.selection});
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,25 +52,28 @@ pub enum CreateError {
     LimitReached { max: i32 },
     #[error("this idempotency key was used for a different request")]
     KeyReused,
+    /// Neither the broker nor Postgres could take the booking.
+    #[error("{0} cannot take bookings right now")]
+    Unavailable(&'static str),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
-fn fingerprint(request: &BookingRequest) -> String {
-    let canonical = json!({"showtime_id": request.showtime_id, "selection": request.selection});
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
-}
-
+/// Checks and records `request` as the PENDING booking `booking_id`, or finds the booking its
+/// key already made.
 #[tracing::instrument(skip_all, fields(user_id = %request.user_id, showtime_id = %request.showtime_id))]
-pub async fn create_pending(db: &PgPool, request: BookingRequest) -> Result<Accepted, CreateError> {
-    let fingerprint = fingerprint(&request);
+pub async fn create_pending(
+    db: &PgPool,
+    request: &BookingRequest,
+    booking_id: Uuid,
+) -> Result<Accepted, CreateError> {
+    let fingerprint = request.fingerprint();
     // A retry answers with the booking its key already made, before any check: the sale may
     // have ended, or this very booking may have reached the buyer's cap, since it was made.
-    if let Some(accepted) = replay(db, &request, &fingerprint).await? {
+    if let Some(accepted) = replay(db, request, &fingerprint).await? {
         return Ok(accepted);
     }
-    check(db, &request).await?;
-    let booking_id = Uuid::now_v7();
+    check(db, request).await?;
     // One statement: the key is claimed (or a day-old one reclaimed) and the booking inserted
     // together, or neither is.
     let inserted = sqlx::query_scalar!(
@@ -98,9 +111,48 @@ pub async fn create_pending(db: &PgPool, request: BookingRequest) -> Result<Acce
     }
     // The key is taken (and concurrent users of it have committed): the same request gets the
     // same booking, another request a conflict.
-    replay(db, &request, &fingerprint)
+    replay(db, request, &fingerprint)
         .await?
         .ok_or(CreateError::KeyReused)
+}
+
+/// Records a request the API already checked (in process) as the PENDING booking
+/// `booking_id`, with its key: what the API does when the broker cannot take its job. Whatever
+/// was recorded before under the same key or id stays as it was.
+pub async fn record_checked(
+    db: &PgPool,
+    request: &BookingRequest,
+    booking_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"WITH claimed AS (
+               INSERT INTO idempotency_keys
+                   (user_id, key, request_fingerprint, response_status, response_body)
+               VALUES ($1, $2, $3, 202, jsonb_build_object('booking_id', $4::uuid))
+               ON CONFLICT (user_id, key) DO NOTHING
+           )
+           INSERT INTO bookings (id, user_id, showtime_id, request, quantity)
+           VALUES ($4, $1, $5, $6, $7)
+           ON CONFLICT (id) DO NOTHING"#,
+        request.user_id,
+        request.idempotency_key,
+        request.fingerprint(),
+        booking_id,
+        request.showtime_id,
+        serde_json::to_value(&request.selection).unwrap_or_default(),
+        i32::try_from(request.selection.quantity()).unwrap_or(i32::MAX)
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The booking this key made, if the request is the same; `KeyReused` if it is another.
+pub async fn replayed(
+    db: &PgPool,
+    request: &BookingRequest,
+) -> Result<Option<Accepted>, CreateError> {
+    replay(db, request, &request.fingerprint()).await
 }
 
 async fn replay(

@@ -1,8 +1,10 @@
 //! Bookings: a buyer's claim on seats of one showtime, from request to ticket or refund.
 //!
-//! The flow: the API records a PENDING booking ([`create`]) and publishes its reservation job;
-//! a worker takes a Redis lock ([`lock`]) and runs the reservation transaction ([`reserve`]);
-//! the result goes to Postgres, then Redis and its subscribers ([`view`]). Holds lapse by
+//! The flow: the API accepts a request ([`accept`]: checks it against its copy of the showtime
+//! ([`sale`]), claims its key and writes its PENDING status in Redis ([`claims`]), and
+//! publishes its reservation job, touching no Postgres); a worker takes a Redis lock ([`lock`])
+//! and, in one transaction, records the booking and decides it ([`reserve`]); the result goes
+//! to Postgres, then Redis and its subscribers ([`view`]). Holds lapse by
 //! themselves ([`holds`]) or are given back ([`cancel`]).
 //!
 //! The lifecycle lives in [`BookingStatus`]; the database refuses the same illegal moves
@@ -35,14 +37,18 @@
 //! changed hands between reading and locking) rolls back and tries again rather than locking
 //! out of order. The hold sweep locks its bookings with `SKIP LOCKED`, so it never waits on one.
 
+pub mod accept;
 pub mod availability;
 pub mod cancel;
+pub mod claims;
 pub mod create;
 pub mod history;
 pub(crate) mod holds;
+pub mod ids;
 pub mod lock;
 pub mod manual;
 pub mod reserve;
+pub mod sale;
 mod selection;
 pub mod showtime_cancellation;
 mod status;

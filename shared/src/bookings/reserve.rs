@@ -32,7 +32,7 @@ use super::{
     BookingStatus, RejectReason, SeatSelection,
     holds::{SeatRelease, release_held_seats},
 };
-use crate::jobs::ReservationScope;
+use crate::jobs::{NewBooking, ReservationScope};
 
 /// What happened to one booking's reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,15 +84,18 @@ pub struct Decisions {
     pub showtimes: BTreeSet<Uuid>,
 }
 
-/// Decides every booking of `booking_ids` in one transaction. Bookings are served in the order
-/// given.
-#[tracing::instrument(skip(db, booking_ids), fields(batch = booking_ids.len()))]
+/// Decides every booking of `requests` in one transaction, recording first those that carry
+/// their request (accepted by the API without a row). Bookings are served in the order given.
+#[tracing::instrument(skip(db, requests), fields(batch = requests.len()))]
 pub async fn reserve_batch(
     db: &PgPool,
-    booking_ids: &[Uuid],
+    requests: &[(Uuid, Option<NewBooking>)],
     hold: Duration,
 ) -> Result<Decisions, sqlx::Error> {
+    let booking_ids: Vec<Uuid> = requests.iter().map(|(id, _)| *id).collect();
+    let booking_ids = booking_ids.as_slice();
     let mut tx = db.begin().await?;
+    record(&mut tx, requests).await?;
     let rows = sqlx::query!(
         r#"SELECT id, status AS "status: BookingStatus", user_id, showtime_id, quantity, request,
                   created_by IS NOT NULL AS "manual!"
@@ -143,6 +146,66 @@ pub async fn reserve_batch(
         .map(|id| (*id, outcomes.remove(id).unwrap_or(Reservation::Missing)))
         .collect();
     Ok(decisions)
+}
+
+/// Records the bookings the API accepted without a row, with their idempotency keys, unless
+/// recorded before (a redelivered job, a replay): idempotent on the booking id. A booking whose
+/// key was recorded for another request is not recorded: that request, not this one, is the
+/// key's, and this job reserves nothing.
+async fn record(
+    tx: &mut PgConnection,
+    requests: &[(Uuid, Option<NewBooking>)],
+) -> Result<(), sqlx::Error> {
+    let mut seen = HashSet::new();
+    let new: Vec<(Uuid, &NewBooking)> = requests
+        .iter()
+        .filter_map(|(id, request)| request.as_ref().map(|request| (*id, request)))
+        .filter(|(id, _)| seen.insert(*id))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let column = |f: &dyn Fn(&(Uuid, &NewBooking)) -> String| new.iter().map(f).collect::<Vec<_>>();
+    sqlx::query!(
+        r#"WITH incoming AS (
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::int[],
+                                    $6::text[], $7::text[], $8::timestamptz[])
+                   AS t (id, user_id, showtime_id, request, quantity, key, fingerprint, accepted_at)
+           ),
+           keys AS (
+               INSERT INTO idempotency_keys
+                   (user_id, key, request_fingerprint, response_status, response_body, created_at)
+               SELECT user_id, key, fingerprint, 202, jsonb_build_object('booking_id', id), accepted_at
+               FROM incoming
+               ON CONFLICT (user_id, key) DO NOTHING
+           )
+           INSERT INTO bookings (id, user_id, showtime_id, request, quantity, created_at)
+           SELECT id, user_id, showtime_id, request, quantity, accepted_at FROM incoming
+           -- A showtime deleted since (it had no booking then) has nothing left to book.
+           WHERE EXISTS (SELECT 1 FROM showtimes st WHERE st.id = incoming.showtime_id)
+             AND NOT EXISTS (
+               SELECT 1 FROM idempotency_keys k
+               WHERE k.user_id = incoming.user_id AND k.key = incoming.key
+                 AND k.request_fingerprint <> incoming.fingerprint)
+           ON CONFLICT (id) DO NOTHING"#,
+        &new.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        &new.iter().map(|(_, r)| r.user_id).collect::<Vec<_>>(),
+        &new.iter().map(|(_, r)| r.showtime_id).collect::<Vec<_>>(),
+        &new
+            .iter()
+            .map(|(_, r)| serde_json::to_value(&r.selection).unwrap_or_default())
+            .collect::<Vec<_>>(),
+        &new
+            .iter()
+            .map(|(_, r)| i32::try_from(r.selection.quantity()).unwrap_or(i32::MAX))
+            .collect::<Vec<_>>(),
+        &column(&|(_, r)| r.idempotency_key.clone()),
+        &column(&|(_, r)| r.fingerprint.clone()),
+        &new.iter().map(|(_, r)| r.accepted_at).collect::<Vec<_>>()
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 #[derive(Clone)]

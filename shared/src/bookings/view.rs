@@ -43,12 +43,52 @@ pub struct BookingView {
     pub updated_at: DateTime<Utc>,
 }
 
+impl BookingView {
+    /// A request just accepted: PENDING, no seats yet.
+    pub fn accepted(id: Uuid, request: &super::create::BookingRequest, at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            user_id: request.user_id,
+            showtime_id: request.showtime_id,
+            status: BookingStatus::Pending,
+            reject_reason: None,
+            quantity: i32::try_from(request.selection.quantity()).unwrap_or(i32::MAX),
+            seats: Vec::new(),
+            total_paise: 0,
+            currency: "INR".into(),
+            hold_expires_at: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// A booking accepted but known, for now, only to the queue (Redis lost its copy before
+    /// the worker wrote it): PENDING, with nothing else known yet (nil showtime, no seats).
+    pub fn queued(id: Uuid, user_id: Uuid) -> Self {
+        let now = Utc::now();
+        Self {
+            id,
+            user_id,
+            showtime_id: Uuid::nil(),
+            status: BookingStatus::Pending,
+            reject_reason: None,
+            quantity: 0,
+            seats: Vec::new(),
+            total_paise: 0,
+            currency: "INR".into(),
+            hold_expires_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// The channel every status change is announced on.
 pub fn status_channel(redis: &RedisClient) -> String {
     redis.key("booking-status")
 }
 
-fn status_key(redis: &RedisClient, id: Uuid) -> String {
+pub(crate) fn status_key(redis: &RedisClient, id: Uuid) -> String {
     redis.key(&format!("booking:{id}"))
 }
 

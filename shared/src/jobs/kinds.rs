@@ -1,12 +1,14 @@
 //! The payloads of the job kinds the system runs. They carry ids, not data: the handler reads
 //! the current state from Postgres, so a late or repeated delivery acts on the truth.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Job;
+use crate::bookings::SeatSelection;
 
-/// Hold the seats a PENDING booking asked for, or reject it.
+/// Hold the seats a booking asks for, or reject it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReserveSeats {
     pub booking_id: Uuid,
@@ -14,6 +16,25 @@ pub struct ReserveSeats {
     /// query. Absent, the worker looks it up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<ReservationScope>,
+    /// The request itself, when the API accepted it without writing it to Postgres (the
+    /// steady state): the worker records the booking in the transaction that decides it.
+    /// Absent, the booking is already a PENDING row (accepted while Redis or the broker was
+    /// away, made by an admin, or published again by the sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<NewBooking>,
+}
+
+/// A booking request as the API accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewBooking {
+    pub user_id: Uuid,
+    pub showtime_id: Uuid,
+    pub selection: SeatSelection,
+    pub idempotency_key: String,
+    /// Of the request's showtime and seats: a booking is recorded only if its key was not
+    /// used for another request.
+    pub fingerprint: String,
+    pub accepted_at: DateTime<Utc>,
 }
 
 /// The showtime of a booking, and its section when it asks for best available.

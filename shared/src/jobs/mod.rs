@@ -14,8 +14,8 @@ mod topology;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use kinds::{
-    PaymentSignal, Refund, ReservationScope, ReserveSeats, SendEmailVerification, SendOtp,
-    VerifyPayment,
+    NewBooking, PaymentSignal, Refund, ReservationScope, ReserveSeats, SendEmailVerification,
+    SendOtp, VerifyPayment,
 };
 pub use publisher::{JobPublisher, PublishError};
 pub use topology::QueueTopology;

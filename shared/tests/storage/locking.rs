@@ -36,12 +36,13 @@ async fn pending(db: &PgPool, showtime_id: Uuid, seats: &[Uuid]) -> Uuid {
     let selection = SeatSelection::parse(Some(seats.to_vec()), None, None, 10).unwrap();
     create::create_pending(
         db,
-        BookingRequest {
+        &BookingRequest {
             user_id: fixtures::buyer(db).await,
             showtime_id,
             selection,
             idempotency_key: Uuid::new_v4().to_string(),
         },
+        Uuid::now_v7(),
     )
     .await
     .unwrap()
@@ -75,8 +76,9 @@ async fn taking_over_lapsed_holds_while_the_sweep_expires_them_never_deadlocks()
         }
         let reservations = batches.iter().map(|batch| {
             let db = db.clone();
+            let batch: Vec<_> = batch.iter().map(|id| (*id, None)).collect();
             async move {
-                reserve::reserve_batch(&db, batch, Duration::ZERO)
+                reserve::reserve_batch(&db, &batch, Duration::ZERO)
                     .await
                     .err()
             }

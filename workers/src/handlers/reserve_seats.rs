@@ -1,6 +1,7 @@
-//! Reserve-seats: hold the seats a PENDING booking asked for, or reject it. The booking joins
-//! its scope's next batch (see `reservations`), which also announces the outcome. Idempotent on
-//! the booking: a redelivered job finds the booking decided, and the batch announces it again.
+//! Reserve-seats: record the booking if the API accepted it without a row, then hold the seats
+//! it asks for, or reject it. The booking joins its scope's next batch (see `reservations`),
+//! which records, decides and announces it. Idempotent on the booking: a redelivered job finds
+//! the booking recorded and decided, and the batch announces it again.
 
 use shared::{bookings::reserve, jobs::ReserveSeats};
 
@@ -21,7 +22,7 @@ impl RunJob for ReserveSeats {
         };
         let outcome = ctx
             .reservations
-            .reserve(ctx, &scope.lock_name(), id)
+            .reserve(ctx, &scope.lock_name(), id, self.request)
             .await?;
         tracing::debug!(booking_id = %id, ?outcome, "reservation decided");
         Ok(())

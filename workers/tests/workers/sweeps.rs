@@ -38,12 +38,13 @@ async fn one_replica_republishes_a_stale_booking_once_while_its_copy_waits() {
             SeatSelection::parse(None, Some(showtime.sections[0].section_id), Some(1), 10).unwrap();
         let accepted = create::create_pending(
             &harness.db,
-            BookingRequest {
+            &BookingRequest {
                 user_id: buyer.user_id,
                 showtime_id: showtime.showtime_id,
                 selection,
                 idempotency_key: Uuid::new_v4().to_string(),
             },
+            Uuid::now_v7(),
         )
         .await
         .unwrap();
