@@ -22,8 +22,19 @@ use crate::{
     live::{HeldConnections, StatusHub},
 };
 
+/// Cloned by every handler and middleware of every request: one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub db: PgPool,
     pub redis: RedisClient,
     pub jobs: JobPublisher,
@@ -73,7 +84,7 @@ impl AppState {
             settings.cache.details_ttl,
             settings.bookings.status_ttl,
         );
-        Ok(Self {
+        Ok(Self(Arc::new(Services {
             db,
             jobs,
             acceptor,
@@ -94,6 +105,6 @@ impl AppState {
             availability: availability::LocalCache::default(),
             redis,
             settings: Arc::new(settings),
-        })
+        })))
     }
 }

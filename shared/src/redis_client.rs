@@ -14,13 +14,18 @@ use tokio::sync::OnceCell;
 
 use crate::config::RedisSettings;
 
+/// Cheap to clone (one reference count): handlers clone it per request.
 #[derive(Clone)]
 pub struct RedisClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     client: Client,
     config: ConnectionManagerConfig,
-    key_prefix: Arc<str>,
+    key_prefix: Box<str>,
     timeout: Duration,
-    manager: Arc<OnceCell<ConnectionManager>>,
+    manager: OnceCell<ConnectionManager>,
 }
 
 impl RedisClient {
@@ -34,24 +39,28 @@ impl RedisClient {
             .set_response_timeout(settings.timeout)
             .set_number_of_retries(1);
         Ok(Self {
-            client: Client::open(info)?,
-            config,
-            key_prefix: settings.key_prefix.as_str().into(),
-            timeout: settings.timeout,
-            manager: Arc::new(OnceCell::new()),
+            inner: Arc::new(Inner {
+                client: Client::open(info)?,
+                config,
+                key_prefix: settings.key_prefix.as_str().into(),
+                timeout: settings.timeout,
+                manager: OnceCell::new(),
+            }),
         })
     }
 
     /// `<prefix>:<name>`: every key this deployment writes goes through here.
     pub fn key(&self, name: &str) -> String {
-        format!("{}:{name}", self.key_prefix)
+        format!("{}:{name}", self.inner.key_prefix)
     }
 
     /// A multiplexed connection that reconnects by itself once established.
     pub async fn connection(&self) -> Result<ConnectionManager, RedisError> {
-        self.manager
+        let inner = &self.inner;
+        inner
+            .manager
             .get_or_try_init(|| {
-                ConnectionManager::new_with_config(self.client.clone(), self.config.clone())
+                ConnectionManager::new_with_config(inner.client.clone(), inner.config.clone())
             })
             .await
             .cloned()
@@ -64,7 +73,7 @@ impl RedisClient {
         &self,
         work: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, RedisError> {
-        tokio::time::timeout(self.timeout, work)
+        tokio::time::timeout(self.inner.timeout, work)
             .await
             .unwrap_or_else(|_| {
                 Err(RedisError::from((
@@ -76,7 +85,7 @@ impl RedisClient {
 
     /// A dedicated connection for subscribing to channels.
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, RedisError> {
-        self.client.get_async_pubsub().await
+        self.inner.client.get_async_pubsub().await
     }
 
     /// Makes one round trip to Redis, for health reports.

@@ -107,6 +107,9 @@ fn spawn_scope(ctx: JobContext, scope: String) -> mpsc::Sender<Request> {
 
 async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<Request>) {
     let settings = &ctx.settings.bookings;
+    // While a section is known to have no free seat, its requests are turned away without
+    // reading seats (only a section scope ever learns it).
+    let mut sold_out_until: Option<chrono::DateTime<chrono::Utc>> = None;
     loop {
         let Ok(Some(first)) = tokio::time::timeout(IDLE_AFTER, requests.recv()).await else {
             return;
@@ -128,26 +131,42 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
         let locked = Instant::now();
         metrics::histogram!("reservation_lock_wait_seconds")
             .record((locked - started).as_secs_f64());
-        let decided = reserve::reserve_batch(&ctx.db, &requests, settings.hold_duration).await;
+        let sold_out = sold_out_until.is_some_and(|until| until > chrono::Utc::now());
+        let decided =
+            reserve::reserve_batch(&ctx.db, &requests, settings.hold_duration, sold_out).await;
         let committed = Instant::now();
         if let Some(lock) = held {
             lock.release().await;
         }
         match decided {
             Ok(decisions) => {
+                if !sold_out {
+                    sold_out_until = decisions.sold_out.first().map(|(_, until)| *until);
+                }
                 let mut outcomes: HashMap<Uuid, Reservation> =
                     decisions.outcomes.into_iter().collect();
                 // Announced before the jobs are answered (and acknowledged), so a status is never
-                // lost to a crash between the two.
+                // lost to a crash between the two. Rejections come with their views; the rest
+                // are read.
                 for showtime_id in &decisions.showtimes {
                     availability::invalidate(&ctx.redis, *showtime_id).await;
                 }
-                let mut changed = ids.clone();
+                view::announce_views(&ctx.redis, &decisions.rejected, settings.status_ttl).await;
+                let announced: std::collections::HashSet<Uuid> =
+                    decisions.rejected.iter().map(|view| view.id).collect();
+                let mut changed: Vec<Uuid> = ids
+                    .iter()
+                    .filter(|id| !announced.contains(id))
+                    .copied()
+                    .collect();
                 changed.extend(decisions.expired);
-                view::announce_many(&ctx.db, &ctx.redis, &changed, settings.status_ttl).await;
+                if !changed.is_empty() {
+                    view::announce_many(&ctx.db, &ctx.redis, &changed, settings.status_ttl).await;
+                }
                 tracing::debug!(
                     scope,
                     batch = ids.len(),
+                    sold_out,
                     lock_ms = (locked - started).as_secs_f64() * 1000.0,
                     transaction_ms = (committed - locked).as_secs_f64() * 1000.0,
                     announce_ms = committed.elapsed().as_secs_f64() * 1000.0,

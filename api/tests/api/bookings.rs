@@ -709,3 +709,67 @@ async fn the_history_lists_newest_first_by_page_and_status() {
     assert_eq!(tickets.status(), 409);
     assert_eq!(error_code(tickets).await, "NOT_CONFIRMED");
 }
+
+/// Once a section has no free seat, the worker turns best-available requests away without
+/// reading seats, but never past the moment a hold lapses: that seat is free at once.
+#[tokio::test]
+async fn a_sold_out_section_sells_again_the_moment_a_hold_lapses() {
+    let mut env = TestEnv::new().await;
+    env.set("HOLD_DURATION", "3s");
+    let app = spawn_app_with(env).await;
+    let showtime = fixtures::showtime_on_sale(&app.db, &[(1, 2)]).await;
+    let buyers = fixtures::buyers(&app.db, &app.env.settings(), 3).await;
+    let _workers = spawn_workers(&app).await;
+    let one = json!({"showtime_id": showtime.showtime_id,
+                     "section_id": showtime.sections[0].section_id, "quantity": 1});
+    let first = app.book_and_wait(&buyers[0], &one).await;
+    let second = app.book_and_wait(&buyers[1], &one).await;
+    assert_eq!(first["status"], "RESERVED");
+    assert_eq!(second["status"], "RESERVED");
+    for _ in 0..3 {
+        let turned_away = app.book_and_wait(&buyers[2], &one).await;
+        assert_eq!(turned_away["reject_reason"], "SOLD_OUT");
+    }
+
+    let lapsed = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT hold_expires_at <= now() FROM bookings WHERE id = $1::uuid",
+        )
+        .bind(first["id"].as_str().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    };
+    eventually(lapsed).await;
+    let taken_over = app.book_and_wait(&buyers[2], &one).await;
+    assert_eq!(
+        taken_over["status"], "RESERVED",
+        "at the first request after the lapse"
+    );
+}
+
+/// A cancelled hold's seat sells again within the sold-out recheck (a second).
+#[tokio::test]
+async fn a_sold_out_section_sells_again_soon_after_a_cancellation() {
+    let (app, showtime, buyers) = setup(&[(1, 1)], 2).await;
+    let _workers = spawn_workers(&app).await;
+    let one = json!({"showtime_id": showtime.showtime_id,
+                     "section_id": showtime.sections[0].section_id, "quantity": 1});
+    let held = app.book_and_wait(&buyers[0], &one).await;
+    assert_eq!(held["status"], "RESERVED");
+    let turned_away = app.book_and_wait(&buyers[1], &one).await;
+    assert_eq!(turned_away["reject_reason"], "SOLD_OUT");
+    let cancelled = app
+        .client
+        .post(app.url(&format!(
+            "/api/bookings/{}/cancel",
+            held["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&buyers[0].token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    eventually(|| async { app.book_and_wait(&buyers[1], &one).await["status"] == "RESERVED" })
+        .await;
+}

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::{
     BookingStatus, RejectReason, SeatSelection,
     holds::{SeatRelease, release_held_seats},
+    view::BookingView,
 };
 use crate::jobs::{NewBooking, ReservationScope};
 
@@ -78,23 +79,44 @@ pub async fn lock_scope(
 #[derive(Debug, Clone, Default)]
 pub struct Decisions {
     pub outcomes: Vec<(Uuid, Reservation)>,
+    /// The bookings rejected, as their owners see them: written by the statement that
+    /// rejected them, so announcing them costs no read.
+    pub rejected: Vec<BookingView>,
     /// Other bookings whose lapsed holds were expired to free seats for this batch.
     pub expired: Vec<Uuid>,
     /// Showtimes whose seats changed.
     pub showtimes: BTreeSet<Uuid>,
+    /// Sections this batch left without a free seat, each with the moment that may change
+    /// by itself (its earliest hold lapsing): until then best-available requests for it can be
+    /// turned away without reading a seat.
+    pub sold_out: Vec<(Uuid, DateTime<Utc>)>,
 }
+
+/// Longest a section is taken for sold out without looking again: seats also come back when a
+/// hold is canceled or a booking refunded, which the worker is not told of.
+const SOLD_OUT_RECHECK: Duration = Duration::from_secs(1);
 
 /// Decides every booking of `requests` in one transaction, recording first those that carry
 /// their request (accepted by the API without a row). Bookings are served in the order given.
 #[tracing::instrument(skip(db, requests), fields(batch = requests.len()))]
+///
+/// `sold_out`: the batch is of best-available requests for one section known to have no free
+/// seat (`Decisions::sold_out` of an earlier batch): they are all rejected SOLD_OUT without
+/// reading a seat, in as few statements as the batch allows.
 pub async fn reserve_batch(
     db: &PgPool,
     requests: &[(Uuid, Option<NewBooking>)],
     hold: Duration,
+    sold_out: bool,
 ) -> Result<Decisions, sqlx::Error> {
     let booking_ids: Vec<Uuid> = requests.iter().map(|(id, _)| *id).collect();
     let booking_ids = booking_ids.as_slice();
     let mut tx = db.begin().await?;
+    if sold_out {
+        let decisions = reject_sold_out(&mut tx, requests).await?;
+        tx.commit().await?;
+        return Ok(decisions);
+    }
     record(&mut tx, requests).await?;
     let rows = sqlx::query!(
         r#"SELECT id, status AS "status: BookingStatus", user_id, showtime_id, quantity, request,
@@ -130,15 +152,18 @@ pub async fn reserve_batch(
     }
     let mut decisions = Decisions::default();
     for (showtime_id, pending) in by_showtime {
-        let (decided, expired) = decide_showtime(&mut tx, showtime_id, &pending, hold).await?;
+        let decided = decide_showtime(&mut tx, showtime_id, &pending, hold).await?;
         if decided
+            .outcomes
             .iter()
             .any(|(_, outcome)| matches!(outcome, Reservation::Reserved { .. }))
         {
             decisions.showtimes.insert(showtime_id);
         }
-        outcomes.extend(decided);
-        decisions.expired.extend(expired);
+        outcomes.extend(decided.outcomes);
+        decisions.expired.extend(decided.expired);
+        decisions.rejected.extend(decided.rejected);
+        decisions.sold_out.extend(decided.sold_out);
     }
     tx.commit().await?;
     decisions.outcomes = booking_ids
@@ -238,7 +263,7 @@ async fn decide_showtime(
     showtime_id: Uuid,
     pending: &[Pending],
     hold: Duration,
-) -> Result<(Vec<(Uuid, Reservation)>, Vec<Uuid>), sqlx::Error> {
+) -> Result<Decisions, sqlx::Error> {
     let rejected = |id: Uuid, reason| {
         (
             id,
@@ -260,6 +285,7 @@ async fn decide_showtime(
     .await?;
     // Outside its sale, a showtime takes only the bookings an admin makes; once canceled or
     // over, none.
+    let mut rejected_views = Vec::new();
     let mut not_on_sale = Vec::new();
     let pending_on_sale: Vec<Pending>;
     let pending = if showtime.on_sale {
@@ -270,14 +296,18 @@ async fn decide_showtime(
             .filter(|p| !p.manual || showtime.closed)
             .map(|p| rejected(p.id, RejectReason::NotOnSale))
             .collect();
-        write_rejections(tx, &not_on_sale).await?;
+        rejected_views.extend(write_rejections(tx, &not_on_sale).await?);
         pending_on_sale = pending
             .iter()
             .filter(|p| p.manual && !showtime.closed)
             .cloned()
             .collect();
         if pending_on_sale.is_empty() {
-            return Ok((not_on_sale, Vec::new()));
+            return Ok(Decisions {
+                outcomes: not_on_sale,
+                rejected: rejected_views,
+                ..Decisions::default()
+            });
         }
         &pending_on_sale
     };
@@ -367,7 +397,7 @@ async fn decide_showtime(
             .iter()
             .map(|(id, reason)| rejected(*id, *reason))
             .collect();
-        write_rejections(tx, &turned_away).await?;
+        rejected_views.extend(write_rejections(tx, &turned_away).await?);
         let mut decided = not_on_sale;
         decided.extend(turned_away);
         let reserved_ids: BTreeSet<Uuid> = plan.assigned.values().copied().collect();
@@ -380,7 +410,14 @@ async fn decide_showtime(
                 },
             )
         }));
-        return Ok((decided, expired));
+        let sold_out = sold_out_until(tx, showtime_id, &plan.exhausted).await?;
+        return Ok(Decisions {
+            outcomes: decided,
+            rejected: rejected_views,
+            expired,
+            sold_out,
+            ..Decisions::default()
+        });
     }
     Err(sqlx::Error::Protocol(
         "seats kept changing under the allocation; the batch will be retried".into(),
@@ -393,6 +430,8 @@ struct Plan {
     assigned: BTreeMap<Uuid, Uuid>,
     rejected: Vec<(Uuid, RejectReason)>,
     lapsed_holders: BTreeSet<Uuid>,
+    /// Sections asked for best available whose every free seat this plan takes.
+    exhausted: Vec<Uuid>,
 }
 
 async fn allocate(
@@ -444,7 +483,10 @@ async fn allocate(
     }
     let mut free_by_section: HashMap<Uuid, Vec<Candidate>> = HashMap::new();
     let mut free_holders: HashMap<Uuid, Uuid> = HashMap::new();
+    // Sections whose free seats were all read (fewer than the limit).
+    let mut read_whole: Vec<Uuid> = Vec::new();
     for (section_id, wanted) in &wanted_per_section {
+        let limit = wanted * 4 + 200;
         let rows = sqlx::query!(
             r#"SELECT seat_id, row_rank, row_label, seat_number,
                       CASE WHEN status = 'RESERVED' THEN booking_id END AS lapsed_holder
@@ -455,10 +497,13 @@ async fn allocate(
                LIMIT $3"#,
             showtime_id,
             section_id,
-            wanted * 4 + 200
+            limit
         )
         .fetch_all(&mut *tx)
         .await?;
+        if (rows.len() as i64) < limit {
+            read_whole.push(*section_id);
+        }
         let mut candidates = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(holder) = row.lapsed_holder {
@@ -478,6 +523,7 @@ async fn allocate(
         assigned: BTreeMap::new(),
         rejected: Vec::new(),
         lapsed_holders: BTreeSet::new(),
+        exhausted: Vec::new(),
     };
     let mut owned = owned.clone();
     let mut taken_in_batch: HashSet<Uuid> = HashSet::new();
@@ -540,7 +586,98 @@ async fn allocate(
             Err(reason) => plan.rejected.push((booking.id, reason)),
         }
     }
+    plan.exhausted = read_whole
+        .into_iter()
+        .filter(|section| {
+            free_by_section.get(section).is_none_or(|free| {
+                free.iter()
+                    .all(|seat| taken_in_batch.contains(&seat.seat_id))
+            })
+        })
+        .collect();
     Ok(plan)
+}
+
+/// How long each exhausted section may be taken for sold out: until its earliest hold lapses
+/// (that seat is then free at once), and at most [`SOLD_OUT_RECHECK`].
+async fn sold_out_until(
+    tx: &mut PgConnection,
+    showtime_id: Uuid,
+    sections: &[Uuid],
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, sqlx::Error> {
+    if sections.is_empty() {
+        return Ok(Vec::new());
+    }
+    let recheck = Utc::now()
+        + chrono::Duration::from_std(SOLD_OUT_RECHECK).unwrap_or(chrono::Duration::seconds(1));
+    let next_lapse: HashMap<Uuid, DateTime<Utc>> = sqlx::query!(
+        r#"SELECT section_id, min(hold_expires_at) AS "next!" FROM showtime_seats
+           WHERE showtime_id = $1 AND section_id = ANY($2) AND status = 'RESERVED'
+           GROUP BY section_id"#,
+        showtime_id,
+        sections
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|row| (row.section_id, row.next))
+    .collect();
+    Ok(sections
+        .iter()
+        .map(|section| {
+            let until = next_lapse
+                .get(section)
+                .map_or(recheck, |lapse| (*lapse).min(recheck));
+            (*section, until)
+        })
+        .collect())
+}
+
+/// The fast path of a section known to be sold out: the new bookings are recorded REJECTED
+/// at once, and those already recorded and still PENDING are rejected, in two statements.
+async fn reject_sold_out(
+    tx: &mut PgConnection,
+    requests: &[(Uuid, Option<NewBooking>)],
+) -> Result<Decisions, sqlx::Error> {
+    let mut rejected = record_rejected(tx, requests, RejectReason::SoldOut).await?;
+    let ids: Vec<Uuid> = requests.iter().map(|(id, _)| *id).collect();
+    let recorded: HashSet<Uuid> = rejected.iter().map(|view| view.id).collect();
+    let earlier: Vec<(Uuid, Reservation)> = ids
+        .iter()
+        .filter(|id| !recorded.contains(id))
+        .map(|id| {
+            (
+                *id,
+                Reservation::Rejected {
+                    showtime_id: Uuid::nil(),
+                    reason: RejectReason::SoldOut,
+                },
+            )
+        })
+        .collect();
+    // Rows recorded before (a degraded path, a redelivery): only a PENDING one is rejected.
+    rejected.extend(write_rejections(tx, &earlier).await?);
+    let decided: HashMap<Uuid, Uuid> = rejected
+        .iter()
+        .map(|view| (view.id, view.showtime_id))
+        .collect();
+    Ok(Decisions {
+        outcomes: ids
+            .iter()
+            .map(|id| {
+                let outcome = match decided.get(id) {
+                    Some(showtime_id) => Reservation::Rejected {
+                        showtime_id: *showtime_id,
+                        reason: RejectReason::SoldOut,
+                    },
+                    None => Reservation::Missing,
+                };
+                (*id, outcome)
+            })
+            .collect(),
+        rejected,
+        ..Decisions::default()
+    })
 }
 
 /// Adjacent seats in one row, in the best row that has them; failing that, the best seats.
@@ -676,10 +813,12 @@ async fn confirm_comps(tx: &mut PgConnection, held: &[Uuid]) -> Result<(), sqlx:
     super::tickets::issue(tx, &comps).await
 }
 
+/// Rejects the PENDING bookings among `decided` that were rejected, and returns them as their
+/// owners see them.
 async fn write_rejections(
     tx: &mut PgConnection,
     decided: &[(Uuid, Reservation)],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<BookingView>, sqlx::Error> {
     let (ids, reasons): (Vec<Uuid>, Vec<RejectReason>) = decided
         .iter()
         .filter_map(|(id, outcome)| match outcome {
@@ -688,18 +827,130 @@ async fn write_rejections(
         })
         .unzip();
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    sqlx::query!(
-        "UPDATE bookings AS b SET status = 'REJECTED', reject_reason = v.reason
-         FROM unnest($1::uuid[], $2::booking_reject_reason[]) AS v(id, reason)
-         WHERE b.id = v.id",
+    Ok(sqlx::query!(
+        r#"UPDATE bookings AS b SET status = 'REJECTED', reject_reason = v.reason
+           FROM unnest($1::uuid[], $2::booking_reject_reason[]) AS v(id, reason)
+           WHERE b.id = v.id AND b.status = 'PENDING'
+           RETURNING b.id, b.user_id, b.showtime_id, b.quantity, b.currency,
+                     b.reject_reason AS "reject_reason: RejectReason", b.created_at, b.updated_at"#,
         &ids,
         &reasons as &[RejectReason]
     )
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|row| {
+        rejected_view(
+            row.id,
+            row.user_id,
+            row.showtime_id,
+            row.quantity,
+            row.currency,
+            row.reject_reason,
+            row.created_at,
+            row.updated_at,
+        )
+    })
+    .collect())
+}
+
+/// Records the new bookings of `requests` as REJECTED for `reason` at once (idempotent on
+/// their id, like [`record`]), and returns those recorded now.
+async fn record_rejected(
+    tx: &mut PgConnection,
+    requests: &[(Uuid, Option<NewBooking>)],
+    reason: RejectReason,
+) -> Result<Vec<BookingView>, sqlx::Error> {
+    let mut seen = HashSet::new();
+    let new: Vec<(Uuid, &NewBooking)> = requests
+        .iter()
+        .filter_map(|(id, request)| request.as_ref().map(|request| (*id, request)))
+        .filter(|(id, _)| seen.insert(*id))
+        .collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query!(
+        r#"WITH incoming AS (
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::int[],
+                                    $6::text[], $7::text[], $8::timestamptz[])
+                   AS t (id, user_id, showtime_id, request, quantity, key, fingerprint, accepted_at)
+           ),
+           keys AS (
+               INSERT INTO idempotency_keys
+                   (user_id, key, request_fingerprint, response_status, response_body, created_at)
+               SELECT user_id, key, fingerprint, 202, jsonb_build_object('booking_id', id), accepted_at
+               FROM incoming
+               ON CONFLICT (user_id, key) DO NOTHING
+           )
+           INSERT INTO bookings
+               (id, user_id, showtime_id, request, quantity, created_at, status, reject_reason)
+           SELECT id, user_id, showtime_id, request, quantity, accepted_at, 'REJECTED', $9
+           FROM incoming
+           WHERE EXISTS (SELECT 1 FROM showtimes st WHERE st.id = incoming.showtime_id)
+             AND NOT EXISTS (
+               SELECT 1 FROM idempotency_keys k
+               WHERE k.user_id = incoming.user_id AND k.key = incoming.key
+                 AND k.request_fingerprint <> incoming.fingerprint)
+           ON CONFLICT (id) DO NOTHING
+           RETURNING id, user_id, showtime_id, quantity, currency,
+                     reject_reason AS "reject_reason: RejectReason", created_at, updated_at"#,
+        &new.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        &new.iter().map(|(_, r)| r.user_id).collect::<Vec<_>>(),
+        &new.iter().map(|(_, r)| r.showtime_id).collect::<Vec<_>>(),
+        &new
+            .iter()
+            .map(|(_, r)| serde_json::to_value(&r.selection).unwrap_or_default())
+            .collect::<Vec<_>>(),
+        &new
+            .iter()
+            .map(|(_, r)| i32::try_from(r.selection.quantity()).unwrap_or(i32::MAX))
+            .collect::<Vec<_>>(),
+        &new
+            .iter()
+            .map(|(_, r)| r.idempotency_key.clone())
+            .collect::<Vec<_>>(),
+        &new
+            .iter()
+            .map(|(_, r)| r.fingerprint.clone())
+            .collect::<Vec<_>>(),
+        &new.iter().map(|(_, r)| r.accepted_at).collect::<Vec<_>>(),
+        reason as RejectReason
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|row| rejected_view(row.id, row.user_id, row.showtime_id, row.quantity, row.currency, row.reject_reason, row.created_at, row.updated_at))
+    .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rejected_view(
+    id: Uuid,
+    user_id: Uuid,
+    showtime_id: Uuid,
+    quantity: i32,
+    currency: String,
+    reject_reason: Option<RejectReason>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+) -> BookingView {
+    BookingView {
+        id,
+        user_id,
+        showtime_id,
+        status: BookingStatus::Rejected,
+        reject_reason,
+        quantity,
+        seats: Vec::new(),
+        total_paise: 0,
+        currency,
+        hold_expires_at: None,
+        created_at,
+        updated_at,
+    }
 }
 
 #[cfg(test)]

@@ -208,7 +208,8 @@ redis.call('PUBLISH', KEYS[3], ARGV[1])
 return 1
 ";
 
-async fn announce_views(redis: &RedisClient, views: &[BookingView], ttl: std::time::Duration) {
+/// Copies views already in hand to Redis and announces them (see [`announce`]).
+pub async fn announce_views(redis: &RedisClient, views: &[BookingView], ttl: std::time::Duration) {
     if views.is_empty() {
         return;
     }
