@@ -3,6 +3,8 @@
 //! subscription carries account changes to the session cache.
 //!
 //! Waiters are registered per booking, so a message wakes only those who wait on it. The
+//! latest status of recent bookings is kept as ready JSON, so a status read answers without a
+//! round trip while pushes arrive. The
 //! subscription reconnects by itself; while it is down, waiters re-read Postgres, first after
 //! half a second, then ever less often (doubling up to 8 s), so they still learn every change
 //! without thousands of held connections polling Postgres on a short period. While it is up
@@ -35,12 +37,44 @@ const RECHECK_WHILE_SUBSCRIBED: Duration = Duration::from_secs(5);
 const RECHECK_WITHOUT_PUSHES: Duration = Duration::from_millis(500);
 const RECHECK_WITHOUT_PUSHES_MAX: Duration = Duration::from_secs(8);
 
-#[derive(Default)]
 pub struct StatusHub {
     waiters: Mutex<HashMap<Uuid, broadcast::Sender<BookingView>>>,
     /// Event streams waiting on each user's account changes (a revoked session ends them).
     accounts: Mutex<HashMap<Uuid, broadcast::Sender<()>>>,
     subscribed: AtomicBool,
+    /// The latest status of recent bookings, as ready JSON: those accepted here and every change
+    /// pushed since. Status reads answer from it without a round trip while pushes arrive.
+    recent: moka::sync::Cache<Uuid, Arc<Recent>>,
+}
+
+/// A booking's latest known status, ready to send.
+#[derive(Debug)]
+pub struct Recent {
+    pub view: BookingView,
+    pub json: bytes::Bytes,
+}
+
+/// Memory the recent statuses may take in one process.
+const RECENT_MAX_BYTES: u64 = 24 * 1024 * 1024;
+/// How long a recent status is kept: long enough for a buyer to follow a booking to its
+/// decision and pay, short enough that a missed push is not served for long.
+const RECENT_TTL: Duration = Duration::from_secs(120);
+
+impl Default for StatusHub {
+    fn default() -> Self {
+        Self {
+            waiters: Mutex::default(),
+            accounts: Mutex::default(),
+            subscribed: AtomicBool::new(false),
+            recent: moka::sync::Cache::builder()
+                .weigher(|_: &Uuid, recent: &Arc<Recent>| {
+                    u32::try_from(recent.json.len() + 256).unwrap_or(u32::MAX)
+                })
+                .max_capacity(RECENT_MAX_BYTES)
+                .time_to_live(RECENT_TTL)
+                .build(),
+        }
+    }
 }
 
 /// Receives the status changes of one booking; unregisters itself when dropped.
@@ -68,6 +102,8 @@ impl StatusHub {
                 Ok(mut pubsub) => match pubsub.subscribe(&[&status, &accounts]).await {
                     Ok(()) => {
                         if let Some(hub) = hub.upgrade() {
+                            // What was pushed while nobody listened is unknown.
+                            hub.recent.invalidate_all();
                             hub.subscribed.store(true, Ordering::Relaxed);
                             // Changes pushed while the subscription was down are lost: every
                             // stream checks its session once.
@@ -104,7 +140,29 @@ impl StatusHub {
         }
     }
 
+    /// Keeps `view` as the booking's latest status unless a newer one is known.
+    pub fn remember(&self, view: BookingView) {
+        let version = view.updated_at;
+        let newer = self
+            .recent
+            .get(&view.id)
+            .is_none_or(|known| known.view.updated_at <= version);
+        if newer {
+            let json = bytes::Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
+            self.recent.insert(view.id, Arc::new(Recent { view, json }));
+        }
+    }
+
+    /// The latest status this process knows, if it may be trusted (pushes arrive).
+    pub fn recent(&self, booking_id: Uuid) -> Option<Arc<Recent>> {
+        if !self.subscribed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.recent.get(&booking_id)
+    }
+
     fn dispatch(&self, view: BookingView) {
+        self.remember(view.clone());
         if let Ok(waiters) = self.waiters.lock()
             && let Some(sender) = waiters.get(&view.id)
         {

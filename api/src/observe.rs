@@ -2,11 +2,15 @@
 //! raw path, so ids do not explode the label set), method and status; `/metrics` itself; and
 //! the gate that closes the operator's pages (`/metrics`, `/docs`) to the public.
 
-use std::time::Instant;
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex},
+    time::Instant,
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::{HeaderValue, header},
+    http::{HeaderValue, Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -14,20 +18,40 @@ use shared::config::Secret;
 
 use crate::error::ApiError;
 
+/// The series of one route, method and status, registered once: looking a series up by its
+/// labels allocates and hashes them, which every request would otherwise pay.
+type Series = (metrics::Histogram, metrics::Counter);
+
+static SERIES: LazyLock<Mutex<HashMap<(String, Method, u16), Series>>> =
+    LazyLock::new(Mutex::default);
+
+fn series(route: &str, method: &Method, status: u16) -> Series {
+    let key = (route.to_owned(), method.clone(), status);
+    let mut known = SERIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    known
+        .entry(key)
+        .or_insert_with(|| {
+            let (route, method) = (route.to_owned(), method.to_string());
+            (
+                metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone()),
+                metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status.to_string()),
+            )
+        })
+        .clone()
+}
+
 /// Route layer: counts each request and records its latency.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
-        .increment(1);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (latency, count) = series(route, &method, response.status().as_u16());
+    latency.record(started.elapsed().as_secs_f64());
+    count.increment(1);
     response
 }
 

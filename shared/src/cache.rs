@@ -256,7 +256,7 @@ impl Cache {
         let read: Option<(String, Option<Vec<u8>>)> = redis
             .bounded(async {
                 let mut connection = redis.connection().await?;
-                redis::Script::new(READ_VERSIONED)
+                READ_VERSIONED_SCRIPT
                     .key(&version_key)
                     .key(&data_key)
                     .invoke_async(&mut connection)
@@ -353,6 +353,10 @@ const READ_VERSIONED: &str = r"
 local version = redis.call('GET', KEYS[1]) or '0'
 return {version, redis.call('GET', KEYS[2] .. '@v' .. version)}
 ";
+
+/// Loaded once per process; invoked by its hash (EVALSHA), loaded again if Redis lost it.
+static READ_VERSIONED_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(READ_VERSIONED));
 
 fn channel(redis: &RedisClient) -> String {
     redis.key("cache-invalidations")

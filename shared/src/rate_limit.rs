@@ -85,6 +85,10 @@ end
 return result
 ";
 
+/// Loaded once per process; invoked by its hash (EVALSHA), loaded again if Redis lost it.
+static COUNT_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(COUNT));
+
 /// Who a count is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Who {
@@ -282,7 +286,7 @@ impl RateLimiter {
             .redis
             .bounded(async {
                 let mut connection = self.redis.connection().await?;
-                let script = redis::Script::new(COUNT);
+                let script = &*COUNT_SCRIPT;
                 let mut invocation = script.prepare_invoke();
                 for (key, _) in &keys {
                     invocation.key(key);

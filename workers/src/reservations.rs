@@ -16,7 +16,7 @@ use std::{
 
 use shared::{
     bookings::{
-        availability, lock,
+        RejectReason, availability, lock,
         reserve::{self, Reservation},
         view,
     },
@@ -107,9 +107,14 @@ fn spawn_scope(ctx: JobContext, scope: String) -> mpsc::Sender<Request> {
 
 async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<Request>) {
     let settings = &ctx.settings.bookings;
-    // While a section is known to have no free seat, its requests are turned away without
-    // reading seats (only a section scope ever learns it).
-    let mut sold_out_until: Option<chrono::DateTime<chrono::Utc>> = None;
+    // While the scope is known to have no free seat, its requests are turned away without
+    // reading seats: SOLD_OUT for a section's best available, SEAT_TAKEN for named seats.
+    let full_reason = if scope.contains(":section:") {
+        RejectReason::SoldOut
+    } else {
+        RejectReason::SeatTaken
+    };
+    let mut full_until: Option<chrono::DateTime<chrono::Utc>> = None;
     loop {
         let Ok(Some(first)) = tokio::time::timeout(IDLE_AFTER, requests.recv()).await else {
             return;
@@ -131,9 +136,14 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
         let locked = Instant::now();
         metrics::histogram!("reservation_lock_wait_seconds")
             .record((locked - started).as_secs_f64());
-        let sold_out = sold_out_until.is_some_and(|until| until > chrono::Utc::now());
-        let decided =
-            reserve::reserve_batch(&ctx.db, &requests, settings.hold_duration, sold_out).await;
+        let sold_out = full_until.is_some_and(|until| until > chrono::Utc::now());
+        let decided = reserve::reserve_batch(
+            &ctx.db,
+            &requests,
+            settings.hold_duration,
+            sold_out.then_some(full_reason),
+        )
+        .await;
         let committed = Instant::now();
         if let Some(lock) = held {
             lock.release().await;
@@ -141,7 +151,12 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
         match decided {
             Ok(decisions) => {
                 if !sold_out {
-                    sold_out_until = decisions.sold_out.first().map(|(_, until)| *until);
+                    full_until = match full_reason {
+                        RejectReason::SoldOut => {
+                            decisions.sold_out.first().map(|(_, until)| *until)
+                        }
+                        _ => decisions.full_until,
+                    };
                 }
                 let mut outcomes: HashMap<Uuid, Reservation> =
                     decisions.outcomes.into_iter().collect();

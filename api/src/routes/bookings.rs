@@ -134,9 +134,20 @@ pub async fn create(
     };
     // On a task of its own: once the booking is stored its job must be published, even if the
     // client hangs up (which drops this handler) between the two.
+    let pending = BookingView::accepted(
+        state
+            .acceptor
+            .ids()
+            .mint(request.user_id, &request.idempotency_key),
+        &request,
+        chrono::Utc::now(),
+    );
     let accepted = tokio::spawn(accept(state.clone(), request))
         .await
         .map_err(|error| anyhow::anyhow!("accepting a booking stopped: {error}"))??;
+    if !accepted.replayed {
+        state.status_hub.remember(pending);
+    }
     let status_url = format!("/api/bookings/{}", accepted.booking_id);
     let mut response = (
         StatusCode::ACCEPTED,
@@ -174,9 +185,13 @@ fn visible_to(view: &BookingView, user: &AuthUser) -> bool {
     view.user_id == user.user_id || user.role.includes(Role::SuperAdmin)
 }
 
-/// The fast copy from Redis if there is one, else Postgres.
+/// This process's recent copy, else the fast copy from Redis, else Postgres.
 async fn current(state: &AppState, id: Uuid) -> Result<Option<BookingView>, ApiError> {
+    if let Some(recent) = state.status_hub.recent(id) {
+        return Ok(Some(recent.view.clone()));
+    }
     if let Some(view) = view::cached(&state.redis, id).await {
+        state.status_hub.remember(view.clone());
         return Ok(Some(view));
     }
     Ok(view::load(&state.db, id).await?)
@@ -218,13 +233,20 @@ pub async fn status(
     user: AuthUser,
     Path(id): Path<Uuid>,
     Query(query): Query<StatusQuery>,
-) -> Result<axum::Json<BookingView>, ApiError> {
+) -> Result<Response, ApiError> {
     let wait = query.wait.unwrap_or(0);
     if wait > LONGEST_WAIT {
         return Err(ApiError::unprocessable(
             "VALIDATION_FAILED",
             format!("wait: at most {LONGEST_WAIT} seconds"),
         ));
+    }
+    // A plain read of a status this process knows: the ready JSON, nothing else.
+    if wait == 0
+        && let Some(recent) = state.status_hub.recent(id)
+        && visible_to(&recent.view, &user)
+    {
+        return Ok(super::ready_json(recent.json.clone()));
     }
     // Held only while it waits; a plain read holds nothing.
     let _held = if wait > 0 {
@@ -251,7 +273,7 @@ pub async fn status(
             }
         };
     }
-    Ok(axum::Json(latest))
+    Ok(axum::Json(latest).into_response())
 }
 
 /// A place among the connections held open, or why there is none: 429 when this user holds

@@ -34,6 +34,16 @@ pub fn cached_json(json: Bytes, source: Source) -> Response {
     response
 }
 
+/// JSON already serialised (a status the process keeps ready).
+pub fn ready_json(json: Bytes) -> Response {
+    let mut response = json.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// An answer that skipped the cache on purpose (an editor's view of drafts).
 pub fn uncached_json<T: serde::Serialize>(value: T) -> Response {
     let mut response = axum::Json(value).into_response();

@@ -710,8 +710,8 @@ async fn the_history_lists_newest_first_by_page_and_status() {
     assert_eq!(error_code(tickets).await, "NOT_CONFIRMED");
 }
 
-/// Once a section has no free seat, the worker turns best-available requests away without
-/// reading seats, but never past the moment a hold lapses: that seat is free at once.
+/// Once a section (or the whole showtime) has no free seat, the worker turns requests away
+/// without reading seats, but never past the moment a hold lapses: that seat is free at once.
 #[tokio::test]
 async fn a_sold_out_section_sells_again_the_moment_a_hold_lapses() {
     let mut env = TestEnv::new().await;
@@ -726,25 +726,42 @@ async fn a_sold_out_section_sells_again_the_moment_a_hold_lapses() {
     let second = app.book_and_wait(&buyers[1], &one).await;
     assert_eq!(first["status"], "RESERVED");
     assert_eq!(second["status"], "RESERVED");
+    let first_seat = first["seats"][0]["seat_id"]
+        .as_str()
+        .unwrap()
+        .parse::<Uuid>()
+        .unwrap();
+    let by_name = named(&showtime, &[first_seat]);
     for _ in 0..3 {
         let turned_away = app.book_and_wait(&buyers[2], &one).await;
         assert_eq!(turned_away["reject_reason"], "SOLD_OUT");
+        let turned_away = app.book_and_wait(&buyers[2], &by_name).await;
+        assert_eq!(turned_away["reject_reason"], "SEAT_TAKEN");
     }
 
-    let lapsed = || async {
-        sqlx::query_scalar::<_, bool>(
-            "SELECT hold_expires_at <= now() FROM bookings WHERE id = $1::uuid",
-        )
-        .bind(first["id"].as_str().unwrap())
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
+    let lapsed = |booking: Value| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT hold_expires_at <= now() FROM bookings WHERE id = $1::uuid",
+            )
+            .bind(booking["id"].as_str().unwrap())
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
     };
-    eventually(lapsed).await;
-    let taken_over = app.book_and_wait(&buyers[2], &one).await;
+    eventually(|| lapsed(first.clone())).await;
+    let by_name = app.book_and_wait(&buyers[2], &by_name).await;
     assert_eq!(
-        taken_over["status"], "RESERVED",
+        by_name["status"], "RESERVED",
         "at the first request after the lapse"
+    );
+    eventually(|| lapsed(second.clone())).await;
+    let best_available = app.book_and_wait(&buyers[2], &one).await;
+    assert_eq!(
+        best_available["status"], "RESERVED",
+        "the other lapsed hold"
     );
 }
 

@@ -46,6 +46,10 @@ for i = 1, #KEYS do
 end
 return 0";
 
+/// Loaded once per process; invoked by its hash (EVALSHA), loaded again if Redis lost it.
+static COUNT_ATTEMPT_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(COUNT_ATTEMPT));
+
 /// Takes one attempt off each count (deleting the pair's when ARGV[1] is 1), without
 /// recreating a count that has expired meanwhile: it would have no expiry of its own.
 const TAKE_BACK: &str = r"
@@ -57,6 +61,10 @@ for i = 1, #KEYS do
   end
 end
 return 0";
+
+/// Loaded once per process; invoked by its hash (EVALSHA), loaded again if Redis lost it.
+static TAKE_BACK_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(TAKE_BACK));
 
 #[derive(Clone)]
 pub struct LoginThrottle {
@@ -109,7 +117,7 @@ impl LoginThrottle {
             .redis
             .bounded(async {
                 let mut connection = self.redis.connection().await?;
-                let script = redis::Script::new(COUNT_ATTEMPT);
+                let script = &*COUNT_ATTEMPT_SCRIPT;
                 let mut script = script.prepare_invoke();
                 for (key, _) in &keys {
                     script.key(key);
@@ -149,7 +157,7 @@ impl LoginThrottle {
             .redis
             .bounded(async {
                 let mut connection = self.redis.connection().await?;
-                redis::Script::new(TAKE_BACK)
+                TAKE_BACK_SCRIPT
                     .key(pair)
                     .key(account)
                     .key(address)

@@ -35,6 +35,10 @@ redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6])
 return false
 ";
 
+/// Loaded once per process; invoked by its hash (EVALSHA), loaded again if Redis lost it.
+static CLAIM_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(CLAIM));
+
 /// What the key was claimed for before, if it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Existing {
@@ -83,7 +87,7 @@ pub async fn claim(
     let stored: Option<String> = redis
         .bounded(async {
             let mut connection = redis.connection().await?;
-            redis::Script::new(CLAIM)
+            CLAIM_SCRIPT
                 .key(claim_key(redis, new.user_id, new.idempotency_key))
                 .key(&status_key)
                 .key(format!("{status_key}:version"))

@@ -14,7 +14,6 @@
 //! whose lock expired cannot release the next holder's.
 
 use rand::Rng;
-use redis::Script;
 use uuid::Uuid;
 
 use crate::{config::BookingSettings, redis_client::RedisClient};
@@ -26,6 +25,10 @@ else
     return 0
 end
 "#;
+
+/// Loaded once per process; invoked by its hash (EVALSHA), loaded again if Redis lost it.
+static RELEASE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(RELEASE));
 
 pub struct HeldLock {
     redis: RedisClient,
@@ -89,7 +92,7 @@ impl HeldLock {
             .redis
             .bounded(async {
                 let mut connection = self.redis.connection().await?;
-                Script::new(RELEASE)
+                RELEASE_SCRIPT
                     .key(&self.key)
                     .arg(&self.token)
                     .invoke_async(&mut connection)

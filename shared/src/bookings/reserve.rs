@@ -90,6 +90,9 @@ pub struct Decisions {
     /// by itself (its earliest hold lapsing): until then best-available requests for it can be
     /// turned away without reading a seat.
     pub sold_out: Vec<(Uuid, DateTime<Utc>)>,
+    /// The same for the whole showtime, once a request for named seats found it full: until
+    /// then named seats can be turned away (SEAT_TAKEN) without reading them.
+    pub full_until: Option<DateTime<Utc>>,
 }
 
 /// Longest a section is taken for sold out without looking again: seats also come back when a
@@ -100,20 +103,21 @@ const SOLD_OUT_RECHECK: Duration = Duration::from_secs(1);
 /// their request (accepted by the API without a row). Bookings are served in the order given.
 #[tracing::instrument(skip(db, requests), fields(batch = requests.len()))]
 ///
-/// `sold_out`: the batch is of best-available requests for one section known to have no free
-/// seat (`Decisions::sold_out` of an earlier batch): they are all rejected SOLD_OUT without
-/// reading a seat, in as few statements as the batch allows.
+/// `known_full`: the batch's scope is known to have no free seat (`Decisions::sold_out` or
+/// `full_until` of an earlier batch): its requests are all rejected with this reason
+/// (SOLD_OUT for a section's best available, SEAT_TAKEN for named seats) without reading a
+/// seat, in as few statements as the batch allows.
 pub async fn reserve_batch(
     db: &PgPool,
     requests: &[(Uuid, Option<NewBooking>)],
     hold: Duration,
-    sold_out: bool,
+    known_full: Option<RejectReason>,
 ) -> Result<Decisions, sqlx::Error> {
     let booking_ids: Vec<Uuid> = requests.iter().map(|(id, _)| *id).collect();
     let booking_ids = booking_ids.as_slice();
     let mut tx = db.begin().await?;
-    if sold_out {
-        let decisions = reject_sold_out(&mut tx, requests).await?;
+    if let Some(reason) = known_full {
+        let decisions = reject_all(&mut tx, requests, reason).await?;
         tx.commit().await?;
         return Ok(decisions);
     }
@@ -164,6 +168,7 @@ pub async fn reserve_batch(
         decisions.expired.extend(decided.expired);
         decisions.rejected.extend(decided.rejected);
         decisions.sold_out.extend(decided.sold_out);
+        decisions.full_until = decisions.full_until.or(decided.full_until);
     }
     tx.commit().await?;
     decisions.outcomes = booking_ids
@@ -360,12 +365,14 @@ async fn decide_showtime(
             .await?;
         // The lapsed holds to take over are locked before their seats (the lock order in `bookings`).
         let holders: Vec<Uuid> = plan.lapsed_holders.iter().copied().collect();
-        sqlx::query!(
-            "SELECT id FROM bookings WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-            &holders
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        if !holders.is_empty() {
+            sqlx::query!(
+                "SELECT id FROM bookings WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &holders
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+        }
         let locked = sqlx::query!(
             "SELECT seat_id, booking_id FROM showtime_seats
              WHERE showtime_id = $1 AND seat_id = ANY($2)
@@ -390,8 +397,10 @@ async fn decide_showtime(
         }
         let expired = expire_lapsed_holders(tx, &plan.lapsed_holders).await?;
         apply(tx, showtime_id, &plan, showtime.deadline).await?;
-        let reserved: Vec<Uuid> = plan.assigned.values().copied().collect();
-        confirm_comps(tx, &reserved).await?;
+        if pending.iter().any(|p| p.manual) {
+            let reserved: Vec<Uuid> = plan.assigned.values().copied().collect();
+            confirm_comps(tx, &reserved).await?;
+        }
         let turned_away: Vec<(Uuid, Reservation)> = plan
             .rejected
             .iter()
@@ -411,11 +420,21 @@ async fn decide_showtime(
             )
         }));
         let sold_out = sold_out_until(tx, showtime_id, &plan.exhausted).await?;
+        let seat_taken = plan
+            .rejected
+            .iter()
+            .any(|(_, reason)| *reason == RejectReason::SeatTaken);
+        let full_until = if seat_taken {
+            full_until(tx, showtime_id).await?
+        } else {
+            None
+        };
         return Ok(Decisions {
             outcomes: decided,
             rejected: rejected_views,
             expired,
             sold_out,
+            full_until,
             ..Decisions::default()
         });
     }
@@ -633,13 +652,40 @@ async fn sold_out_until(
         .collect())
 }
 
-/// The fast path of a section known to be sold out: the new bookings are recorded REJECTED
-/// at once, and those already recorded and still PENDING are rejected, in two statements.
-async fn reject_sold_out(
+/// If the showtime has no free seat (as this transaction sees it), until when that may be
+/// taken for granted: its earliest hold lapsing, at most [`SOLD_OUT_RECHECK`] from now.
+async fn full_until(
+    tx: &mut PgConnection,
+    showtime_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let seats = sqlx::query!(
+        r#"SELECT EXISTS (SELECT 1 FROM showtime_seats
+                          WHERE showtime_id = $1 AND status = 'AVAILABLE') AS "free!",
+                  (SELECT min(hold_expires_at) FROM showtime_seats
+                    WHERE showtime_id = $1 AND status = 'RESERVED') AS next_lapse"#,
+        showtime_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if seats.free {
+        return Ok(None);
+    }
+    let recheck = Utc::now()
+        + chrono::Duration::from_std(SOLD_OUT_RECHECK).unwrap_or(chrono::Duration::seconds(1));
+    Ok(Some(
+        seats.next_lapse.map_or(recheck, |lapse| lapse.min(recheck)),
+    ))
+}
+
+/// The fast path of a scope known to be full: the new bookings are recorded REJECTED for
+/// `reason` at once, and those already recorded and still PENDING are rejected, in two
+/// statements.
+async fn reject_all(
     tx: &mut PgConnection,
     requests: &[(Uuid, Option<NewBooking>)],
+    reason: RejectReason,
 ) -> Result<Decisions, sqlx::Error> {
-    let mut rejected = record_rejected(tx, requests, RejectReason::SoldOut).await?;
+    let mut rejected = record_rejected(tx, requests, reason).await?;
     let ids: Vec<Uuid> = requests.iter().map(|(id, _)| *id).collect();
     let recorded: HashSet<Uuid> = rejected.iter().map(|view| view.id).collect();
     let earlier: Vec<(Uuid, Reservation)> = ids
@@ -650,7 +696,7 @@ async fn reject_sold_out(
                 *id,
                 Reservation::Rejected {
                     showtime_id: Uuid::nil(),
-                    reason: RejectReason::SoldOut,
+                    reason,
                 },
             )
         })
@@ -668,7 +714,7 @@ async fn reject_sold_out(
                 let outcome = match decided.get(id) {
                     Some(showtime_id) => Reservation::Rejected {
                         showtime_id: *showtime_id,
-                        reason: RejectReason::SoldOut,
+                        reason,
                     },
                     None => Reservation::Missing,
                 };

@@ -220,8 +220,8 @@ pub async fn announce_views(redis: &RedisClient, views: &[BookingView], ttl: std
             continue;
         };
         let key = status_key(redis, view.id);
-        pipe.cmd("EVAL")
-            .arg(STORE_IF_NEWER)
+        pipe.cmd("EVALSHA")
+            .arg(STORE_IF_NEWER_SCRIPT.get_hash())
             .arg(3)
             .arg(&key)
             .arg(format!("{key}:version"))
@@ -234,10 +234,24 @@ pub async fn announce_views(redis: &RedisClient, views: &[BookingView], ttl: std
     let outcome: redis::RedisResult<()> = redis
         .bounded(async {
             let mut connection = redis.connection().await?;
-            pipe.query_async(&mut connection).await
+            match pipe.query_async(&mut connection).await {
+                // Redis restarted and forgot the script: load it, then send the pipeline again.
+                Err(error) if error.kind() == redis::ErrorKind::NoScriptError => {
+                    STORE_IF_NEWER_SCRIPT
+                        .prepare_invoke()
+                        .load_async(&mut connection)
+                        .await?;
+                    pipe.query_async(&mut connection).await
+                }
+                outcome => outcome,
+            }
         })
         .await;
     if let Err(error) = outcome {
         tracing::warn!(%error, bookings = views.len(), "could not announce booking statuses");
     }
 }
+
+/// The script above, sent by its hash.
+static STORE_IF_NEWER_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(STORE_IF_NEWER));

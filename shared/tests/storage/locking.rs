@@ -78,7 +78,7 @@ async fn taking_over_lapsed_holds_while_the_sweep_expires_them_never_deadlocks()
             let db = db.clone();
             let batch: Vec<_> = batch.iter().map(|id| (*id, None)).collect();
             async move {
-                reserve::reserve_batch(&db, &batch, Duration::ZERO, false)
+                reserve::reserve_batch(&db, &batch, Duration::ZERO, None)
                     .await
                     .err()
             }
