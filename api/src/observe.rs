@@ -21,9 +21,9 @@ use crate::error::ApiError;
 /// The series of one route, method and status, registered once: looking a series up by its
 /// labels allocates and hashes them, which every request would otherwise pay.
 type Series = (metrics::Histogram, metrics::Counter);
+type SeriesKey = (String, Method, u16);
 
-static SERIES: LazyLock<Mutex<HashMap<(String, Method, u16), Series>>> =
-    LazyLock::new(Mutex::default);
+static SERIES: LazyLock<Mutex<HashMap<SeriesKey, Series>>> = LazyLock::new(Mutex::default);
 
 fn series(route: &str, method: &Method, status: u16) -> Series {
     let key = (route.to_owned(), method.clone(), status);
