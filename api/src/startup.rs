@@ -232,6 +232,11 @@ pub fn router(state: AppState) -> Router {
             "/api/showtimes/{id}/availability",
             get(showtimes::availability),
         )
+        .route(
+            "/api/showtimes/{id}/availability/compact",
+            get(showtimes::compact_availability),
+        )
+        .route("/api/showtimes/{id}/seats", get(showtimes::seat_map))
         .merge(admin_routes)
         // Inner to outer: limits, then metrics, so refused requests are counted too.
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::limit))

@@ -101,8 +101,8 @@ impl AppState {
                 settings.bookings.live_max_per_instance,
             ),
             sessions,
+            availability: availability::LocalCache::new(&cache),
             cache,
-            availability: availability::LocalCache::default(),
             redis,
             settings: Arc::new(settings),
         })))

@@ -19,7 +19,10 @@ pub struct ReadRate {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Reads {
     pub status: ReadRate,
+    /// The compact form, what a client polls.
     pub availability: ReadRate,
+    /// The full form, every seat spelled out.
+    pub availability_full: ReadRate,
     pub bare: ReadRate,
 }
 
@@ -89,14 +92,20 @@ pub async fn measure(
         })
         .await
     };
-    let availability_url = format!(
+    let compact_url = format!(
+        "{}/api/showtimes/{}/availability/compact",
+        stack.api_url, showtime.showtime_id
+    );
+    let availability = hammer(config, move |client| client.get(&compact_url)).await;
+    let full_url = format!(
         "{}/api/showtimes/{}/availability",
         stack.api_url, showtime.showtime_id
     );
-    let availability = hammer(config, move |client| client.get(&availability_url)).await;
+    let availability_full = hammer(config, move |client| client.get(&full_url)).await;
     Ok(Reads {
         status,
         availability,
+        availability_full,
         bare,
     })
 }

@@ -133,12 +133,13 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  reads         status {:.0}/s, availability {:.0}/s, bare {:.0}/s; status/bare = {:.2}, availability/bare = {:.2}",
+            "  reads         status {:.0}/s, availability (compact) {:.0}/s, bare {:.0}/s; status/bare = {:.2}, availability/bare = {:.2}; full availability {:.0}/s",
             self.reads.status.per_second,
             self.reads.availability.per_second,
             self.reads.bare.per_second,
             self.status_to_bare,
-            self.availability_to_bare
+            self.availability_to_bare,
+            self.reads.availability_full.per_second
         )?;
         writeln!(
             f,

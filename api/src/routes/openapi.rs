@@ -53,6 +53,8 @@ use crate::error::{ErrorBody, ErrorDetail};
         super::bookings::tickets,
         super::bookings::history,
         super::showtimes::availability,
+        super::showtimes::compact_availability,
+        super::showtimes::seat_map,
         super::showtimes::details,
         super::showtimes::create,
         super::showtimes::update,

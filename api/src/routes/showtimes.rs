@@ -8,7 +8,7 @@ use axum::{
 };
 use shared::{
     bookings::{
-        availability::{self, Availability},
+        availability::{self, Availability, CompactAvailability, Form, SeatMap},
         showtime_cancellation,
     },
     catalogue::{
@@ -152,7 +152,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Seats of a showtime: counts per section and price, and each seat's state. Fresh within
+/// Seats of a showtime: counts per section and price, and each seat's state (about 100 bytes
+/// a seat; prefer `/availability/compact` while polling). Fresh within
 /// `AVAILABILITY_CACHE_TTL` at the latest, and within a second after a change made through
 /// BMS. `X-Cache` says where the answer came from: `hit-process`, `hit-redis` or `miss`.
 #[utoipa::path(get, path = "/api/showtimes/{id}/availability", tag = "showtimes",
@@ -163,9 +164,45 @@ pub async fn availability(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
+    read_availability(&state, id, Form::Full).await
+}
+
+/// Seats of a showtime, compactly: counts per section and price, and bitmaps of the seats held
+/// and sold over the seat map (`/api/showtimes/{id}/seats`, fetched once: it never changes
+/// while the showtime sells). A few kilobytes at ten thousand seats; as fresh as the full form.
+#[utoipa::path(get, path = "/api/showtimes/{id}/availability/compact", tag = "showtimes",
+    params(("id" = Uuid, Path, description = "Showtime id")),
+    responses((status = 200, body = CompactAvailability), (status = 404)))]
+#[tracing::instrument(skip_all, fields(showtime_id = %id))]
+pub async fn compact_availability(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    read_availability(&state, id, Form::Compact).await
+}
+
+async fn read_availability(state: &AppState, id: Uuid, form: Form) -> Result<Response, ApiError> {
     let ttl = state.settings.bookings.availability_cache_ttl;
-    let cached = availability::read(&state.db, &state.redis, &state.availability, id, ttl)
+    let cached = availability::read(&state.db, &state.redis, &state.availability, id, ttl, form)
         .await?
         .ok_or(ApiError::NotFound("showtime"))?;
     Ok(super::cached_json(cached.json, cached.source))
+}
+
+/// The seats of a showtime in the order of the compact availability's bitmaps, with their
+/// section, row and number.
+#[utoipa::path(get, path = "/api/showtimes/{id}/seats", tag = "showtimes",
+    params(("id" = Uuid, Path, description = "Showtime id")),
+    responses((status = 200, body = SeatMap), (status = 404)))]
+#[tracing::instrument(skip_all, fields(showtime_id = %id))]
+pub async fn seat_map(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<SeatMap>, ApiError> {
+    let map = state
+        .availability
+        .seat_map(&state.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("showtime"))?;
+    Ok(axum::Json(SeatMap::clone(&map)))
 }

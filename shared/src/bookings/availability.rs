@@ -1,11 +1,22 @@
-//! Seat availability of a showtime: counts per section and price, and each seat's status.
+//! Seat availability of a showtime, in two forms:
 //!
-//! A hold past its deadline counts as available, whether or not the sweep has run. Answers are
-//! cached as ready-to-send JSON at two levels: in each API process for a second ([`LocalCache`],
-//! which also makes concurrent readers of a cold key wait for one computation instead of all
-//! computing it), and in Redis for at most `AVAILABILITY_CACHE_TTL`, where every write that
-//! changes a seat (reservation, expiry, cancellation) deletes it at once.
+//! - **compact** ([`CompactAvailability`]): counts per section and price, and two bitmaps over
+//!   the showtime's seats (held, sold) in the order of its seat map ([`SeatMap`], which never
+//!   changes once the showtime is on sale, so clients fetch it once). About 3 KB for 10,000
+//!   seats: what a client polls during an on-sale;
+//! - **full** ([`Availability`]): the same with every seat spelled out, about 1 MB for 10,000
+//!   seats, built in the process from the compact form and the seat map.
+//!
+//! A hold past its deadline counts as available, whether or not the sweep has run. The compact
+//! form is cached at two levels: in each API process for a second ([`LocalCache`], which also
+//! makes concurrent readers of a cold key wait for one computation instead of all computing
+//! it), and in Redis for at most `AVAILABILITY_CACHE_TTL`, where every write that changes a
+//! seat (reservation, expiry, cancellation) deletes it at once. Both forms are served as ready
+//! bytes.
 
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine;
 use bytes::Bytes;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -13,7 +24,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use crate::cache::Source;
-use crate::redis_client::RedisClient;
+use crate::{
+    cache::{Cache, TypedCache},
+    catalogue::scopes,
+    redis_client::RedisClient,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SectionAvailability {
@@ -52,24 +67,73 @@ pub struct Availability {
     pub seats: Vec<SeatAvailability>,
 }
 
-fn cache_key(redis: &RedisClient, showtime_id: Uuid) -> String {
-    redis.key(&format!("availability:{showtime_id}"))
+/// Counts per section, and which seats are held and which sold, as bitmaps over the seat map:
+/// seat `i` of the map is bit `i % 8` (from the most significant) of byte `i / 8`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CompactAvailability {
+    pub showtime_id: Uuid,
+    pub sections: Vec<SectionAvailability>,
+    /// Seats in the map (the number of bits that count).
+    pub seats: usize,
+    /// Base64 (standard, padded) bitmap of the seats held for a buyer now.
+    pub held: String,
+    /// Base64 bitmap of the seats sold.
+    pub sold: String,
+    /// Where the seat map is.
+    pub seat_map: String,
 }
 
-/// Computes availability from Postgres. `None` if the showtime has no inventory.
-pub async fn compute(db: &PgPool, showtime_id: Uuid) -> Result<Option<Availability>, sqlx::Error> {
-    let seats = sqlx::query!(
-        r#"SELECT seat_id, section_id, row_label, seat_number,
-                  CASE WHEN status = 'SOLD' THEN 'SOLD'
-                       WHEN status = 'RESERVED' AND hold_expires_at > now() THEN 'HELD'
-                       ELSE 'AVAILABLE' END AS "state!"
+/// One seat of the map, in the order the bitmaps follow: best rows first, then by row and
+/// number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MappedSeat {
+    pub seat_id: Uuid,
+    pub section_id: Uuid,
+    pub row: String,
+    pub number: i32,
+}
+
+/// The seats of a showtime, in bitmap order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SeatMap {
+    pub showtime_id: Uuid,
+    pub seats: Vec<MappedSeat>,
+}
+
+fn cache_key(redis: &RedisClient, showtime_id: Uuid) -> String {
+    redis.key(&format!("availability-compact:{showtime_id}"))
+}
+
+/// The seat map of a showtime from Postgres. `None` if it has no inventory.
+pub async fn seat_map(db: &PgPool, showtime_id: Uuid) -> Result<Option<SeatMap>, sqlx::Error> {
+    let seats = sqlx::query_as!(
+        MappedSeat,
+        r#"SELECT seat_id, section_id, row_label AS "row", seat_number AS "number"
            FROM showtime_seats WHERE showtime_id = $1
            ORDER BY row_rank, row_label, seat_number"#,
         showtime_id
     )
     .fetch_all(db)
     .await?;
-    if seats.is_empty() {
+    Ok((!seats.is_empty()).then_some(SeatMap { showtime_id, seats }))
+}
+
+/// Computes the compact form from Postgres. `None` if the showtime has no inventory.
+pub async fn compute(
+    db: &PgPool,
+    showtime_id: Uuid,
+) -> Result<Option<CompactAvailability>, sqlx::Error> {
+    let states = sqlx::query_scalar!(
+        r#"SELECT CASE WHEN status = 'SOLD' THEN 2
+                       WHEN status = 'RESERVED' AND hold_expires_at > now() THEN 1
+                       ELSE 0 END AS "state!"
+           FROM showtime_seats WHERE showtime_id = $1
+           ORDER BY row_rank, row_label, seat_number"#,
+        showtime_id
+    )
+    .fetch_all(db)
+    .await?;
+    if states.is_empty() {
         return Ok(None);
     }
     let sections = sqlx::query_as!(
@@ -91,56 +155,117 @@ pub async fn compute(db: &PgPool, showtime_id: Uuid) -> Result<Option<Availabili
     )
     .fetch_all(db)
     .await?;
-    let seats = seats
-        .into_iter()
-        .map(|seat| SeatAvailability {
-            seat_id: seat.seat_id,
-            section_id: seat.section_id,
-            row: seat.row_label,
-            number: seat.seat_number,
-            state: match seat.state.as_str() {
-                "SOLD" => SeatState::Sold,
-                "HELD" => SeatState::Held,
-                _ => SeatState::Available,
-            },
-        })
-        .collect();
-    Ok(Some(Availability {
+    let mut held = vec![0u8; states.len().div_ceil(8)];
+    let mut sold = held.clone();
+    for (i, state) in states.iter().enumerate() {
+        let bit = 0x80 >> (i % 8);
+        match state {
+            1 => held[i / 8] |= bit,
+            2 => sold[i / 8] |= bit,
+            _ => {}
+        }
+    }
+    let base64 = base64::engine::general_purpose::STANDARD;
+    Ok(Some(CompactAvailability {
         showtime_id,
         sections,
-        seats,
+        seats: states.len(),
+        held: base64.encode(held),
+        sold: base64.encode(sold),
+        seat_map: format!("/api/showtimes/{showtime_id}/seats"),
     }))
 }
 
-/// The answer as JSON, ready to send.
+impl CompactAvailability {
+    /// The full form: every seat of `map` with its state.
+    pub fn spell_out(&self, map: &SeatMap) -> Availability {
+        let base64 = base64::engine::general_purpose::STANDARD;
+        let held = base64.decode(&self.held).unwrap_or_default();
+        let sold = base64.decode(&self.sold).unwrap_or_default();
+        let set = |bits: &[u8], i: usize| {
+            bits.get(i / 8)
+                .is_some_and(|byte| byte & (0x80 >> (i % 8)) != 0)
+        };
+        Availability {
+            showtime_id: self.showtime_id,
+            sections: self.sections.clone(),
+            seats: map
+                .seats
+                .iter()
+                .enumerate()
+                .map(|(i, seat)| SeatAvailability {
+                    seat_id: seat.seat_id,
+                    section_id: seat.section_id,
+                    row: seat.row.clone(),
+                    number: seat.number,
+                    state: if set(&sold, i) {
+                        SeatState::Sold
+                    } else if set(&held, i) {
+                        SeatState::Held
+                    } else {
+                        SeatState::Available
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An answer as JSON, ready to send.
 #[derive(Debug, Clone)]
 pub struct Cached {
     pub json: Bytes,
     pub source: Source,
 }
 
-/// The per-process level: one second, so a burst of readers costs one Redis read per second.
-#[derive(Clone)]
-pub struct LocalCache {
-    entries: moka::future::Cache<Uuid, Option<Bytes>>,
+/// One second's answers for a showtime: the compact form, and the full one once asked for.
+struct Answers {
+    compact: CompactAvailability,
+    compact_json: Bytes,
+    full_json: OnceLock<Bytes>,
 }
 
-impl Default for LocalCache {
-    fn default() -> Self {
+/// The per-process level: one second, so a burst of readers costs one Redis read per second;
+/// and each showtime's seat map, kept until a catalogue write announces a change.
+#[derive(Clone)]
+pub struct LocalCache {
+    entries: moka::future::Cache<Uuid, Option<Arc<Answers>>>,
+    maps: Arc<TypedCache<SeatMap>>,
+}
+
+impl LocalCache {
+    pub fn new(cache: &Cache) -> Self {
         Self {
             entries: moka::future::Cache::builder()
                 .max_capacity(1_000)
                 .time_to_live(std::time::Duration::from_secs(1))
                 .build(),
+            maps: Arc::new(cache.typed(64, std::time::Duration::from_secs(3600))),
         }
     }
-}
 
-impl LocalCache {
     /// Forgets this process's copy (the Redis level is dropped by [`invalidate`]).
     pub async fn forget(&self, showtime_id: Uuid) {
         self.entries.invalidate(&showtime_id).await;
     }
+
+    /// The seat map, from this process once read.
+    pub async fn seat_map(
+        &self,
+        db: &PgPool,
+        showtime_id: Uuid,
+    ) -> Result<Option<Arc<SeatMap>>, sqlx::Error> {
+        self.maps
+            .get_or_load(&scopes::showtime(showtime_id), seat_map(db, showtime_id))
+            .await
+    }
+}
+
+/// How much of each seat an answer spells out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Compact,
+    Full,
 }
 
 /// The cached answer if a level has one, else a fresh one (then cached). `None` if the
@@ -151,22 +276,47 @@ pub async fn read(
     local: &LocalCache,
     showtime_id: Uuid,
     ttl: std::time::Duration,
+    form: Form,
 ) -> Result<Option<Cached>, sqlx::Error> {
     let mut source = Source::Process;
-    let json = local
+    let answers = local
         .entries
         .try_get_with(showtime_id, async {
-            let (json, from) = from_redis_or_database(db, redis, showtime_id, ttl).await?;
+            let (compact, from) = from_redis_or_database(db, redis, showtime_id, ttl).await?;
             source = from;
-            Ok::<_, sqlx::Error>(json)
+            Ok::<_, sqlx::Error>(compact.map(|(compact, json)| {
+                Arc::new(Answers {
+                    compact,
+                    compact_json: json,
+                    full_json: OnceLock::new(),
+                })
+            }))
         })
         .await
-        .map_err(|error| match std::sync::Arc::try_unwrap(error) {
+        .map_err(|error| match Arc::try_unwrap(error) {
             Ok(error) => error,
             Err(shared) => sqlx::Error::Protocol(shared.to_string()),
         })?;
     crate::cache::count(source);
-    Ok(json.map(|json| Cached { json, source }))
+    let Some(answers) = answers else {
+        return Ok(None);
+    };
+    let json = match form {
+        Form::Compact => answers.compact_json.clone(),
+        Form::Full => {
+            if let Some(json) = answers.full_json.get() {
+                json.clone()
+            } else {
+                let Some(map) = local.seat_map(db, showtime_id).await? else {
+                    return Ok(None);
+                };
+                let full = answers.compact.spell_out(&map);
+                let json = Bytes::from(serde_json::to_vec(&full).unwrap_or_default());
+                answers.full_json.get_or_init(|| json).clone()
+            }
+        }
+    };
+    Ok(Some(Cached { json, source }))
 }
 
 async fn from_redis_or_database(
@@ -174,7 +324,7 @@ async fn from_redis_or_database(
     redis: &RedisClient,
     showtime_id: Uuid,
     ttl: std::time::Duration,
-) -> Result<(Option<Bytes>, Source), sqlx::Error> {
+) -> Result<(Option<(CompactAvailability, Bytes)>, Source), sqlx::Error> {
     let key = cache_key(redis, showtime_id);
     let cached: Option<Vec<u8>> = redis
         .bounded(async {
@@ -184,13 +334,15 @@ async fn from_redis_or_database(
         .await
         .ok()
         .flatten();
-    if let Some(json) = cached {
-        return Ok((Some(Bytes::from(json)), Source::Redis));
+    if let Some(json) = cached
+        && let Ok(compact) = serde_json::from_slice::<CompactAvailability>(&json)
+    {
+        return Ok((Some((compact, Bytes::from(json))), Source::Redis));
     }
-    let Some(availability) = compute(db, showtime_id).await? else {
+    let Some(compact) = compute(db, showtime_id).await? else {
         return Ok((None, Source::Database));
     };
-    let json = Bytes::from(serde_json::to_vec(&availability).unwrap_or_default());
+    let json = Bytes::from(serde_json::to_vec(&compact).unwrap_or_default());
     let stored: redis::RedisResult<()> = redis
         .bounded(async {
             let mut connection = redis.connection().await?;
@@ -202,7 +354,7 @@ async fn from_redis_or_database(
     if let Err(error) = stored {
         tracing::debug!(%error, "availability not cached");
     }
-    Ok((Some(json), Source::Database))
+    Ok((Some((compact, json)), Source::Database))
 }
 
 /// Drops the cached answer of a showtime after its seats changed.
