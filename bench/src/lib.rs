@@ -33,6 +33,8 @@ pub struct Config {
     pub seats: u32,
     /// Sections the seats are spread over.
     pub sections: u32,
+    /// Showtimes on sale at once, each with `seats` seats; buyer `i` books showtime `i % K`.
+    pub showtimes: u32,
     /// Buyers, each submitting one booking (B).
     pub buyers: u32,
     /// Buyers in flight at once (C).
@@ -86,19 +88,29 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
     let settings = Settings::from_map(&values).context("benchmark settings")?;
 
     let layout = layout(config.seats, config.sections);
-    let showtime = fixtures::showtime_on_sale(&db, &layout).await;
+    let mut showtimes = Vec::new();
+    for _ in 0..config.showtimes.max(1) {
+        showtimes.push(fixtures::showtime_on_sale(&db, &layout).await);
+    }
     let raw_showtime = fixtures::showtime_on_sale(&db, &layout).await;
     let buyers = fixtures::buyers(&db, &settings, config.buyers as usize).await;
 
     let raw = raw::single_seat_updates(&db, &raw_showtime, config.concurrency).await?;
 
     let stack = processes::Stack::start(&config, &values).await?;
-    let load = load::flash_sale(&config, &stack.api_url, &showtime, &buyers).await;
-    let invariants = test_support::invariants::check_sale(&db, showtime.showtime_id)
-        .await
-        .map_err(|broken| anyhow::anyhow!("invariant broken: {broken}"))?;
+    let load = load::flash_sale(&config, &stack.api_url, &showtimes, &buyers).await;
+    let mut invariants = test_support::invariants::SaleInvariants::default();
+    for showtime in &showtimes {
+        let sale = test_support::invariants::check_sale(&db, showtime.showtime_id)
+            .await
+            .map_err(|broken| anyhow::anyhow!("invariant broken: {broken}"))?;
+        invariants.seats += sale.seats;
+        invariants.held += sale.held;
+        invariants.sold += sale.sold;
+        invariants.free += sale.free;
+    }
     let stages = stages::breakdown(&db, &load.moments).await?;
-    let reads = reads::measure(&config, &stack, &showtime, &load.decided).await?;
+    let reads = reads::measure(&config, &stack, &showtimes[0], &load.decided).await?;
     let memory = stack.peak_memory();
     stack.stop().await;
     drop_database(&values["DATABASE_URL"]).await;

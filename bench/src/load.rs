@@ -117,7 +117,7 @@ async fn one_buyer(client: &reqwest::Client, api: &str, buyer: &Buyer, body: Val
 pub async fn flash_sale(
     config: &Config,
     api: &str,
-    showtime: &ShowtimeFixture,
+    showtimes: &[ShowtimeFixture],
     buyers: &[Buyer],
 ) -> LoadResult {
     let client = crate::client(config.concurrency);
@@ -125,7 +125,7 @@ pub async fn flash_sale(
     let deadline = started + config.max_duration;
     let mut outcomes = futures::stream::iter(buyers.iter().enumerate())
         .map(|(index, buyer)| {
-            let body = request(config, showtime, index as u32);
+            let body = request(config, &showtimes[index % showtimes.len()], index as u32);
             let client = &client;
             async move {
                 if Instant::now() > deadline {

@@ -17,6 +17,9 @@ struct Cli {
     seats: u32,
     #[arg(long, default_value_t = 4)]
     sections: u32,
+    /// Showtimes on sale at once, each with --seats seats; buyers are dealt out among them.
+    #[arg(long, default_value_t = 1)]
+    showtimes: u32,
     #[arg(long, default_value_t = 40_000)]
     buyers: u32,
     #[arg(long, default_value_t = 256)]
@@ -106,6 +109,7 @@ async fn main() -> ExitCode {
     let config = bench::Config {
         seats: cli.seats,
         sections: cli.sections,
+        showtimes: cli.showtimes.max(1),
         buyers: cli.buyers,
         concurrency: cli.concurrency,
         workers: cli.workers,

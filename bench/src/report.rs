@@ -19,7 +19,9 @@ pub struct Latency {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// Seats of all the showtimes together.
     pub seats: u32,
+    pub showtimes: u32,
     pub buyers: u32,
     pub concurrency: usize,
     pub workers: u32,
@@ -60,6 +62,7 @@ impl Report {
             load.seats_reserved as f64 / load.sellout_seconds.max(f64::EPSILON);
         Self {
             seats: u32::try_from(invariants.seats).unwrap_or(config.seats),
+            showtimes: config.showtimes,
             buyers: config.buyers,
             concurrency: config.concurrency,
             workers: config.workers,
@@ -95,8 +98,8 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "flash sale: S={} seats, B={} buyers, C={} in flight, {} worker process(es)",
-            self.seats, self.buyers, self.concurrency, self.workers
+            "flash sale: S={} seats in {} showtime(s), B={} buyers, C={} in flight, {} worker process(es)",
+            self.seats, self.showtimes, self.buyers, self.concurrency, self.workers
         )?;
         writeln!(
             f,

@@ -256,6 +256,9 @@ pub struct RabbitMqSettings {
     /// Lets short-lived environments (tests, previews) have their queues removed by the broker
     /// once unused for this long. Unset in production.
     pub queue_expires: Option<Duration>,
+    /// Partition queues of a partitioned job kind (reservations). Change it only with those
+    /// queues drained: jobs in a partition beyond the new count would wait for nobody.
+    pub partitions: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -544,6 +547,13 @@ impl Settings {
             queue_expires: env
                 .optional::<HumanDuration>("RABBITMQ_QUEUE_EXPIRES")?
                 .map(|d| d.0),
+            partitions: env.or_with("RABBITMQ_PARTITIONS", 8, |n: u16| {
+                if (1..=256).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err("must be between 1 and 256".to_owned())
+                }
+            })?,
         };
         let razorpay = RazorpaySettings {
             base_url: env.required("RAZORPAY_BASE_URL")?,

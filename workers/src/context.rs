@@ -12,7 +12,7 @@ use shared::{
 };
 use sqlx::PgPool;
 
-use crate::reservations::SharedBatcher;
+use crate::reservations::{ReservationBatcher, SharedBatcher};
 
 #[derive(Clone)]
 pub struct JobContext {
@@ -41,7 +41,9 @@ impl JobContext {
             sms: SmsClient::new(&settings.twilio, http.clone()),
             mail: MailClient::new(&settings.sendgrid, http.clone()),
             razorpay: Razorpay::new(&settings.razorpay, http),
-            reservations: SharedBatcher::default(),
+            reservations: SharedBatcher::new(ReservationBatcher::new(usize::from(
+                settings.jobs.concurrency.reserve_seats,
+            ))),
             settings: Arc::new(settings),
         })
     }

@@ -22,7 +22,7 @@ use shared::{
     },
     jobs::NewBooking,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::context::{JobContext, JobError};
@@ -46,12 +46,21 @@ struct BatchFailed {
     outage: bool,
 }
 
-#[derive(Default)]
 pub struct ReservationBatcher {
     scopes: Mutex<HashMap<String, mpsc::Sender<Request>>>,
+    /// Jobs the process works on at once, whichever queue or partition they came from.
+    slots: Semaphore,
 }
 
 impl ReservationBatcher {
+    /// A batcher deciding at most `slots` reservations at once (`WORKER_CONCURRENCY_RESERVE_SEATS`).
+    pub fn new(slots: usize) -> Self {
+        Self {
+            scopes: Mutex::default(),
+            slots: Semaphore::new(slots),
+        }
+    }
+
     /// Queues `booking_id` (with its request, if it has no row yet) on its scope and waits for
     /// its batch to be decided.
     pub async fn reserve(
@@ -61,6 +70,11 @@ impl ReservationBatcher {
         booking_id: Uuid,
         new: Option<NewBooking>,
     ) -> Result<Reservation, JobError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| JobError::Transient(anyhow::anyhow!("reservation slots closed")))?;
         let (reply, answer) = oneshot::channel();
         let sender = self.sender(ctx, scope);
         sender

@@ -128,27 +128,74 @@ async fn consume_once<J: RunJob>(
 ) -> anyhow::Result<()> {
     let topology = QueueTopology::new(&ctx.settings.rabbitmq);
     let name = format!("{}-{}", J::NAME, Uuid::new_v4().simple());
-    let connecting = async {
-        {
-            // Back to the pool before the backend takes one: the pool is small.
-            let connection = pool.get().await?;
-            let channel = connection.create_channel().await?;
-            topology.declare::<J>(&channel).await?;
-            channel.close(200, "declared".into()).await?;
-        }
-        let mut backend: AmqpBackend<J> =
-            AmqpBackend::new(pool.clone()).with_config(topology.consumer_config::<J>(concurrency));
-        start_consuming(&mut backend, &name).await?;
-        Ok::<_, anyhow::Error>(backend)
-    };
     // A connection attempt that hangs neither blocks for the system's TCP timeout nor holds up
     // a shutdown.
-    let backend = tokio::select! {
-        connected = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => connected
+    tokio::select! {
+        declared = tokio::time::timeout(CONNECT_TIMEOUT, declare::<J>(&topology, pool)) => declared
             .map_err(|_| anyhow::anyhow!("connecting to the broker timed out"))??,
         () = shutdown.cancelled() => return Ok(()),
+    }
+    let config = topology.consumer_config::<J>(concurrency);
+    let Some(backend) = start::<J>(pool, config, &name, shutdown).await? else {
+        return Ok(());
     };
+    consumers.set(J::NAME, true);
+    run_consumer(
+        ctx,
+        pool,
+        backend,
+        &name,
+        topology.queue::<J>(),
+        concurrency,
+        shutdown,
+    )
+    .await
+}
 
+/// Declares `J`'s queues (and partitions) as every producer and consumer does.
+pub(crate) async fn declare<J: RunJob>(
+    topology: &QueueTopology,
+    pool: &deadpool_lapin::Pool,
+) -> anyhow::Result<()> {
+    // Back to the pool before a backend takes one: the pool is small.
+    let connection = pool.get().await?;
+    let channel = connection.create_channel().await?;
+    topology.declare::<J>(&channel).await?;
+    channel.close(200, "declared".into()).await?;
+    Ok(())
+}
+
+/// Starts a consumer with `config` on queues already declared; `None` if `shutdown` came
+/// first.
+pub(crate) async fn start<J: RunJob>(
+    pool: &deadpool_lapin::Pool,
+    config: apalis_amqp::Config,
+    name: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<AmqpBackend<J>>> {
+    let starting = async {
+        let mut backend: AmqpBackend<J> = AmqpBackend::new(pool.clone()).with_config(config);
+        start_consuming(&mut backend, name).await?;
+        Ok::<_, anyhow::Error>(backend)
+    };
+    tokio::select! {
+        started = tokio::time::timeout(CONNECT_TIMEOUT, starting) => Ok(Some(started
+            .map_err(|_| anyhow::anyhow!("starting a consumer timed out"))??)),
+        () = shutdown.cancelled() => Ok(None),
+    }
+}
+
+/// Runs the jobs `backend` delivers from `queue` until `shutdown` (then `Ok`, once the jobs in
+/// flight are done) or until the consumer is lost (an error).
+pub(crate) async fn run_consumer<J: RunJob>(
+    ctx: &JobContext,
+    pool: &deadpool_lapin::Pool,
+    backend: AmqpBackend<J>,
+    name: &str,
+    queue: String,
+    concurrency: u16,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let jobs = &ctx.settings.jobs;
     let backoff = ExponentialBackoffMaker::new(
         jobs.backoff_min,
@@ -162,7 +209,7 @@ async fn consume_once<J: RunJob>(
     // A consumer the broker cancelled (its queue deleted) ends its stream without an error, and
     // apalis then waits for the stop signal while consuming nothing: treat that end as a loss.
     let ended = CancellationToken::new();
-    let worker = WorkerBuilder::new(name.as_str())
+    let worker = WorkerBuilder::new(name)
         .backend(backend)
         .data(ctx.clone())
         .concurrency(usize::from(concurrency))
@@ -176,12 +223,11 @@ async fn consume_once<J: RunJob>(
         })
         .retry(RetryPolicy::retries(retries).with_backoff(backoff))
         .build(execute::<J>);
-    consumers.set(J::NAME, true);
-    tracing::info!(job = J::NAME, worker = %name, "consuming");
+    tracing::info!(job = J::NAME, worker = %name, %queue, "consuming");
     let stop = {
         let shutdown = shutdown.clone();
         let ended = ended.clone();
-        let watchdog = consumer_gone(pool.clone(), topology.queue::<J>());
+        let watchdog = consumer_gone(pool.clone(), queue);
         async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
@@ -210,28 +256,32 @@ const WATCHDOG_EVERY: Duration = Duration::from_secs(30);
 async fn consumer_gone(pool: deadpool_lapin::Pool, queue: String) {
     loop {
         tokio::time::sleep(WATCHDOG_EVERY).await;
-        let consumers = async {
-            let connection = pool.get().await.ok()?;
-            let channel = connection.create_channel().await.ok()?;
-            let passive = lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            };
-            let declared = channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    passive,
-                    lapin::types::FieldTable::default(),
-                )
-                .await;
-            let _ = channel.close(200, "checked".into()).await;
-            declared.ok().map(|queue| queue.consumer_count())
-        };
         // Unknown (the broker is unreachable) is left to the connection's own error.
-        if let Ok(Some(0)) = tokio::time::timeout(CONNECT_TIMEOUT, consumers).await {
+        if consumer_count(&pool, &queue).await == Some(0) {
             return;
         }
     }
+}
+
+/// How many consumers `queue` has now; `None` if the broker did not say.
+pub(crate) async fn consumer_count(pool: &deadpool_lapin::Pool, queue: &str) -> Option<u32> {
+    let consumers = async {
+        let connection = pool.get().await.ok()?;
+        let channel = connection.create_channel().await.ok()?;
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let declared = channel
+            .queue_declare(queue.into(), passive, lapin::types::FieldTable::default())
+            .await;
+        let _ = channel.close(200, "checked".into()).await;
+        declared.ok().map(|queue| queue.consumer_count())
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, consumers)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Longest wait for a broker connection or a consumer to start; a blackholed broker otherwise

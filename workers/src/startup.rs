@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     context::{JobContext, RunJob},
+    partitions::partition_consumers,
     runtime::{ConsumerStates, WorkerFuture, amqp_pool, queue_worker},
     sweeps,
 };
@@ -31,6 +32,7 @@ impl Application {
         let concurrency = settings.jobs.concurrency;
         let mut app = Self::empty(JobContext::new(settings)?).await?;
         app.consume::<ReserveSeats>(concurrency.reserve_seats);
+        app.consume_partitions::<ReserveSeats>(concurrency.reserve_seats);
         app.consume::<VerifyPayment>(concurrency.verify_payment);
         app.consume::<Refund>(concurrency.refund);
         app.consume::<SendOtp>(concurrency.send_otp);
@@ -71,6 +73,18 @@ impl Application {
             concurrency,
             self.shutdown.clone(),
             self.consumers.clone(),
+        );
+        self.workers.push(worker);
+    }
+
+    /// Consumes this process's share of the partitions of `J` (see `partitions`), `concurrency`
+    /// jobs at once on each. Add it beside [`Self::consume`], whose consumer counts the process.
+    pub fn consume_partitions<J: RunJob>(&mut self, concurrency: u16) {
+        let worker = partition_consumers::<J>(
+            self.ctx.clone(),
+            self.pool.clone(),
+            concurrency,
+            self.shutdown.clone(),
         );
         self.workers.push(worker);
     }

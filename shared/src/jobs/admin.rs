@@ -40,9 +40,17 @@ const SCAN_LIMIT: usize = 1_000;
 pub struct QueueHealth {
     pub kind: &'static str,
     pub queue: String,
-    /// Messages waiting (not counting those delivered and not yet acknowledged).
+    /// Messages waiting (not counting those delivered and not yet acknowledged), in the work
+    /// queue and, for a partitioned kind, its partitions.
     pub ready: u32,
+    /// Consumers of the work queue: one per worker process.
     pub consumers: u32,
+    /// For a partitioned kind: how many partitions it has...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u16>,
+    /// ...and how many of them a worker consumes now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions_consumed: Option<u16>,
     pub dead_letters: u32,
 }
 
@@ -100,14 +108,29 @@ impl QueueAdmin {
         let mut report = Vec::with_capacity(KINDS.len());
         for kind in KINDS {
             let queue = self.topology.queue_named(kind);
-            let (ready, consumers) = counts(&connection, &queue).await?;
+            let (mut ready, consumers) = counts(&connection, &queue).await?;
             let (dead_letters, _) =
                 counts(&connection, &self.topology.dead_letter_queue_named(kind)).await?;
+            let (mut partitions, mut partitions_consumed) = (None, None);
+            if kind == ReserveSeats::NAME {
+                let count = self.topology.partitions();
+                let mut consumed = 0;
+                for index in 0..count {
+                    let queue = self.topology.partition_queue::<ReserveSeats>(index);
+                    let (waiting, consumers) = counts(&connection, &queue).await?;
+                    ready = ready.saturating_add(waiting);
+                    consumed += u16::from(consumers > 0);
+                }
+                partitions = Some(count);
+                partitions_consumed = Some(consumed);
+            }
             report.push(QueueHealth {
                 kind,
                 queue,
                 ready,
                 consumers,
+                partitions,
+                partitions_consumed,
                 dead_letters,
             });
         }

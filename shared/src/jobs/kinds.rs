@@ -56,9 +56,16 @@ impl ReservationScope {
 
 impl Job for ReserveSeats {
     const NAME: &'static str = "reserve-seats";
+    /// Jobs of one lock scope go to one partition, so one worker process batches them all and
+    /// takes the scope's lock once per batch, instead of two processes taking turns at it.
+    const PARTITIONED: bool = true;
 
     fn idempotency_key(&self) -> String {
         self.booking_id.to_string()
+    }
+
+    fn partition_key(&self) -> Option<String> {
+        self.scope.as_ref().map(ReservationScope::lock_name)
     }
 }
 

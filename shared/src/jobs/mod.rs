@@ -25,6 +25,16 @@ pub trait Job: Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + 'sta
     /// Stable name of the kind; it names the queue, so renaming it strands queued jobs.
     const NAME: &'static str;
 
+    /// Whether the kind also has partition queues, fed through a consistent-hash exchange by
+    /// [`Job::partition_key`], so that jobs with the same key meet in one worker process.
+    const PARTITIONED: bool = false;
+
     /// Two deliveries with the same key are the same piece of work.
     fn idempotency_key(&self) -> String;
+
+    /// For a partitioned kind: the key the exchange hashes to choose the job's partition.
+    /// `None` sends the job to the kind's plain queue, which every worker consumes.
+    fn partition_key(&self) -> Option<String> {
+        None
+    }
 }

@@ -81,12 +81,22 @@ impl JobPublisher {
             .with_message_id(job.idempotency_key().into())
             .with_type(J::NAME.into())
             .with_app_id("bms".into());
+        let topology = &self.inner.topology;
+        let (exchange, routing_key) = match job.partition_key() {
+            Some(key) if J::PARTITIONED => (topology.partition_exchange::<J>(), key),
+            _ => (String::new(), topology.queue::<J>()),
+        };
         let confirmation = tokio::time::timeout(self.inner.timeout, async {
             channel
                 .basic_publish(
-                    "".into(),
-                    self.inner.topology.queue::<J>().as_str().into(),
-                    BasicPublishOptions::default(),
+                    exchange.as_str().into(),
+                    routing_key.as_str().into(),
+                    // An unroutable message (its queue deleted since we declared it) comes back
+                    // instead of vanishing with an ack.
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
                     &body,
                     properties,
                 )
@@ -98,7 +108,14 @@ impl JobPublisher {
         // A closed channel is noticed and replaced by the next call to `connected`.
         .map_err(PublishError::Unavailable)?;
         match confirmation {
-            Confirmation::Ack(_) => Ok(()),
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_returned)) => {
+                // Declared again on the next publish.
+                if let Some(link) = self.inner.link.lock().await.as_mut() {
+                    link.declared.remove(J::NAME);
+                }
+                Err(PublishError::NotConfirmed)
+            }
             Confirmation::Nack(_) | Confirmation::NotRequested => Err(PublishError::NotConfirmed),
         }
     }

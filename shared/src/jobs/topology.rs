@@ -5,14 +5,21 @@
 //! - a durable work queue `<prefix>.<name>`, whose rejected messages go to
 //! - the direct exchange `<prefix>.dead-letter`, routed by job name to
 //! - a durable dead-letter queue `<prefix>.<name>.dead`, kept for inspection and replay.
+//!
+//! A partitioned kind (reservations) also gets a consistent-hash exchange
+//! `<prefix>.<name>.by-key` over `RABBITMQ_PARTITIONS` durable queues `<prefix>.<name>.part-<i>`
+//! (plugin `rabbitmq_consistent_hash_exchange`). The exchange hashes each job's partition key,
+//! so the jobs of one key always wait in the same partition, and each partition is consumed by
+//! one worker process at a time (an exclusive consumer; see `workers::partitions`). Jobs
+//! without a key, and replays from the dead-letter queue, go to the plain work queue.
 
 use std::time::Duration;
 
 use lapin::{
     Channel, ExchangeKind,
     options::{
-        BasicNackOptions, BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions,
-        QueueDeclareOptions,
+        BasicConsumeOptions, BasicNackOptions, BasicRejectOptions, ExchangeDeclareOptions,
+        QueueBindOptions, QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable},
 };
@@ -24,14 +31,34 @@ use crate::config::RabbitMqSettings;
 pub struct QueueTopology {
     prefix: String,
     expires: Option<Duration>,
+    partitions: u16,
 }
+
+/// The exchange type of `rabbitmq_consistent_hash_exchange`.
+const CONSISTENT_HASH: &str = "x-consistent-hash";
 
 impl QueueTopology {
     pub fn new(settings: &RabbitMqSettings) -> Self {
         Self {
             prefix: settings.queue_prefix.clone(),
             expires: settings.queue_expires,
+            partitions: settings.partitions,
         }
+    }
+
+    /// How many partition queues a partitioned kind has.
+    pub fn partitions(&self) -> u16 {
+        self.partitions
+    }
+
+    /// The consistent-hash exchange that spreads `J`'s jobs over its partitions.
+    pub fn partition_exchange<J: Job>(&self) -> String {
+        format!("{}.{}.by-key", self.prefix, J::NAME)
+    }
+
+    /// Partition `index` (from 0) of `J`.
+    pub fn partition_queue<J: Job>(&self, index: u16) -> String {
+        format!("{}.{}.part-{index}", self.prefix, J::NAME)
     }
 
     pub fn queue<J: Job>(&self) -> String {
@@ -118,6 +145,50 @@ impl QueueTopology {
                 self.queue_arguments::<J>(),
             )
             .await?;
+        if J::PARTITIONED {
+            self.declare_partitions::<J>(channel).await?;
+        }
+        Ok(())
+    }
+
+    async fn declare_partitions<J: Job>(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let exchange = self.partition_exchange::<J>();
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Custom(CONSISTENT_HASH.into()),
+                ExchangeDeclareOptions {
+                    durable: true,
+                    // Short-lived environments: gone with the last of its expiring queues.
+                    auto_delete: self.expires.is_some(),
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        for index in 0..self.partitions {
+            let queue = self.partition_queue::<J>(index);
+            channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    self.queue_arguments::<J>(),
+                )
+                .await?;
+            // The binding key is the partition's weight on the hash ring: all equal.
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    exchange.as_str().into(),
+                    "1".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         Ok(())
     }
 
@@ -139,5 +210,20 @@ impl QueueTopology {
                 requeue: true,
             })
             .reject_options(BasicRejectOptions { requeue: false })
+    }
+
+    /// How a worker consumes partition `index` of `J`: as [`Self::consumer_config`], and
+    /// exclusively, so the broker refuses a second process while this one consumes it.
+    pub fn partition_consumer_config<J: Job>(
+        &self,
+        index: u16,
+        prefetch: u16,
+    ) -> apalis_amqp::Config {
+        self.consumer_config::<J>(prefetch)
+            .queue(self.partition_queue::<J>(index))
+            .consume_options(BasicConsumeOptions {
+                exclusive: true,
+                ..BasicConsumeOptions::default()
+            })
     }
 }

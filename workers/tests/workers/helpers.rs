@@ -95,9 +95,15 @@ pub struct WorkerProcess(Child);
 
 impl WorkerProcess {
     pub fn start(env: &TestEnv) -> Self {
+        Self::start_with(env, &[])
+    }
+
+    /// The same with some settings replaced.
+    pub fn start_with(env: &TestEnv, overrides: &[(&str, &str)]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_workers"))
             .env_clear()
             .envs(env.values())
+            .envs(overrides.iter().copied())
             .env("RUST_LOG", "warn")
             .current_dir(std::env::temp_dir())
             .stdout(Stdio::null())
@@ -105,6 +111,16 @@ impl WorkerProcess {
             .spawn()
             .expect("the workers binary starts");
         Self(child)
+    }
+
+    /// A worker process whose `/metrics` is served on a port of its own, also returned.
+    pub fn start_observed(env: &TestEnv) -> (Self, u16) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let process = Self::start_with(env, &[("WORKERS_HTTP_PORT", &port.to_string())]);
+        (process, port)
     }
 
     pub fn kill_hard(&mut self) {
@@ -266,6 +282,21 @@ impl Running {
 
 /// Waits until `condition` holds; fails the test if it never does. A bound on a hang, not an
 /// assertion about speed.
+/// The value of the unlabelled-but-for-`kind` gauge `name` for `kind` on the worker process
+/// serving `/metrics` on `port`; `None` while it does not answer or has not set it.
+pub async fn gauge(port: u16, name: &str, kind: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let series = format!("{name}{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 pub async fn eventually<F, Fut>(what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,

@@ -13,7 +13,7 @@ use test_support::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{WorkerProcess, eventually};
+use crate::helpers::{WorkerProcess, eventually, gauge};
 
 struct Sale {
     env: TestEnv,
@@ -179,6 +179,35 @@ async fn three_hundred_buyers_race_for_fifty_seats_with_two_worker_processes() {
 
     let outcomes = sale.run(8).await;
 
+    sale.check_invariants(&outcomes, 8).await;
+}
+
+#[tokio::test]
+async fn worker_processes_share_the_reservation_partitions_and_take_over_a_dead_ones() {
+    let sale = Sale::new(TestEnv::new().await, &[(2, 10), (3, 10)], 120).await;
+    let partitions = sale.env.settings().rabbitmq.partitions;
+    let held = |port| async move {
+        gauge(port, "partitions_held", "reserve-seats")
+            .await
+            .unwrap_or(0.0) as u16
+    };
+    let (_first, first) = WorkerProcess::start_observed(&sale.env);
+    let (mut second, second_port) = WorkerProcess::start_observed(&sale.env);
+
+    // Each holds its share, and together every partition.
+    eventually("two processes split the partitions evenly", || async {
+        let (a, b) = (held(first).await, held(second_port).await);
+        a + b == partitions && a.abs_diff(b) <= 1
+    })
+    .await;
+
+    second.kill_hard();
+    eventually("the survivor takes every partition", || async {
+        held(first).await == partitions
+    })
+    .await;
+    // None is left unconsumed: every booking of the sale, whatever its partition, is decided.
+    let outcomes = sale.run(8).await;
     sale.check_invariants(&outcomes, 8).await;
 }
 
