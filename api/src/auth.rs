@@ -141,7 +141,10 @@ impl SessionCache {
             .lock()
             .ok()
             .and_then(|synced| *synced)
-            .is_some_and(|at| at.elapsed() < self.interval * 3);
+            // One late round of the sync is tolerated; after two, tokens are checked in
+            // Postgres until it catches up. A lost announcement thus lives at most twice the
+            // interval.
+            .is_some_and(|at| at.elapsed() < self.interval * 2);
         let unchanged = self
             .changed
             .get(&claims.sub)

@@ -24,7 +24,10 @@ use std::{
 };
 
 use futures::StreamExt;
-use shared::{bookings::view::BookingView, redis_client::RedisClient};
+use shared::{
+    bookings::{BookingStatus, view::BookingView},
+    redis_client::RedisClient,
+};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -140,13 +143,18 @@ impl StatusHub {
         }
     }
 
-    /// Keeps `view` as the booking's latest status unless a newer one is known.
+    /// Keeps `view` as the booking's latest status unless a newer one is known. A decided
+    /// status always wins over PENDING, which the API stamps with its own clock, and PENDING
+    /// never replaces a decided one.
     pub fn remember(&self, view: BookingView) {
-        let version = view.updated_at;
-        let newer = self
-            .recent
-            .get(&view.id)
-            .is_none_or(|known| known.view.updated_at <= version);
+        let pending = |view: &BookingView| view.status == BookingStatus::Pending;
+        let newer = self.recent.get(&view.id).is_none_or(|known| {
+            match (pending(&known.view), pending(&view)) {
+                (false, true) => false,
+                (true, false) => true,
+                _ => known.view.updated_at <= view.updated_at,
+            }
+        });
         if newer {
             let json = bytes::Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
             self.recent.insert(view.id, Arc::new(Recent { view, json }));

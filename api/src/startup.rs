@@ -50,6 +50,11 @@ impl Application {
         let address = SocketAddr::new(settings.http.host, settings.http.port);
         let listener = TcpListener::bind(address).await?;
         let state = AppState::new(settings)?;
+        state
+            .jobs
+            .check_partitioning::<shared::jobs::ReserveSeats>()
+            .await
+            .map_err(anyhow::Error::msg)?;
         Ok(Self {
             listener,
             router: router(state),

@@ -370,26 +370,48 @@ trait ScopedValues: Send + Sync {
 
 /// Values of type `V`, one per scope, held in this process only (not as JSON, not in Redis),
 /// for what is read on every request and costly to decode: evicted by the same announcements
-/// as every cached answer, emptied when the subscription restarts, and used only while it is
-/// up. Made by [`Cache::typed`].
+/// as every cached answer, emptied when the subscription restarts, and trusted while it is up
+/// (while it is down, for a second only). Made by [`Cache::typed`].
 pub struct TypedCache<V> {
     cache: Cache,
     values: Arc<TypedValues<V>>,
 }
 
 struct TypedValues<V> {
+    /// Trusted while the announcements arrive, for up to the cache's TTL.
     map: moka::sync::Cache<String, Arc<V>>,
+    /// Every value loaded, kept [`UNANNOUNCED_TTL`]: what is served while announcements
+    /// cannot arrive (Redis away), so that a dependency outage in an on-sale does not turn
+    /// every request into a load.
+    brief: moka::sync::Cache<String, Arc<V>>,
+    /// One load per scope at a time: the others wait for it and take its value.
+    loading: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// How stale a value may be served while evictions cannot be announced.
+const UNANNOUNCED_TTL: Duration = Duration::from_secs(1);
+
+impl<V: Send + Sync + 'static> TypedValues<V> {
+    fn trusted(&self, scope: &str, announced: bool) -> Option<Arc<V>> {
+        if announced {
+            self.map.get(scope)
+        } else {
+            self.brief.get(scope)
+        }
+    }
 }
 
 impl<V: Send + Sync + 'static> ScopedValues for TypedValues<V> {
     fn evict(&self, scopes: &HashSet<String>) {
         for scope in scopes {
             self.map.invalidate(scope);
+            self.brief.invalidate(scope);
         }
     }
 
     fn clear(&self) {
         self.map.invalidate_all();
+        self.brief.invalidate_all();
     }
 }
 
@@ -400,6 +422,14 @@ impl Cache {
             map: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
+                .build(),
+            brief: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(UNANNOUNCED_TTL)
+                .build(),
+            loading: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(Duration::from_secs(60))
                 .build(),
         });
         let weak: Weak<dyn ScopedValues> = Arc::downgrade(&values) as Weak<dyn ScopedValues>;
@@ -416,14 +446,26 @@ impl Cache {
 
 impl<V: Send + Sync + 'static> TypedCache<V> {
     /// The value of `scope` from this process if it may be trusted, else `load`'s, which is
-    /// then kept (unless an announcement raced the load). `Ok(None)` is not kept.
+    /// then kept (unless an announcement raced the load). `Ok(None)` is not kept. Concurrent
+    /// callers missing the same scope share one load. While announcements cannot arrive, a
+    /// value is trusted for [`UNANNOUNCED_TTL`] only.
     pub async fn get_or_load<F>(&self, scope: &str, load: F) -> Result<Option<Arc<V>>, sqlx::Error>
     where
         F: Future<Output = Result<Option<V>, sqlx::Error>>,
     {
         let inner = &self.cache.inner;
         let usable = inner.listening.load(Ordering::Acquire);
-        if usable && let Some(value) = self.values.map.get(scope) {
+        if let Some(value) = self.values.trusted(scope, usable) {
+            count(Source::Process);
+            return Ok(Some(value));
+        }
+        let gate = self
+            .values
+            .loading
+            .get_with(scope.to_owned(), || Arc::new(tokio::sync::Mutex::new(())));
+        let _turn = gate.lock().await;
+        // Loaded by whoever held the turn before.
+        if let Some(value) = self.values.trusted(scope, usable) {
             count(Source::Process);
             return Ok(Some(value));
         }
@@ -433,8 +475,13 @@ impl<V: Send + Sync + 'static> TypedCache<V> {
         };
         count(Source::Database);
         let value = Arc::new(value);
-        if usable && inner.evictions.load(Ordering::Acquire) == evictions {
-            self.values.map.insert(scope.to_owned(), Arc::clone(&value));
+        if inner.evictions.load(Ordering::Acquire) == evictions {
+            if usable {
+                self.values.map.insert(scope.to_owned(), Arc::clone(&value));
+            }
+            self.values
+                .brief
+                .insert(scope.to_owned(), Arc::clone(&value));
         }
         Ok(Some(value))
     }

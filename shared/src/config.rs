@@ -256,8 +256,8 @@ pub struct RabbitMqSettings {
     /// Lets short-lived environments (tests, previews) have their queues removed by the broker
     /// once unused for this long. Unset in production.
     pub queue_expires: Option<Duration>,
-    /// Partition queues of a partitioned job kind (reservations). Change it only with those
-    /// queues drained: jobs in a partition beyond the new count would wait for nobody.
+    /// Partition queues of a partitioned job kind (reservations); a new count makes a new ring
+    /// (see `jobs::QueueTopology`).
     pub partitions: u16,
 }
 

@@ -16,7 +16,7 @@ use std::{
 
 use shared::{
     bookings::{
-        RejectReason, availability, lock,
+        RejectReason, availability, claims, lock,
         reserve::{self, Reservation},
         view,
     },
@@ -105,6 +105,8 @@ impl ReservationBatcher {
         match scopes.get(scope) {
             Some(sender) if !sender.is_closed() => sender.clone(),
             _ => {
+                // Scopes whose task stopped after a quiet minute are forgotten.
+                scopes.retain(|_, sender| !sender.is_closed());
                 let sender = spawn_scope(ctx.clone(), scope.to_owned());
                 scopes.insert(scope.to_owned(), sender.clone());
                 sender
@@ -164,6 +166,13 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
         }
         match decided {
             Ok(decisions) => {
+                // Their rows are committed: the API's copies of their jobs are no longer needed.
+                let recorded: Vec<Uuid> = requests
+                    .iter()
+                    .filter(|(_, request)| request.is_some())
+                    .map(|(id, _)| *id)
+                    .collect();
+                claims::settled(&ctx.redis, &recorded).await;
                 if !sold_out {
                     full_until = match full_reason {
                         RejectReason::SoldOut => {

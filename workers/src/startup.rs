@@ -30,7 +30,12 @@ impl Application {
     /// A worker process with every job kind and sweep of the system.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let concurrency = settings.jobs.concurrency;
-        let mut app = Self::empty(JobContext::new(settings)?).await?;
+        let ctx = JobContext::new(settings)?;
+        ctx.jobs
+            .check_partitioning::<ReserveSeats>()
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let mut app = Self::empty(ctx).await?;
         app.consume::<ReserveSeats>(concurrency.reserve_seats);
         app.consume_partitions::<ReserveSeats>(concurrency.reserve_seats);
         app.consume::<VerifyPayment>(concurrency.verify_payment);

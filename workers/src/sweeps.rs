@@ -124,7 +124,7 @@ async fn republish(ctx: &JobContext) -> anyhow::Result<()> {
         if sent > 0 {
             tracing::info!(count = sent, "republished pending bookings");
         }
-        republish_accepted(ctx, after).await;
+        republish_accepted(ctx, after, !gated).await;
         if !still_queued(&waiting, Refund::NAME) {
             let open = refunds::stale_open(&ctx.db, after, EXPIRY_BATCH).await?;
             let jobs = open.iter().map(|&refund_id| Refund {
@@ -141,38 +141,62 @@ async fn republish(ctx: &JobContext) -> anyhow::Result<()> {
     outcome
 }
 
-/// Bookings the API accepted in Redis but whose publish it never confirmed (it died in
-/// between): published from the accepting set, then taken out of it.
-async fn republish_accepted(ctx: &JobContext, older_than: std::time::Duration) {
-    let overdue = match claims::overdue(&ctx.redis, older_than, EXPIRY_BATCH as usize).await {
+/// Bookings the API accepted whose row no worker recorded: published again if the broker
+/// never confirmed their job (the API died in between), or, once the reservation queues have
+/// run dry, if their confirmed job never reached a worker's batch (see `claims`).
+async fn republish_accepted(ctx: &JobContext, older_than: std::time::Duration, queues_dry: bool) {
+    let mut overdue = match claims::unpublished(&ctx.redis, older_than, EXPIRY_BATCH as usize).await
+    {
         Ok(overdue) => overdue,
         Err(error) => {
-            tracing::debug!(%error, "accepting set not readable; republishing waits");
+            tracing::debug!(%error, "accepted jobs not readable; republishing waits");
             return;
         }
     };
-    let mut sent = 0;
-    for job_json in overdue {
-        match serde_json::from_str::<ReserveSeats>(&job_json) {
-            Ok(job) => {
-                if let Err(error) = ctx.jobs.publish(&job).await {
-                    tracing::warn!(%error, "could not republish an accepted booking; the next sweep tries again");
-                    break;
-                }
-                sent += 1;
-            }
-            Err(error) => {
-                tracing::error!(%error, "an unreadable job in the accepting set is dropped")
-            }
+    if queues_dry {
+        match claims::unrecorded(&ctx.redis, older_than, EXPIRY_BATCH as usize).await {
+            Ok(unrecorded) => overdue.extend(unrecorded),
+            Err(error) => tracing::debug!(%error, "accepted jobs not readable; republishing waits"),
         }
-        claims::published(&ctx.redis, &job_json).await;
+    }
+    let mut sent = 0;
+    let mut dropped = Vec::new();
+    for (booking_id, job_json) in overdue {
+        let job = job_json.and_then(|json| serde_json::from_str::<ReserveSeats>(&json).ok());
+        let Some(job) = job.filter(|job| !outlived_its_claim(job)) else {
+            // Recorded meanwhile (its job already gone), unreadable, or older than its claim.
+            dropped.push(booking_id);
+            continue;
+        };
+        if let Err(error) = ctx.jobs.publish(&job).await {
+            tracing::warn!(%error, "could not republish an accepted booking; the next sweep tries again");
+            break;
+        }
+        claims::published(&ctx.redis, booking_id).await;
+        sent += 1;
+    }
+    if !dropped.is_empty() {
+        tracing::warn!(
+            count = dropped.len(),
+            "accepted jobs no longer kept (gone, unreadable, or older than their claim)"
+        );
+        claims::settled(&ctx.redis, &dropped).await;
     }
     if sent > 0 {
         tracing::info!(
             count = sent,
-            "republished bookings accepted without a confirmed publish"
+            "republished bookings accepted but not recorded"
         );
     }
+}
+
+/// A job kept longer than its key's claim is given up: it has been published again for a day
+/// and never recorded, so it never will be (its showtime deleted since, say).
+fn outlived_its_claim(job: &ReserveSeats) -> bool {
+    job.request.as_ref().is_none_or(|request| {
+        chrono::Utc::now() - request.accepted_at
+            > chrono::Duration::from_std(claims::CLAIM_TTL).unwrap_or(chrono::Duration::MAX)
+    })
 }
 
 fn still_queued(waiting: &BTreeMap<&'static str, u32>, kind: &str) -> bool {

@@ -170,6 +170,62 @@ async fn an_accepted_booking_known_only_to_the_queue_is_pending_for_its_owner_no
     assert_eq!(made_up.status(), 404);
 }
 
+/// Claims `key` for a named seat as an API does before it publishes, with its clock reading
+/// `now`, and publishes nothing: what an API that died at that point leaves behind.
+async fn claim_without_publishing(
+    app: &crate::helpers::TestApp,
+    buyer: &fixtures::Buyer,
+    showtime: &fixtures::ShowtimeFixture,
+    key: &str,
+    seat: usize,
+    now: chrono::DateTime<Utc>,
+) -> (Uuid, Value) {
+    let settings = app.env.settings();
+    let ids = BookingIds::new(&settings.auth.jwt_secret);
+    let redis = RedisClient::new(&settings.redis).unwrap();
+    let seats = vec![showtime.sections[0].seat_ids[seat]];
+    let request = BookingRequest {
+        user_id: buyer.user_id,
+        showtime_id: showtime.showtime_id,
+        selection: SeatSelection::parse(Some(seats.clone()), None, None, 10).unwrap(),
+        idempotency_key: key.into(),
+    };
+    let booking_id = ids.mint(buyer.user_id, key);
+    let job = ReserveSeats {
+        booking_id,
+        scope: Some(ReservationScope {
+            showtime_id: showtime.showtime_id,
+            section_id: None,
+        }),
+        request: Some(NewBooking {
+            user_id: buyer.user_id,
+            showtime_id: showtime.showtime_id,
+            selection: request.selection.clone(),
+            idempotency_key: key.into(),
+            fingerprint: request.fingerprint(),
+            accepted_at: now,
+        }),
+    };
+    let status = serde_json::to_string(&BookingView::accepted(booking_id, &request, now)).unwrap();
+    let job_json = serde_json::to_string(&job).unwrap();
+    let claimed = claims::claim(
+        &redis,
+        &claims::NewClaim {
+            user_id: buyer.user_id,
+            idempotency_key: key,
+            fingerprint: &request.fingerprint(),
+            booking_id,
+            status_json: &status,
+            status_ttl: std::time::Duration::from_secs(60),
+            job_json: &job_json,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(claimed, None);
+    (booking_id, named(showtime.showtime_id, &seats))
+}
+
 /// An API that claimed a key and died before publishing: the client got no answer. Whether the
 /// client retries or not, the booking is decided.
 #[tokio::test]
@@ -181,73 +237,19 @@ async fn a_booking_whose_api_died_before_the_publish_is_published_all_the_same()
     let app = spawn_app_with(env).await;
     let showtime = fixtures::showtime_on_sale(&app.db, &[(1, 4)]).await;
     let buyer = &fixtures::buyers(&app.db, &app.env.settings(), 1).await[0];
-    let settings = app.env.settings();
-    let ids = BookingIds::new(&settings.auth.jwt_secret);
-    let redis = RedisClient::new(&settings.redis).unwrap();
 
-    // What the dead API left behind for two requests: claims, PENDING copies and jobs in the
-    // accepting set, and nothing published.
+    // What the dead API left behind for two requests: claims, PENDING copies and kept jobs,
+    // and nothing published.
     let mut left = Vec::new();
     for (key, seat) in [("died-1", 0), ("died-2", 1)] {
-        let request = BookingRequest {
-            user_id: buyer.user_id,
-            showtime_id: showtime.showtime_id,
-            selection: SeatSelection::parse(
-                Some(vec![showtime.sections[0].seat_ids[seat]]),
-                None,
-                None,
-                10,
-            )
-            .unwrap(),
-            idempotency_key: key.into(),
-        };
-        let booking_id = ids.mint(buyer.user_id, key);
-        let now = Utc::now();
-        let job = ReserveSeats {
-            booking_id,
-            scope: Some(ReservationScope {
-                showtime_id: showtime.showtime_id,
-                section_id: None,
-            }),
-            request: Some(NewBooking {
-                user_id: buyer.user_id,
-                showtime_id: showtime.showtime_id,
-                selection: request.selection.clone(),
-                idempotency_key: key.into(),
-                fingerprint: request.fingerprint(),
-                accepted_at: now,
-            }),
-        };
-        let status =
-            serde_json::to_string(&BookingView::accepted(booking_id, &request, now)).unwrap();
-        let job_json = serde_json::to_string(&job).unwrap();
-        let claimed = claims::claim(
-            &redis,
-            &claims::NewClaim {
-                user_id: buyer.user_id,
-                idempotency_key: key,
-                fingerprint: &request.fingerprint(),
-                booking_id,
-                status_json: &status,
-                status_version: now.timestamp_micros(),
-                status_ttl: std::time::Duration::from_secs(60),
-                job_json: &job_json,
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(claimed, None);
-        left.push((
-            booking_id,
-            named(showtime.showtime_id, &[showtime.sections[0].seat_ids[seat]]),
-        ));
+        left.push(claim_without_publishing(&app, buyer, &showtime, key, seat, Utc::now()).await);
     }
 
     // The first client retries: the replay publishes its job.
     let (retried, body) = &left[0];
     let replay: Value = app.book(buyer, "died-1", body).await.json().await.unwrap();
     assert_eq!(replay["booking_id"], retried.to_string());
-    // The second never comes back: the republisher publishes it from the accepting set.
+    // The second never comes back: the republisher publishes the job kept with its claim.
     for (booking_id, _) in &left {
         let decided = app
             .booking_after(buyer, &booking_id.to_string(), "PENDING")
@@ -255,6 +257,65 @@ async fn a_booking_whose_api_died_before_the_publish_is_published_all_the_same()
         assert_eq!(decided["status"], "RESERVED", "{booking_id}");
     }
     assert_eq!(bookings(&app.db).await, 2);
+}
+
+/// A job the broker confirmed and then lost (a broker that lost its disk, a dead letter, a
+/// partition nobody consumes) is kept with its claim until a worker records the booking: once
+/// the queues have run dry, the republisher publishes it again.
+#[tokio::test]
+async fn a_booking_whose_confirmed_job_was_lost_is_published_again() {
+    let mut env = TestEnv::new().await;
+    env.set("HOLD_SWEEP_SCHEDULE", "*/1 * * * * *")
+        .set("REPUBLISH_PENDING_AFTER", "1s");
+    let (_workers, _) = spawn_workers_with(&env).await;
+    let app = spawn_app_with(env).await;
+    let showtime = fixtures::showtime_on_sale(&app.db, &[(1, 4)]).await;
+    let buyer = &fixtures::buyers(&app.db, &app.env.settings(), 1).await[0];
+    let (booking_id, _) =
+        claim_without_publishing(&app, buyer, &showtime, "lost", 0, Utc::now()).await;
+    // The broker confirmed it, then lost it: the API moved on.
+    let redis = RedisClient::new(&app.env.settings().redis).unwrap();
+    claims::published(&redis, booking_id).await;
+
+    let decided = app
+        .booking_after(buyer, &booking_id.to_string(), "PENDING")
+        .await;
+    assert_eq!(decided["status"], "RESERVED");
+    assert_eq!(bookings(&app.db).await, 1);
+}
+
+/// The PENDING copy is stamped by the API's clock, every later status by the database's: an
+/// API whose clock runs an hour ahead must not hide the worker's decision behind its PENDING.
+#[tokio::test]
+async fn an_api_clock_running_ahead_never_hides_the_decision() {
+    let env = TestEnv::new().await;
+    let (_workers, _) = spawn_workers_with(&env).await;
+    let app = spawn_app_with(env).await;
+    let showtime = fixtures::showtime_on_sale(&app.db, &[(1, 4)]).await;
+    let buyer = &fixtures::buyers(&app.db, &app.env.settings(), 1).await[0];
+    let ahead = Utc::now() + chrono::Duration::hours(1);
+    let (booking_id, body) =
+        claim_without_publishing(&app, buyer, &showtime, "fast-clock", 0, ahead).await;
+
+    // The client retries (its first answer was lost): the replay publishes the job.
+    let replay = app.book(buyer, "fast-clock", &body).await;
+    assert_eq!(replay.status(), 202);
+    let decided = app
+        .booking_after(buyer, &booking_id.to_string(), "PENDING")
+        .await;
+    assert_eq!(decided["status"], "RESERVED");
+    // And a plain read, from Redis's copy and the process's recent statuses, says the same.
+    let read: Value = app
+        .client
+        .get(app.url(&format!("/api/bookings/{booking_id}")))
+        .bearer_auth(&buyer.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["status"], "RESERVED");
 }
 
 /// In the steady state the API asks Postgres nothing to accept a booking: with its database

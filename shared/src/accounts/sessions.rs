@@ -61,7 +61,11 @@ pub async fn start(
     user: User,
     device: &Device,
 ) -> Result<TokenPair, SessionError> {
-    let now = Utc::now();
+    // Tokens are stamped with the database's clock, the clock of the changes (revocations,
+    // disabling) an API instance compares them with to decide whether to trust them.
+    let now = sqlx::query_scalar!(r#"SELECT now() AS "now!""#)
+        .fetch_one(&mut *conn)
+        .await?;
     let refresh = keys.new_refresh_token();
     let expires_at = now + keys.refresh_ttl();
     let session_id = sqlx::query_scalar!(
@@ -98,7 +102,7 @@ pub async fn refresh(
     let mut tx = db.begin().await?;
     let Some(current) = sqlx::query!(
         r#"SELECT rt.id, rt.session_id, rt.used_at, rt.expires_at, rt.replaced_by,
-                  s.revoked_at, s.user_id, u.disabled_at
+                  s.revoked_at, s.user_id, u.disabled_at, now() AS "now!"
            FROM refresh_tokens rt
            JOIN sessions s ON s.id = rt.session_id
            JOIN users u ON u.id = s.user_id
@@ -111,7 +115,8 @@ pub async fn refresh(
     else {
         return Err(SessionError::InvalidRefreshToken);
     };
-    let now = Utc::now();
+    // The database's clock, as for `start`.
+    let now = current.now;
     let live =
         current.revoked_at.is_none() && current.disabled_at.is_none() && current.expires_at > now;
     let next = keys.successor_of(token);

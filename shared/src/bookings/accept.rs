@@ -21,7 +21,10 @@
 //!   ([`create::create_pending`]), then the job is published (or left to the sweep);
 //! - the process dies between the claim and the publish: no answer was sent, so the client
 //!   retries and the replay publishes the job again; if it never retries, the republisher
-//!   publishes what stayed in the accepting set.
+//!   publishes the job kept with the claim;
+//! - the job is lost after its confirm (a broker that lost it, a dead letter, a partition
+//!   nobody consumes): it is kept until a worker records the row, and published again once the
+//!   queues have run dry ([`claims::unrecorded`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -129,7 +132,6 @@ impl Acceptor {
             fingerprint: &fingerprint,
             booking_id,
             status_json: &status_json,
-            status_version: pending.updated_at.timestamp_micros(),
             status_ttl: self.status_ttl,
             job_json: &job_json,
         };
@@ -156,7 +158,7 @@ impl Acceptor {
             replayed: false,
         };
         let Err(error) = self.jobs.publish(job).await else {
-            claims::published(&self.redis, claim.job_json).await;
+            claims::published(&self.redis, claim.booking_id).await;
             return Ok(accepted);
         };
         tracing::warn!(%error, booking_id = %claim.booking_id, "broker unreachable; recording the booking for the sweep");
@@ -166,7 +168,7 @@ impl Acceptor {
         };
         match recorded.await {
             Ok(()) => {
-                claims::published(&self.redis, claim.job_json).await;
+                claims::settled(&self.redis, &[claim.booking_id]).await;
                 Ok(accepted)
             }
             Err(error) => {
@@ -191,10 +193,13 @@ impl Acceptor {
         let status = view::cached(&self.redis, existing.booking_id)
             .await
             .map_or(BookingStatus::Pending, |view| view.status);
-        if status == BookingStatus::Pending
-            && let Err(error) = self.jobs.publish(job).await
-        {
-            tracing::warn!(%error, booking_id = %existing.booking_id, "replay not republished; the accepting set or the sweep will");
+        if status == BookingStatus::Pending {
+            match self.jobs.publish(job).await {
+                Ok(()) => claims::published(&self.redis, existing.booking_id).await,
+                Err(error) => {
+                    tracing::warn!(%error, booking_id = %existing.booking_id, "replay not republished; the republisher or the sweep will");
+                }
+            }
         }
         Ok(Accepted {
             booking_id: existing.booking_id,

@@ -83,8 +83,10 @@ pub struct CompactAvailability {
     pub seat_map: String,
 }
 
-/// One seat of the map, in the order the bitmaps follow: best rows first, then by row and
-/// number.
+/// One seat of the map, in the order the bitmaps follow: by section, then best rows first,
+/// then by row and number. The order is total (a seat's row and number are unique in its
+/// section), so the map and every bitmap computed later line up; it is also the order of the
+/// seats' index, so no sort is needed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MappedSeat {
     pub seat_id: Uuid,
@@ -110,7 +112,7 @@ pub async fn seat_map(db: &PgPool, showtime_id: Uuid) -> Result<Option<SeatMap>,
         MappedSeat,
         r#"SELECT seat_id, section_id, row_label AS "row", seat_number AS "number"
            FROM showtime_seats WHERE showtime_id = $1
-           ORDER BY row_rank, row_label, seat_number"#,
+           ORDER BY section_id, row_rank, row_label, seat_number, seat_id"#,
         showtime_id
     )
     .fetch_all(db)
@@ -128,7 +130,7 @@ pub async fn compute(
                        WHEN status = 'RESERVED' AND hold_expires_at > now() THEN 1
                        ELSE 0 END AS "state!"
            FROM showtime_seats WHERE showtime_id = $1
-           ORDER BY row_rank, row_label, seat_number"#,
+           ORDER BY section_id, row_rank, row_label, seat_number, seat_id"#,
         showtime_id
     )
     .fetch_all(db)

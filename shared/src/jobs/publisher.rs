@@ -120,6 +120,40 @@ impl JobPublisher {
         }
     }
 
+    /// Start-up check that the broker can route the partitioned kind `J`: an error names the
+    /// missing plugin (without it no reservation could be published, and the connection of
+    /// every declaration would be closed). A broker that cannot be reached is no error here:
+    /// the processes start without it and reconnect.
+    pub async fn check_partitioning<J: Job>(&self) -> Result<(), String> {
+        let declared = tokio::time::timeout(self.inner.timeout, async {
+            let connection =
+                Connection::connect(&self.inner.url, ConnectionProperties::default()).await?;
+            let channel = connection.create_channel().await?;
+            self.inner
+                .topology
+                .declare_partition_exchange::<J>(&channel)
+                .await?;
+            let _ = connection.close(200, "checked".into()).await;
+            Ok::<(), lapin::Error>(())
+        })
+        .await;
+        match declared {
+            Ok(Err(error)) if matches!(error.kind(), lapin::ErrorKind::ProtocolError(refusal) if refusal.get_id() == 503) => {
+                Err(format!(
+                    "RabbitMQ refuses the consistent-hash exchange that routes {} jobs ({error}): \
+                     enable its plugin with `rabbitmq-plugins enable rabbitmq_consistent_hash_exchange`",
+                    J::NAME
+                ))
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "broker not reachable at start-up; partitions are checked when it is");
+                Ok(())
+            }
+            Err(_) => Ok(()),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
     /// Makes one round trip to the broker, for health reports.
     pub async fn ping(&self) -> Result<(), PublishError> {
         let channel = {

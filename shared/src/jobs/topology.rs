@@ -6,12 +6,18 @@
 //! - the direct exchange `<prefix>.dead-letter`, routed by job name to
 //! - a durable dead-letter queue `<prefix>.<name>.dead`, kept for inspection and replay.
 //!
-//! A partitioned kind (reservations) also gets a consistent-hash exchange
-//! `<prefix>.<name>.by-key` over `RABBITMQ_PARTITIONS` durable queues `<prefix>.<name>.part-<i>`
-//! (plugin `rabbitmq_consistent_hash_exchange`). The exchange hashes each job's partition key,
-//! so the jobs of one key always wait in the same partition, and each partition is consumed by
-//! one worker process at a time (an exclusive consumer; see `workers::partitions`). Jobs
-//! without a key, and replays from the dead-letter queue, go to the plain work queue.
+//! A partitioned kind (reservations) also gets a ring: a consistent-hash exchange
+//! `<prefix>.<name>.ring-<n>` over n = `RABBITMQ_PARTITIONS` durable queues
+//! `<prefix>.<name>.ring-<n>.part-<i>` (plugin `rabbitmq_consistent_hash_exchange`). The
+//! exchange hashes each job's partition key, so the jobs of one key always wait in the same
+//! partition, and each partition is consumed by one worker process at a time (an exclusive
+//! consumer; see `workers::partitions`). Jobs without a key, and replays from the dead-letter
+//! queue, go to the plain work queue.
+//!
+//! The count is in the names, so changing it makes a new ring instead of rebinding the old
+//! one: while processes of both settings run, each ring is consumed by its own; jobs left in
+//! the old ring afterwards are published again by the sweeps (the API keeps each accepted job
+//! until its booking is recorded), and the old queues can then be deleted.
 
 use std::time::Duration;
 
@@ -53,12 +59,12 @@ impl QueueTopology {
 
     /// The consistent-hash exchange that spreads `J`'s jobs over its partitions.
     pub fn partition_exchange<J: Job>(&self) -> String {
-        format!("{}.{}.by-key", self.prefix, J::NAME)
+        format!("{}.{}.ring-{}", self.prefix, J::NAME, self.partitions)
     }
 
     /// Partition `index` (from 0) of `J`.
     pub fn partition_queue<J: Job>(&self, index: u16) -> String {
-        format!("{}.{}.part-{index}", self.prefix, J::NAME)
+        format!("{}.part-{index}", self.partition_exchange::<J>())
     }
 
     pub fn queue<J: Job>(&self) -> String {
@@ -151,11 +157,15 @@ impl QueueTopology {
         Ok(())
     }
 
-    async fn declare_partitions<J: Job>(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        let exchange = self.partition_exchange::<J>();
+    /// Declares the consistent-hash exchange of `J`. A broker without the plugin answers by
+    /// closing the whole connection (503 COMMAND_INVALID, "unknown exchange type").
+    pub async fn declare_partition_exchange<J: Job>(
+        &self,
+        channel: &Channel,
+    ) -> Result<(), lapin::Error> {
         channel
             .exchange_declare(
-                exchange.as_str().into(),
+                self.partition_exchange::<J>().as_str().into(),
                 ExchangeKind::Custom(CONSISTENT_HASH.into()),
                 ExchangeDeclareOptions {
                     durable: true,
@@ -165,7 +175,12 @@ impl QueueTopology {
                 },
                 FieldTable::default(),
             )
-            .await?;
+            .await
+    }
+
+    async fn declare_partitions<J: Job>(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let exchange = self.partition_exchange::<J>();
+        self.declare_partition_exchange::<J>(channel).await?;
         for index in 0..self.partitions {
             let queue = self.partition_queue::<J>(index);
             channel
