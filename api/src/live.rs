@@ -50,15 +50,27 @@ pub struct StatusHub {
     recent: moka::sync::Cache<Uuid, Arc<Recent>>,
 }
 
-/// A booking's latest known status, ready to send.
+/// A booking's latest known status, ready to send: the JSON, and what is needed to choose
+/// between two statuses and to check who may read it (the view itself is parsed back from the
+/// JSON when a long-poll needs it; keeping both would double the memory).
 #[derive(Debug)]
 pub struct Recent {
-    pub view: BookingView,
+    pub user_id: Uuid,
+    pub status: BookingStatus,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
     pub json: bytes::Bytes,
 }
 
-/// Memory the recent statuses may take in one process.
-const RECENT_MAX_BYTES: u64 = 24 * 1024 * 1024;
+impl Recent {
+    pub fn view(&self) -> Option<BookingView> {
+        serde_json::from_slice(&self.json).ok()
+    }
+}
+
+/// Memory the recent statuses may take in one process, counted as their JSON plus what the
+/// entry, its key and the cache's bookkeeping take.
+const RECENT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+const RECENT_ENTRY_OVERHEAD: usize = 320;
 /// How long a recent status is kept: long enough for a buyer to follow a booking to its
 /// decision and pay, short enough that a missed push is not served for long.
 const RECENT_TTL: Duration = Duration::from_secs(120);
@@ -71,7 +83,7 @@ impl Default for StatusHub {
             subscribed: AtomicBool::new(false),
             recent: moka::sync::Cache::builder()
                 .weigher(|_: &Uuid, recent: &Arc<Recent>| {
-                    u32::try_from(recent.json.len() + 256).unwrap_or(u32::MAX)
+                    u32::try_from(recent.json.len() + RECENT_ENTRY_OVERHEAD).unwrap_or(u32::MAX)
                 })
                 .max_capacity(RECENT_MAX_BYTES)
                 .time_to_live(RECENT_TTL)
@@ -147,17 +159,23 @@ impl StatusHub {
     /// status always wins over PENDING, which the API stamps with its own clock, and PENDING
     /// never replaces a decided one.
     pub fn remember(&self, view: BookingView) {
-        let pending = |view: &BookingView| view.status == BookingStatus::Pending;
+        let pending = |status: BookingStatus| status == BookingStatus::Pending;
         let newer = self.recent.get(&view.id).is_none_or(|known| {
-            match (pending(&known.view), pending(&view)) {
+            match (pending(known.status), pending(view.status)) {
                 (false, true) => false,
                 (true, false) => true,
-                _ => known.view.updated_at <= view.updated_at,
+                _ => known.updated_at <= view.updated_at,
             }
         });
         if newer {
             let json = bytes::Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
-            self.recent.insert(view.id, Arc::new(Recent { view, json }));
+            let recent = Recent {
+                user_id: view.user_id,
+                status: view.status,
+                updated_at: view.updated_at,
+                json,
+            };
+            self.recent.insert(view.id, Arc::new(recent));
         }
     }
 

@@ -51,11 +51,22 @@ pub fn partition_consumers<J: RunJob>(
         let first = rand::random_range(0..count);
         let mut held: BTreeMap<u16, Held> = BTreeMap::new();
         let mut released: Vec<JoinHandle<()>> = Vec::new();
+        let mut declared = false;
         while !shutdown.is_cancelled() {
             // A consumer that lost its connection or was cancelled is no longer held.
+            let before = held.len();
             held.retain(|_, partition| !partition.task.is_finished());
             released.retain(|task| !task.is_finished());
-            if let Some(processes) = consumer_count(&pool, &topology.queue::<J>()).await {
+            // Declared before anything is asked of the queues, and again once a consumer was
+            // lost (a restarted broker may have lost them too).
+            if !declared || held.len() < before {
+                declared = declare::<J>(&topology, &pool).await.is_ok();
+            }
+            let processes = match declared {
+                true => consumer_count(&pool, &topology.queue::<J>()).await,
+                false => None,
+            };
+            if let Some(processes) = processes {
                 let processes = u16::try_from(processes.max(1)).unwrap_or(u16::MAX);
                 let share = usize::from(count.div_ceil(processes));
                 while held.len() > share {
@@ -66,12 +77,17 @@ pub fn partition_consumers<J: RunJob>(
                     partition.stop.cancel();
                     released.push(partition.task);
                 }
-                if held.len() < share && declare::<J>(&topology, &pool).await.is_ok() {
+                if held.len() < share {
                     for index in (0..count).map(|offset| (first + offset) % count) {
                         if held.len() >= share || shutdown.is_cancelled() {
                             break;
                         }
-                        if held.contains_key(&index) {
+                        // A partition another process consumes is not asked for: the broker
+                        // would refuse it, closing a channel with an error in the logs.
+                        if held.contains_key(&index)
+                            || consumer_count(&pool, &topology.partition_queue::<J>(index)).await
+                                != Some(0)
+                        {
                             continue;
                         }
                         let taken =

@@ -182,13 +182,17 @@ async fn accept(state: AppState, request: BookingRequest) -> Result<create::Acce
 }
 
 fn visible_to(view: &BookingView, user: &AuthUser) -> bool {
-    view.user_id == user.user_id || user.role.includes(Role::SuperAdmin)
+    owned_by(view.user_id, user)
+}
+
+fn owned_by(owner: Uuid, user: &AuthUser) -> bool {
+    owner == user.user_id || user.role.includes(Role::SuperAdmin)
 }
 
 /// This process's recent copy, else the fast copy from Redis, else Postgres.
 async fn current(state: &AppState, id: Uuid) -> Result<Option<BookingView>, ApiError> {
-    if let Some(recent) = state.status_hub.recent(id) {
-        return Ok(Some(recent.view.clone()));
+    if let Some(view) = state.status_hub.recent(id).and_then(|recent| recent.view()) {
+        return Ok(Some(view));
     }
     if let Some(view) = view::cached(&state.redis, id).await {
         state.status_hub.remember(view.clone());
@@ -244,7 +248,7 @@ pub async fn status(
     // A plain read of a status this process knows: the ready JSON, nothing else.
     if wait == 0
         && let Some(recent) = state.status_hub.recent(id)
-        && visible_to(&recent.view, &user)
+        && owned_by(recent.user_id, &user)
     {
         return Ok(super::ready_json(recent.json.clone()));
     }

@@ -14,7 +14,7 @@
 //! seat (reservation, expiry, cancellation) deletes it at once. Both forms are served as ready
 //! bytes.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -224,7 +224,7 @@ pub struct Cached {
 struct Answers {
     compact: CompactAvailability,
     compact_json: Bytes,
-    full_json: OnceLock<Bytes>,
+    full_json: tokio::sync::OnceCell<Option<Bytes>>,
 }
 
 /// The per-process level: one second, so a burst of readers costs one Redis read per second;
@@ -290,7 +290,7 @@ pub async fn read(
                 Arc::new(Answers {
                     compact,
                     compact_json: json,
-                    full_json: OnceLock::new(),
+                    full_json: tokio::sync::OnceCell::new(),
                 })
             }))
         })
@@ -305,16 +305,22 @@ pub async fn read(
     };
     let json = match form {
         Form::Compact => answers.compact_json.clone(),
+        // Spelled out once per answer, however many readers arrive together: each would
+        // otherwise build its own megabyte at ten thousand seats.
         Form::Full => {
-            if let Some(json) = answers.full_json.get() {
-                json.clone()
-            } else {
-                let Some(map) = local.seat_map(db, showtime_id).await? else {
-                    return Ok(None);
-                };
-                let full = answers.compact.spell_out(&map);
-                let json = Bytes::from(serde_json::to_vec(&full).unwrap_or_default());
-                answers.full_json.get_or_init(|| json).clone()
+            let spelled = answers
+                .full_json
+                .get_or_try_init(|| async {
+                    let map = local.seat_map(db, showtime_id).await?;
+                    Ok::<_, sqlx::Error>(map.map(|map| {
+                        let full = answers.compact.spell_out(&map);
+                        Bytes::from(serde_json::to_vec(&full).unwrap_or_default())
+                    }))
+                })
+                .await?;
+            match spelled {
+                Some(json) => json.clone(),
+                None => return Ok(None),
             }
         }
     };
