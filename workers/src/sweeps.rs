@@ -176,9 +176,9 @@ async fn republish_accepted(ctx: &JobContext, older_than: std::time::Duration, q
         sent += 1;
     }
     if !dropped.is_empty() {
-        tracing::warn!(
-            count = dropped.len(),
-            "accepted jobs no longer kept (gone, unreadable, or older than their claim)"
+        tracing::error!(
+            booking_ids = ?dropped,
+            "accepted bookings given up: their jobs are gone, unreadable, or older than their claim"
         );
         claims::settled(&ctx.redis, &dropped).await;
     }

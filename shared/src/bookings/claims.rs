@@ -137,23 +137,34 @@ pub async fn lookup(
     Ok(stored.as_deref().and_then(parse))
 }
 
+/// Moves KEYS[1]'s member ARGV[1] to KEYS[2] with score ARGV[2], if its job is still kept in
+/// KEYS[3]: a worker may have recorded the booking (and dropped the job) before the broker's
+/// confirm reached the API.
+const PUBLISHED: &str = r"
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
+    redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+end
+return 1
+";
+
+static PUBLISHED_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(PUBLISHED));
+
 /// The broker confirmed the job of `booking_id` (again): it waits for its row to be recorded,
 /// from now. Best effort: a job left unpublished is published again, and jobs are idempotent.
 pub async fn published(redis: &RedisClient, booking_id: Uuid) {
-    let id = booking_id.to_string();
-    let mut pipe = redis::pipe();
-    pipe.zrem(unpublished_key(redis), &id)
-        .ignore()
-        .zadd(
-            unrecorded_key(redis),
-            &id,
-            chrono::Utc::now().timestamp_millis(),
-        )
-        .ignore();
-    let outcome: redis::RedisResult<()> = redis
+    let outcome: redis::RedisResult<i64> = redis
         .bounded(async {
             let mut connection = redis.connection().await?;
-            pipe.query_async(&mut connection).await
+            PUBLISHED_SCRIPT
+                .key(unpublished_key(redis))
+                .key(unrecorded_key(redis))
+                .key(jobs_key(redis))
+                .arg(booking_id.to_string())
+                .arg(chrono::Utc::now().timestamp_millis())
+                .invoke_async(&mut connection)
+                .await
         })
         .await;
     if let Err(error) = outcome {
