@@ -37,9 +37,13 @@ impl Application {
             .map_err(anyhow::Error::msg)?;
         let mut app = Self::empty(ctx).await?;
         app.consume::<ReserveSeats>(concurrency.reserve_seats);
-        // Each partition may fill a whole batch (one hot scope lives in one partition); the
-        // process as a whole still works on `reserve_seats` reservations at once.
-        app.consume_partitions::<ReserveSeats>(concurrency.reserve_seats);
+        // The process works on `reserve_seats` reservations at once across its partitions;
+        // each partition takes twice its even share of them from the broker. Not more: a
+        // partition let go to another process first finishes what it took, so a deep prefetch
+        // would keep the newcomer idle while this process works through it.
+        let partitions = u32::from(app.ctx.settings.rabbitmq.partitions);
+        let per_partition = (u32::from(concurrency.reserve_seats) * 2).div_ceil(partitions);
+        app.consume_partitions::<ReserveSeats>(u16::try_from(per_partition).unwrap_or(u16::MAX));
         app.consume::<VerifyPayment>(concurrency.verify_payment);
         app.consume::<Refund>(concurrency.refund);
         app.consume::<SendOtp>(concurrency.send_otp);
