@@ -226,17 +226,32 @@ async fn claim_without_publishing(
     (booking_id, named(showtime.showtime_id, &seats))
 }
 
+/// An app and its workers whose sweep republishes every second what waited a second, with a
+/// showtime on sale and one buyer.
+async fn with_a_quick_republisher() -> (
+    crate::helpers::TestApp,
+    tokio_util::sync::CancellationToken,
+    fixtures::ShowtimeFixture,
+    fixtures::Buyer,
+) {
+    let mut env = TestEnv::new().await;
+    env.set("HOLD_SWEEP_SCHEDULE", "*/1 * * * * *")
+        .set("REPUBLISH_PENDING_AFTER", "1s");
+    let (workers, _) = spawn_workers_with(&env).await;
+    let app = spawn_app_with(env).await;
+    let showtime = fixtures::showtime_on_sale(&app.db, &[(1, 4)]).await;
+    let buyer = fixtures::buyers(&app.db, &app.env.settings(), 1)
+        .await
+        .remove(0);
+    (app, workers, showtime, buyer)
+}
+
 /// An API that claimed a key and died before publishing: the client got no answer. Whether the
 /// client retries or not, the booking is decided.
 #[tokio::test]
 async fn a_booking_whose_api_died_before_the_publish_is_published_all_the_same() {
-    let mut env = TestEnv::new().await;
-    env.set("HOLD_SWEEP_SCHEDULE", "*/1 * * * * *")
-        .set("REPUBLISH_PENDING_AFTER", "1s");
-    let (_workers, _) = spawn_workers_with(&env).await;
-    let app = spawn_app_with(env).await;
-    let showtime = fixtures::showtime_on_sale(&app.db, &[(1, 4)]).await;
-    let buyer = &fixtures::buyers(&app.db, &app.env.settings(), 1).await[0];
+    let (app, _workers, showtime, buyer) = with_a_quick_republisher().await;
+    let buyer = &buyer;
 
     // What the dead API left behind for two requests: claims, PENDING copies and kept jobs,
     // and nothing published.
@@ -264,13 +279,8 @@ async fn a_booking_whose_api_died_before_the_publish_is_published_all_the_same()
 /// the queues have run dry, the republisher publishes it again.
 #[tokio::test]
 async fn a_booking_whose_confirmed_job_was_lost_is_published_again() {
-    let mut env = TestEnv::new().await;
-    env.set("HOLD_SWEEP_SCHEDULE", "*/1 * * * * *")
-        .set("REPUBLISH_PENDING_AFTER", "1s");
-    let (_workers, _) = spawn_workers_with(&env).await;
-    let app = spawn_app_with(env).await;
-    let showtime = fixtures::showtime_on_sale(&app.db, &[(1, 4)]).await;
-    let buyer = &fixtures::buyers(&app.db, &app.env.settings(), 1).await[0];
+    let (app, _workers, showtime, buyer) = with_a_quick_republisher().await;
+    let buyer = &buyer;
     let (booking_id, _) =
         claim_without_publishing(&app, buyer, &showtime, "lost", 0, Utc::now()).await;
     // The broker confirmed it, then lost it: the API moved on.
