@@ -118,10 +118,20 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  stages        (medians) HTTP accept {:.1} ms, queue+reservation {:.1} ms, answer delivery {:.1} ms",
-            self.stages.http_accept_ms,
-            self.stages.queue_and_reservation_ms,
-            self.stages.answer_delivery_ms
+            "  stages        p50/p99: HTTP accept {:.1}/{:.1} ms, queue+reservation {:.1}/{:.1} ms, answer delivery {:.1}/{:.1} ms",
+            self.stages.http_accept.p50_ms,
+            self.stages.http_accept.p99_ms,
+            self.stages.queue_and_reservation.p50_ms,
+            self.stages.queue_and_reservation.p99_ms,
+            self.stages.answer_delivery.p50_ms,
+            self.stages.answer_delivery.p99_ms
+        )?;
+        let [accept, decide, deliver] = self.stages.slow_by_stage;
+        writeln!(
+            f,
+            "  slow answers  {} over {} s, by their longest stage: accept {accept}, queue+reservation {decide}, delivery {deliver}",
+            accept + decide + deliver,
+            crate::stages::SLOW.as_secs()
         )?;
         writeln!(
             f,

@@ -12,25 +12,43 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stages {
-    /// Median milliseconds: POST sent to 202 received (auth, checks, insert, publish).
-    pub http_accept_ms: f64,
-    /// Median milliseconds: booking row created to decided (queue wait, batch, lock, commit).
-    pub queue_and_reservation_ms: f64,
-    /// Median milliseconds: decided to the client holding the answer (status write, push).
-    pub answer_delivery_ms: f64,
+    /// POST sent to 202 received (auth, checks, key claim, publish).
+    pub http_accept: Spread,
+    /// Accepted (the booking's `created_at`, stamped by the API) to decided (queue wait, batch,
+    /// lock, commit).
+    pub queue_and_reservation: Spread,
+    /// Decided to the client holding the answer (status write, push, long-poll wake-up).
+    pub answer_delivery: Spread,
+    /// Bookings whose answer took longer than [`SLOW`], counted by the stage that took most
+    /// of it: where the tail of the latency comes from.
+    pub slow_by_stage: [usize; 3],
 }
+
+/// Median and 99th percentile of one stage, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Spread {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// An answer slower than this counts in [`Stages::slow_by_stage`].
+pub const SLOW: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn millis(from: SystemTime, to: SystemTime) -> f64 {
     to.duration_since(from)
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+fn spread(mut values: Vec<f64>) -> Spread {
     if values.is_empty() {
-        return 0.0;
+        return Spread::default();
     }
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    let at = |quantile: f64| values[((values.len() - 1) as f64 * quantile).round() as usize];
+    Spread {
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+    }
 }
 
 pub async fn breakdown(db: &PgPool, moments: &[(Uuid, [SystemTime; 3])]) -> anyhow::Result<Stages> {
@@ -45,17 +63,30 @@ pub async fn breakdown(db: &PgPool, moments: &[(Uuid, [SystemTime; 3])]) -> anyh
         .map(|(id, created, decided)| (id, (created.into(), decided.into())))
         .collect();
     let (mut http, mut queue, mut delivery) = (Vec::new(), Vec::new(), Vec::new());
+    let mut slow_by_stage = [0; 3];
     for (id, [submitted, accepted, answered]) in moments {
         let Some((created, decided)) = stamps.get(id) else {
             continue;
         };
-        http.push(millis(*submitted, *accepted));
-        queue.push(millis(*created, *decided));
-        delivery.push(millis(*decided, *answered));
+        let stages = [
+            millis(*submitted, *accepted),
+            millis(*created, *decided),
+            millis(*decided, *answered),
+        ];
+        if millis(*submitted, *answered) > SLOW.as_secs_f64() * 1000.0 {
+            let longest = (0..3)
+                .max_by(|a, b| stages[*a].total_cmp(&stages[*b]))
+                .unwrap_or(0);
+            slow_by_stage[longest] += 1;
+        }
+        http.push(stages[0]);
+        queue.push(stages[1]);
+        delivery.push(stages[2]);
     }
     Ok(Stages {
-        http_accept_ms: median(http),
-        queue_and_reservation_ms: median(queue),
-        answer_delivery_ms: median(delivery),
+        http_accept: spread(http),
+        queue_and_reservation: spread(queue),
+        answer_delivery: spread(delivery),
+        slow_by_stage,
     })
 }

@@ -55,5 +55,5 @@ async fn a_small_flash_sale_keeps_every_invariant() {
     );
     assert!(report.reads.bare.requests > 0 && report.reads.status.requests > 0);
     assert!(report.memory.api_mib > 0.0);
-    assert!(report.stages.queue_and_reservation_ms > 0.0);
+    assert!(report.stages.queue_and_reservation.p50_ms > 0.0);
 }
