@@ -134,20 +134,9 @@ pub async fn create(
     };
     // On a task of its own: once the booking is stored its job must be published, even if the
     // client hangs up (which drops this handler) between the two.
-    let pending = BookingView::accepted(
-        state
-            .acceptor
-            .ids()
-            .mint(request.user_id, &request.idempotency_key),
-        &request,
-        chrono::Utc::now(),
-    );
     let accepted = tokio::spawn(accept(state.clone(), request))
         .await
         .map_err(|error| anyhow::anyhow!("accepting a booking stopped: {error}"))??;
-    if !accepted.replayed {
-        state.status_hub.remember(pending);
-    }
     let status_url = format!("/api/bookings/{}", accepted.booking_id);
     let mut response = (
         StatusCode::ACCEPTED,
@@ -195,7 +184,6 @@ async fn current(state: &AppState, id: Uuid) -> Result<Option<BookingView>, ApiE
         return Ok(Some(view));
     }
     if let Some(view) = view::cached(&state.redis, id).await {
-        state.status_hub.remember(view.clone());
         return Ok(Some(view));
     }
     Ok(view::load(&state.db, id).await?)
