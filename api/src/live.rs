@@ -8,9 +8,7 @@
 //! subscription reconnects by itself; while it is down, waiters re-read Postgres, first after
 //! half a second, then ever less often (doubling up to 8 s), so they still learn every change
 //! without thousands of held connections polling Postgres on a short period. While it is up
-//! they re-read only every few seconds, in case a message was lost. Whenever the subscription
-//! ends or starts again, every waiter re-reads at once: what was pushed in between is lost, and
-//! nobody should wait out a safety-net pause for it.
+//! they re-read only every few seconds, in case a message was lost.
 //!
 //! Held connections (long-polls and event streams) are counted per user and per instance
 //! ([`HeldConnections`]); an event stream also watches its user's account changes and ends
@@ -47,15 +45,8 @@ pub struct StatusHub {
     /// Event streams waiting on each user's account changes (a revoked session ends them).
     accounts: Mutex<HashMap<Uuid, broadcast::Sender<()>>>,
     subscribed: AtomicBool,
-    /// Bumped when the subscription ends or starts again: every waiter re-reads.
-    gaps: tokio::sync::watch::Sender<u64>,
-    /// The latest pushed status of recent bookings, as ready JSON. Status reads answer from it
-    /// without a round trip while pushes arrive. Only pushes are kept, and they arrive in order
-    /// (Redis publishes a status only if it is not older than the one it stores). Nothing read
-    /// from Redis or Postgres is kept, nor the PENDING status of a booking accepted here: the
-    /// cache admits and evicts by weight, so if it let go of a push that overtook such a copy,
-    /// the older copy would be served, stale, for its whole lifetime (seen as 5 s long-polls
-    /// under a 40,000-buyer sale, when the cache filled).
+    /// The latest status of recent bookings, as ready JSON: those accepted here and every change
+    /// pushed since. Status reads answer from it without a round trip while pushes arrive.
     recent: moka::sync::Cache<Uuid, Arc<Recent>>,
 }
 
@@ -90,7 +81,6 @@ impl Default for StatusHub {
             waiters: Mutex::default(),
             accounts: Mutex::default(),
             subscribed: AtomicBool::new(false),
-            gaps: tokio::sync::watch::Sender::new(0),
             recent: moka::sync::Cache::builder()
                 .weigher(|_: &Uuid, recent: &Arc<Recent>| {
                     u32::try_from(recent.json.len() + RECENT_ENTRY_OVERHEAD).unwrap_or(u32::MAX)
@@ -107,7 +97,6 @@ pub struct Watch {
     hub: Arc<StatusHub>,
     booking_id: Uuid,
     receiver: broadcast::Receiver<BookingView>,
-    gaps: tokio::sync::watch::Receiver<u64>,
 }
 
 impl StatusHub {
@@ -127,12 +116,10 @@ impl StatusHub {
             match redis.pubsub().await {
                 Ok(mut pubsub) => match pubsub.subscribe(&[&status, &accounts]).await {
                     Ok(()) => {
-                        let subscribed_at = std::time::Instant::now();
                         if let Some(hub) = hub.upgrade() {
                             // What was pushed while nobody listened is unknown.
                             hub.recent.invalidate_all();
                             hub.subscribed.store(true, Ordering::Relaxed);
-                            hub.gap();
                             // Changes pushed while the subscription was down are lost: every
                             // stream checks its session once.
                             hub.every_account_changed();
@@ -154,14 +141,8 @@ impl StatusHub {
                         }
                         if let Some(hub) = hub.upgrade() {
                             hub.subscribed.store(false, Ordering::Relaxed);
-                            hub.gap();
                         }
                         tracing::warn!("booking status subscription ended; reconnecting");
-                        // At once, unless it ends as soon as it starts: the waiters are
-                        // re-reading Postgres meanwhile.
-                        if subscribed_at.elapsed() > Duration::from_secs(1) {
-                            continue;
-                        }
                     }
                     Err(error) => tracing::warn!(%error, "cannot subscribe to booking status"),
                 },
@@ -174,15 +155,10 @@ impl StatusHub {
         }
     }
 
-    /// Pushes may have been lost: every waiter re-reads now.
-    fn gap(&self) {
-        self.gaps.send_modify(|gaps| *gaps = gaps.wrapping_add(1));
-    }
-
-    /// Keeps a pushed `view` as the booking's latest status unless a newer one is known. A
-    /// decided status always wins over PENDING, which an API stamps with its own clock, and
-    /// PENDING never replaces a decided one.
-    fn remember(&self, view: BookingView) {
+    /// Keeps `view` as the booking's latest status unless a newer one is known. A decided
+    /// status always wins over PENDING, which the API stamps with its own clock, and PENDING
+    /// never replaces a decided one.
+    pub fn remember(&self, view: BookingView) {
         let pending = |status: BookingStatus| status == BookingStatus::Pending;
         let json = bytes::Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
         let recent = Recent {
@@ -191,8 +167,8 @@ impl StatusHub {
             updated_at: view.updated_at,
             json,
         };
-        // Compared and replaced under the key's lock, as a defence: the one subscription task
-        // is the only writer.
+        // Compared and replaced under the key's lock: the accept handler's PENDING and the
+        // worker's pushed decision can arrive together, and the decision must stay.
         self.recent.entry(view.id).and_compute_with(|known| {
             let newer = known.is_none_or(|known| {
                 let known = known.into_value();
@@ -288,22 +264,16 @@ impl StatusHub {
             hub: Arc::clone(self),
             booking_id,
             receiver,
-            gaps: self.gaps.subscribe(),
         }
     }
 }
 
 impl Watch {
-    /// The next pushed change, or `None` when the waiter should re-read: after `wait` without
-    /// a push, or at once when pushes may have been lost (the subscription ended or restarted,
-    /// or this waiter lagged behind its channel).
+    /// The next pushed change, or `None` after `wait` without one.
     pub async fn next(&mut self, wait: Duration) -> Option<BookingView> {
-        tokio::select! {
-            pushed = tokio::time::timeout(wait, self.receiver.recv()) => match pushed {
-                Ok(Ok(view)) => Some(view),
-                _ => None,
-            },
-            _ = self.gaps.changed() => None,
+        match tokio::time::timeout(wait, self.receiver.recv()).await {
+            Ok(Ok(view)) => Some(view),
+            _ => None,
         }
     }
 }

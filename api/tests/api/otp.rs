@@ -14,6 +14,7 @@ async fn code_sent_to(app: &TestApp, to: &str, nth: usize) -> String {
     for _ in 0..400 {
         let texts = app.texts_to(to).await;
         if let Some(text) = texts.get(nth) {
+            app.codes_marked_sent().await;
             return text.chars().take_while(char::is_ascii_digit).collect();
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -175,9 +175,8 @@ pub async fn mark_sent(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Checks `code` against the latest code handed to the mail provider for the account's current
-/// address and, if it matches, marks that address verified. A wrong code counts as an attempt.
-/// As with OTPs, the code counts from the moment its hash is stored, just before the send.
+/// Checks `code` against the latest code sent to the account's current address and, if it
+/// matches, marks that address verified. A wrong code counts as an attempt.
 pub async fn verify(
     db: &PgPool,
     secrets: &OtpSettings,
@@ -189,7 +188,7 @@ pub async fn verify(
         r#"SELECT v.id, v.email, v.code_hash AS "code_hash!", v.attempts, v.max_attempts,
                   v.expires_at <= now() AS "expired!"
            FROM email_verifications v JOIN users u ON u.id = v.user_id
-           WHERE v.user_id = $1 AND v.email = u.email AND v.code_hash IS NOT NULL
+           WHERE v.user_id = $1 AND v.email = u.email AND v.sent_at IS NOT NULL
              AND v.consumed_at IS NULL
            ORDER BY v.created_at DESC LIMIT 1
            FOR UPDATE OF v"#,

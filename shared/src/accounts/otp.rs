@@ -174,10 +174,8 @@ pub async fn mark_sent(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Checks `code` against the latest code handed to the SMS provider for `phone` and uses it up
-/// if it matches. A wrong code counts as an attempt even though the call fails. The code counts
-/// from the moment its hash is stored, just before the send: the text can arrive (and be typed
-/// in) before the worker has marked it sent.
+/// Checks `code` against the latest code sent to `phone` and uses it up if it matches. A
+/// wrong code counts as an attempt even though the call fails.
 pub async fn verify(
     db: &PgPool,
     settings: &OtpSettings,
@@ -189,7 +187,7 @@ pub async fn verify(
         r#"SELECT id, code_hash AS "code_hash!", attempts, max_attempts,
                   expires_at <= now() AS "expired!"
            FROM otp_requests
-           WHERE phone = $1 AND code_hash IS NOT NULL AND consumed_at IS NULL
+           WHERE phone = $1 AND sent_at IS NOT NULL AND consumed_at IS NULL
            ORDER BY created_at DESC LIMIT 1
            FOR UPDATE"#,
         phone.as_str()
