@@ -45,8 +45,13 @@ pub struct StatusHub {
     /// Event streams waiting on each user's account changes (a revoked session ends them).
     accounts: Mutex<HashMap<Uuid, broadcast::Sender<()>>>,
     subscribed: AtomicBool,
-    /// The latest status of recent bookings, as ready JSON: those accepted here and every change
-    /// pushed since. Status reads answer from it without a round trip while pushes arrive.
+    /// The latest pushed status of recent bookings, as ready JSON. Status reads answer from it
+    /// without a round trip while pushes arrive. Only pushes are kept, and they arrive in order
+    /// (Redis publishes a status only if it is not older than the one it stores). Nothing read
+    /// from Redis or Postgres is kept, nor the PENDING status of a booking accepted here: the
+    /// cache admits and evicts by weight, so if it let go of a push that overtook such a copy,
+    /// the older copy would be served, stale, for its whole lifetime (seen as 5 s long-polls
+    /// under a 40,000-buyer sale, when the cache filled).
     recent: moka::sync::Cache<Uuid, Arc<Recent>>,
 }
 
@@ -155,10 +160,10 @@ impl StatusHub {
         }
     }
 
-    /// Keeps `view` as the booking's latest status unless a newer one is known. A decided
-    /// status always wins over PENDING, which the API stamps with its own clock, and PENDING
-    /// never replaces a decided one.
-    pub fn remember(&self, view: BookingView) {
+    /// Keeps a pushed `view` as the booking's latest status unless a newer one is known. A
+    /// decided status always wins over PENDING, which an API stamps with its own clock, and
+    /// PENDING never replaces a decided one.
+    fn remember(&self, view: BookingView) {
         let pending = |status: BookingStatus| status == BookingStatus::Pending;
         let json = bytes::Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
         let recent = Recent {
@@ -167,8 +172,8 @@ impl StatusHub {
             updated_at: view.updated_at,
             json,
         };
-        // Compared and replaced under the key's lock: the accept handler's PENDING and the
-        // worker's pushed decision can arrive together, and the decision must stay.
+        // Compared and replaced under the key's lock, as a defence: the one subscription task
+        // is the only writer.
         self.recent.entry(view.id).and_compute_with(|known| {
             let newer = known.is_none_or(|known| {
                 let known = known.into_value();
