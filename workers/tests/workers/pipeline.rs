@@ -118,26 +118,35 @@ impl Sale {
         futures::future::join_all((0..self.buyers.len()).map(|i| self.buy(i, hot))).await
     }
 
-    /// Half the buyers book at once; `fault` runs beside them (it waits for what it needs
-    /// first), and only when it is done do the other half book. However fast the workers, the
-    /// fault lands in the middle of the sale.
+    /// The first `early` buyers book at once (too few to sell the showtime out); `fault` runs
+    /// beside them (it waits for what it needs first), and only when it is done do the others
+    /// book. However fast the workers, the fault lands mid-sale; the caller checks that seats
+    /// were still reserved after it ([`Self::reserved_after`]).
     async fn run_around<T>(
         &self,
         hot: usize,
+        early: usize,
         fault: impl Future<Output = T>,
     ) -> (Vec<(usize, Value)>, T) {
-        let half = self.buyers.len() / 2;
-        let first = futures::future::join_all((0..half).map(|i| self.buy(i, hot)));
+        let first = futures::future::join_all((0..early).map(|i| self.buy(i, hot)));
         let rest = async {
             let injected = fault.await;
             let outcomes =
-                futures::future::join_all((half..self.buyers.len()).map(|i| self.buy(i, hot)))
+                futures::future::join_all((early..self.buyers.len()).map(|i| self.buy(i, hot)))
                     .await;
             (outcomes, injected)
         };
         let (mut outcomes, (later, injected)) = tokio::join!(first, rest);
         outcomes.extend(later);
         (outcomes, injected)
+    }
+
+    /// How many of the buyers from `early` on, who booked only after the fault, hold seats.
+    fn reserved_after(outcomes: &[(usize, Value)], early: usize) -> usize {
+        outcomes
+            .iter()
+            .filter(|(i, view)| *i >= early && view["status"] == "RESERVED")
+            .count()
     }
 
     /// The invariants of the sale, checked in Postgres.
@@ -244,8 +253,9 @@ async fn reservations_stay_correct_when_redis_goes_away_mid_race() {
     let sale = Sale::new(env, &[(2, 10), (2, 10)], 150).await;
     let _workers = WorkerProcess::start(&sale.env);
 
+    // 10 early buyers ask for at most 30 of the 40 seats.
     let (outcomes, ()) = sale
-        .run_around(8, async {
+        .run_around(8, 10, async {
             eventually("a first booking is decided", || async {
                 sale.decided_count().await >= 1
             })
@@ -255,19 +265,23 @@ async fn reservations_stay_correct_when_redis_goes_away_mid_race() {
         .await;
 
     sale.check_invariants(&outcomes, 8).await;
+    assert!(
+        Sale::reserved_after(&outcomes, 10) > 0,
+        "seats were reserved without Redis"
+    );
 }
 
 #[tokio::test]
 async fn a_worker_killed_mid_reservation_loses_nothing_and_applies_nothing_twice() {
     let mut env = TestEnv::new().await;
-    // One booking per transaction: the first half of the sale takes a hundred transactions, so
-    // the kill most likely lands inside one.
+    // One booking per transaction, so the kill most likely lands inside one.
     env.set("WORKER_CONCURRENCY_RESERVE_SEATS", "1");
     let sale = Sale::new(env, &[(4, 10), (4, 10)], 200).await;
     let mut doomed = WorkerProcess::start(&sale.env);
 
+    // 20 early buyers ask for at most 60 of the 80 seats.
     let (outcomes, _replacement) = sale
-        .run_around(8, async {
+        .run_around(8, 20, async {
             eventually("the first worker is busy", || async {
                 sale.decided_count().await >= 1
             })
@@ -278,6 +292,10 @@ async fn a_worker_killed_mid_reservation_loses_nothing_and_applies_nothing_twice
         .await;
 
     sale.check_invariants(&outcomes, 8).await;
+    assert!(
+        Sale::reserved_after(&outcomes, 20) > 0,
+        "the replacement reserved seats"
+    );
     let released_from_live: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM booking_seats bs JOIN bookings b ON b.id = bs.booking_id
          WHERE b.status = 'RESERVED' AND bs.released_at IS NOT NULL",
