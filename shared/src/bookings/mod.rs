@@ -3,7 +3,8 @@
 //! The flow: the API accepts a request ([`accept`]: checks it against its copy of the showtime
 //! ([`sale`]), claims its key and writes its PENDING status in Redis ([`claims`]), and
 //! publishes its reservation job, touching no Postgres); a worker takes a Redis lock ([`lock`])
-//! and, in one transaction, records the booking and decides it ([`reserve`]); the result goes
+//! and, in one transaction, records the booking and decides it ([`reserve`], which reads the
+//! seats and writes what the pure seat planner, `planner`, chose); the result goes
 //! to Postgres, then Redis and its subscribers ([`view`]). Holds lapse by
 //! themselves ([`holds`]) or are given back ([`cancel`]).
 //!
@@ -47,6 +48,7 @@ pub(crate) mod holds;
 pub mod ids;
 pub mod lock;
 pub mod manual;
+mod planner;
 pub mod reserve;
 pub mod sale;
 mod selection;

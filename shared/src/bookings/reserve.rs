@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::{
     BookingStatus, RejectReason, SeatSelection,
     holds::{SeatRelease, release_held_seats},
+    planner::{self, FreeSeat, NamedSeat, Pending, Plan, Seats},
     view::BookingView,
 };
 use crate::jobs::{NewBooking, ReservationScope};
@@ -238,31 +239,6 @@ async fn record(
     Ok(())
 }
 
-#[derive(Clone)]
-struct Pending {
-    id: Uuid,
-    user_id: Uuid,
-    quantity: i64,
-    selection: Option<SeatSelection>,
-    /// Made by an admin: not bound by the sale window or the per-buyer cap.
-    manual: bool,
-}
-
-/// What the allocation saw of a seat.
-#[derive(Clone, Copy)]
-struct SeatState {
-    free: bool,
-    lapsed_holder: Option<Uuid>,
-}
-
-#[derive(Clone)]
-struct Candidate {
-    seat_id: Uuid,
-    row_rank: i32,
-    row_label: String,
-    seat_number: i32,
-}
-
 async fn decide_showtime(
     tx: &mut PgConnection,
     showtime_id: Uuid,
@@ -351,14 +327,8 @@ async fn decide_showtime(
     .collect();
 
     for _ in 0..ALLOCATION_ATTEMPTS {
-        let plan = allocate(
-            tx,
-            showtime_id,
-            pending,
-            &owned,
-            showtime.max_seats_per_user,
-        )
-        .await?;
+        let seats = read_seats(tx, showtime_id, pending).await?;
+        let plan = planner::plan(pending, &seats, &owned, showtime.max_seats_per_user);
         let wanted: Vec<Uuid> = plan.assigned.keys().copied().collect();
         sqlx::query!("SAVEPOINT allocation")
             .execute(&mut *tx)
@@ -443,23 +413,14 @@ async fn decide_showtime(
     ))
 }
 
-/// The allocation of one attempt: which seat goes to which booking, and who is turned away.
-struct Plan {
-    /// Seat -> booking, ordered by seat.
-    assigned: BTreeMap<Uuid, Uuid>,
-    rejected: Vec<(Uuid, RejectReason)>,
-    lapsed_holders: BTreeSet<Uuid>,
-    /// Sections asked for best available whose every free seat this plan takes.
-    exhausted: Vec<Uuid>,
-}
-
-async fn allocate(
+/// The seats the batch's plan needs: those asked for by name, and the best free seats of each
+/// section asked for best available (only as many as the batch could use, plus slack to find
+/// adjacent blocks).
+async fn read_seats(
     tx: &mut PgConnection,
     showtime_id: Uuid,
     pending: &[Pending],
-    owned: &HashMap<Uuid, i64>,
-    max_per_user: i32,
-) -> Result<Plan, sqlx::Error> {
+) -> Result<Seats, sqlx::Error> {
     let named: Vec<Uuid> = pending
         .iter()
         .filter_map(|p| p.selection.as_ref())
@@ -467,7 +428,7 @@ async fn allocate(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let named_states: HashMap<Uuid, SeatState> = sqlx::query!(
+    let named = sqlx::query!(
         r#"SELECT seat_id,
                   status = 'AVAILABLE' OR (status = 'RESERVED' AND hold_expires_at <= now()) AS "free!",
                   CASE WHEN status = 'RESERVED' THEN booking_id END AS lapsed_holder
@@ -481,15 +442,17 @@ async fn allocate(
     .map(|row| {
         (
             row.seat_id,
-            SeatState {
+            NamedSeat {
                 free: row.free,
                 lapsed_holder: row.lapsed_holder.filter(|_| row.free),
             },
         )
     })
     .collect();
-    // Free seats of each section asked for best-available, best first. Only as many as the
-    // batch could use (plus slack to find adjacent blocks) are read.
+    let mut seats = Seats {
+        named,
+        ..Seats::default()
+    };
     let mut wanted_per_section: BTreeMap<Uuid, i64> = BTreeMap::new();
     for p in pending {
         if let Some(SeatSelection::BestAvailable {
@@ -500,13 +463,9 @@ async fn allocate(
             *wanted_per_section.entry(*section_id).or_default() += i64::from(*quantity);
         }
     }
-    let mut free_by_section: HashMap<Uuid, Vec<Candidate>> = HashMap::new();
-    let mut free_holders: HashMap<Uuid, Uuid> = HashMap::new();
-    // Sections whose free seats were all read (fewer than the limit).
-    let mut read_whole: Vec<Uuid> = Vec::new();
     for (section_id, wanted) in &wanted_per_section {
         let limit = wanted * 4 + 200;
-        let rows = sqlx::query!(
+        let free: Vec<FreeSeat> = sqlx::query!(
             r#"SELECT seat_id, row_rank, row_label, seat_number,
                       CASE WHEN status = 'RESERVED' THEN booking_id END AS lapsed_holder
                FROM showtime_seats
@@ -519,102 +478,22 @@ async fn allocate(
             limit
         )
         .fetch_all(&mut *tx)
-        .await?;
-        if (rows.len() as i64) < limit {
-            read_whole.push(*section_id);
-        }
-        let mut candidates = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let Some(holder) = row.lapsed_holder {
-                free_holders.insert(row.seat_id, holder);
-            }
-            candidates.push(Candidate {
-                seat_id: row.seat_id,
-                row_rank: row.row_rank,
-                row_label: row.row_label,
-                seat_number: row.seat_number,
-            });
-        }
-        free_by_section.insert(*section_id, candidates);
-    }
-
-    let mut plan = Plan {
-        assigned: BTreeMap::new(),
-        rejected: Vec::new(),
-        lapsed_holders: BTreeSet::new(),
-        exhausted: Vec::new(),
-    };
-    let mut owned = owned.clone();
-    let mut taken_in_batch: HashSet<Uuid> = HashSet::new();
-    for booking in pending {
-        let Some(selection) = &booking.selection else {
-            plan.rejected.push((booking.id, RejectReason::InvalidSeats));
-            continue;
-        };
-        let already = owned.get(&booking.user_id).copied().unwrap_or(0);
-        if !booking.manual && already + booking.quantity > i64::from(max_per_user) {
-            plan.rejected.push((booking.id, RejectReason::LimitReached));
-            continue;
-        }
-        let seats: Result<Vec<Uuid>, RejectReason> = match selection {
-            SeatSelection::Named { seat_ids } => seat_ids
-                .iter()
-                .map(|seat| match named_states.get(seat) {
-                    None => Err(RejectReason::InvalidSeats),
-                    Some(state) if !state.free || taken_in_batch.contains(seat) => {
-                        Err(RejectReason::SeatTaken)
-                    }
-                    Some(_) => Ok(*seat),
-                })
-                .collect(),
-            SeatSelection::BestAvailable {
-                section_id,
-                quantity,
-            } => {
-                let free: Vec<&Candidate> = free_by_section
-                    .get(section_id)
-                    .map(|seats| {
-                        seats
-                            .iter()
-                            .filter(|seat| !taken_in_batch.contains(&seat.seat_id))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if free.len() < *quantity as usize {
-                    Err(RejectReason::SoldOut)
-                } else {
-                    Ok(best_block(&free, *quantity as usize))
-                }
-            }
-        };
-        match seats {
-            Ok(seats) => {
-                for seat in seats {
-                    taken_in_batch.insert(seat);
-                    plan.assigned.insert(seat, booking.id);
-                    let holder = named_states
-                        .get(&seat)
-                        .and_then(|state| state.lapsed_holder)
-                        .or_else(|| free_holders.get(&seat).copied());
-                    if let Some(holder) = holder {
-                        plan.lapsed_holders.insert(holder);
-                    }
-                }
-                *owned.entry(booking.user_id).or_default() += booking.quantity;
-            }
-            Err(reason) => plan.rejected.push((booking.id, reason)),
-        }
-    }
-    plan.exhausted = read_whole
+        .await?
         .into_iter()
-        .filter(|section| {
-            free_by_section.get(section).is_none_or(|free| {
-                free.iter()
-                    .all(|seat| taken_in_batch.contains(&seat.seat_id))
-            })
+        .map(|row| FreeSeat {
+            seat_id: row.seat_id,
+            row_rank: row.row_rank,
+            row_label: row.row_label,
+            seat_number: row.seat_number,
+            lapsed_holder: row.lapsed_holder,
         })
         .collect();
-    Ok(plan)
+        if (free.len() as i64) < limit {
+            seats.read_whole.insert(*section_id);
+        }
+        seats.free_by_section.insert(*section_id, free);
+    }
+    Ok(seats)
 }
 
 /// How long each exhausted section may be taken for sold out: until its earliest hold lapses
@@ -724,31 +603,6 @@ async fn reject_all(
         rejected,
         ..Decisions::default()
     })
-}
-
-/// Adjacent seats in one row, in the best row that has them; failing that, the best seats.
-fn best_block(candidates: &[&Candidate], quantity: usize) -> Vec<Uuid> {
-    let mut rows: BTreeMap<(i32, &str), Vec<&Candidate>> = BTreeMap::new();
-    for candidate in candidates {
-        rows.entry((candidate.row_rank, candidate.row_label.as_str()))
-            .or_default()
-            .push(candidate);
-    }
-    for seats in rows.values() {
-        for window in seats.windows(quantity) {
-            let adjacent = window
-                .windows(2)
-                .all(|pair| pair[1].seat_number == pair[0].seat_number + 1);
-            if adjacent {
-                return window.iter().map(|seat| seat.seat_id).collect();
-            }
-        }
-    }
-    candidates
-        .iter()
-        .take(quantity)
-        .map(|seat| seat.seat_id)
-        .collect()
 }
 
 /// Expires the bookings whose lapsed holds sit on the allocated seats, and frees all their
@@ -996,46 +850,5 @@ fn rejected_view(
         hold_expires_at: None,
         created_at,
         updated_at,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seat(row_rank: i32, row: &str, number: i32) -> Candidate {
-        Candidate {
-            seat_id: Uuid::new_v4(),
-            row_rank,
-            row_label: row.into(),
-            seat_number: number,
-        }
-    }
-
-    #[test]
-    fn adjacent_seats_in_the_best_row_win() {
-        let seats = [
-            seat(0, "A", 1),
-            seat(0, "A", 3),
-            seat(1, "B", 4),
-            seat(1, "B", 5),
-            seat(2, "C", 1),
-            seat(2, "C", 2),
-        ];
-        let refs: Vec<&Candidate> = seats.iter().collect();
-        assert_eq!(
-            best_block(&refs, 2),
-            vec![seats[2].seat_id, seats[3].seat_id]
-        );
-    }
-
-    #[test]
-    fn without_a_block_the_best_seats_are_taken() {
-        let seats = [seat(0, "A", 1), seat(0, "A", 3), seat(1, "B", 7)];
-        let refs: Vec<&Candidate> = seats.iter().collect();
-        assert_eq!(
-            best_block(&refs, 2),
-            vec![seats[0].seat_id, seats[1].seat_id]
-        );
     }
 }
