@@ -11,6 +11,7 @@
 pub mod fixtures;
 pub mod invariants;
 pub mod proxy;
+pub mod wait;
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! Registration, password login, token rotation, device sessions and profile changes.
 
 use serde_json::{Value, json};
-use test_support::TestEnv;
+use test_support::{TestEnv, eventually};
 
 use crate::helpers::{access, error_code, spawn_app, spawn_app_with};
 
@@ -530,13 +530,10 @@ async fn a_logout_on_one_instance_ends_the_session_on_another_at_once() {
         .await;
     assert_eq!(logout.status(), 204);
 
-    for _ in 0..100 {
-        if second.get_as("/api/users/me", access(&pair)).await.status() == 401 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the other instance still accepts the signed-out session");
+    eventually!(
+        "the other instance refuses the signed-out session",
+        second.get_as("/api/users/me", access(&pair)).await.status() == 401
+    );
 }
 
 /// Sessions are not looked up per request: each instance learns what changed from pushes and,
@@ -561,8 +558,5 @@ async fn a_revocation_nobody_announced_still_ends_the_session_within_the_sync_in
     .await
     .unwrap();
 
-    crate::helpers::eventually(|| async {
-        app.get_as("/api/users/me", access(&pair)).await.status() == 401
-    })
-    .await;
+    eventually!(app.get_as("/api/users/me", access(&pair)).await.status() == 401);
 }

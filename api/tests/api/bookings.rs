@@ -6,12 +6,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use test_support::{
-    TestEnv,
+    TestEnv, eventually,
     fixtures::{self, Buyer, ShowtimeFixture},
 };
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, error_code, eventually, spawn_app, spawn_app_with, spawn_workers};
+use crate::helpers::{TestApp, error_code, spawn_app, spawn_app_with, spawn_workers};
 
 impl TestApp {
     pub async fn book(&self, buyer: &Buyer, key: &str, body: &Value) -> reqwest::Response {
@@ -60,14 +60,10 @@ impl TestApp {
     /// Reads availability until `seat` shows `state`: each API process may serve an answer
     /// up to a second old.
     pub async fn availability_showing(&self, showtime_id: Uuid, seat: Uuid, state: &str) -> Value {
-        for _ in 0..100 {
+        eventually!("the seat shows the state asked for", {
             let availability: Value = self.availability(showtime_id).await.json().await.unwrap();
-            if seat_state(&availability, seat) == state {
-                return availability;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("seat {seat} never showed {state}");
+            (seat_state(&availability, seat) == state).then_some(availability)
+        })
     }
 }
 
@@ -220,7 +216,7 @@ async fn a_retry_gets_its_booking_even_once_the_cap_is_reached_or_the_sale_is_ov
         .await
         .unwrap();
     app.catalogue_changed(showtime.showtime_id).await;
-    eventually(|| async { app.book(&buyers[0], &self::key(), &body).await.status() == 409 }).await;
+    eventually!(app.book(&buyers[0], &self::key(), &body).await.status() == 409);
     let late = app.book(&buyers[0], &key, &body).await;
     assert_eq!(late.status(), 202);
     let late: Value = late.json().await.unwrap();
@@ -389,7 +385,17 @@ async fn an_expired_hold_frees_the_seats_for_the_next_buyer() {
 
     // The sweep never runs in this test: the lapsed hold is free by itself. (The cached
     // availability may say HELD for up to AVAILABILITY_CACHE_TTL, so ask Postgres.)
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let lapsing: Uuid = first_id.parse().unwrap();
+    eventually!(
+        "the hold lapses",
+        sqlx::query_scalar::<_, bool>(
+            "SELECT hold_expires_at <= now() FROM bookings WHERE id = $1"
+        )
+        .bind(lapsing)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    );
     let map = shared::bookings::availability::seat_map(&app.db, showtime.showtime_id)
         .await
         .unwrap()
@@ -756,13 +762,13 @@ async fn a_sold_out_section_sells_again_the_moment_a_hold_lapses() {
             .unwrap()
         }
     };
-    eventually(|| lapsed(first.clone())).await;
+    eventually!(lapsed(first.clone()).await);
     let by_name = app.book_and_wait(&buyers[2], &by_name).await;
     assert_eq!(
         by_name["status"], "RESERVED",
         "at the first request after the lapse"
     );
-    eventually(|| lapsed(second.clone())).await;
+    eventually!(lapsed(second.clone()).await);
     let best_available = app.book_and_wait(&buyers[2], &one).await;
     assert_eq!(
         best_available["status"], "RESERVED",
@@ -792,8 +798,7 @@ async fn a_sold_out_section_sells_again_soon_after_a_cancellation() {
         .await
         .unwrap();
     assert_eq!(cancelled.status(), 200);
-    eventually(|| async { app.book_and_wait(&buyers[1], &one).await["status"] == "RESERVED" })
-        .await;
+    eventually!(app.book_and_wait(&buyers[1], &one).await["status"] == "RESERVED");
 }
 
 /// The compact availability says what the full one says, seat by seat, in a fraction of the

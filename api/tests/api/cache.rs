@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use test_support::fixtures;
+use test_support::{eventually, fixtures};
 
 use crate::{
     catalogue::{Editor, small_layout},
@@ -29,26 +29,19 @@ async fn read_as(app: &TestApp, path: &str, token: Option<&str>) -> (String, Val
 /// Redis pub/sub, which is asynchronous: this waits for the announcement, never for a TTL
 /// (the shortest TTL here is a minute; the wait gives up after ten seconds).
 async fn read_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> (String, Value) {
-    for _ in 0..200 {
+    eventually!("the read shows the change", {
         let (source, body) = read(app, path).await;
-        if done(&body) {
-            return (source, body);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{path} never showed the change");
+        done(&body).then_some((source, body))
+    })
 }
 
 /// Waits until the instance listens for invalidations (its in-process level is used only then).
 async fn warm(app: &TestApp, path: &str) {
     read_until(app, path, |_| true).await;
-    for _ in 0..200 {
-        if read(app, path).await.0 == "hit-process" {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{path} is never served from the process cache");
+    eventually!(
+        "served from the process cache",
+        read(app, path).await.0 == "hit-process"
+    );
 }
 
 #[tokio::test]
@@ -203,15 +196,10 @@ async fn a_users_profile_is_cached_and_fresh_after_each_change() {
     let pair = first.signed_up().await;
     let token = access(&pair);
     warm(&second, "/api/categories").await;
-    let mut source = String::new();
-    for _ in 0..200 {
-        source = read_as(&first, "/api/users/me", Some(token)).await.0;
-        if source == "hit-process" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(source, "hit-process");
+    eventually!(
+        "the profile is served from the process cache",
+        read_as(&first, "/api/users/me", Some(token)).await.0 == "hit-process"
+    );
     let (source, _) = read_as(&second, "/api/users/me", Some(token)).await;
     assert_eq!(source, "hit-redis");
 
@@ -227,12 +215,8 @@ async fn a_users_profile_is_cached_and_fresh_after_each_change() {
     let (source, me) = read_as(&first, "/api/users/me", Some(token)).await;
     assert_eq!((source.as_str(), &me["name"]), ("miss", &json!("New Name")));
     // The other instance drops its copy when the announcement arrives.
-    for _ in 0..200 {
-        let (_, me) = read_as(&second, "/api/users/me", Some(token)).await;
-        if me["name"] == "New Name" {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the second instance never showed the new name");
+    eventually!(
+        "the second instance shows the new name",
+        read_as(&second, "/api/users/me", Some(token)).await.1["name"] == "New Name"
+    );
 }

@@ -7,6 +7,8 @@ use chrono::{Duration, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use test_support::eventually;
+
 use crate::helpers::{TestApp, access, error_code, spawn_app, spawn_workers};
 
 /// An editor's calls to the catalogue.
@@ -618,7 +620,7 @@ async fn what_bookings_depend_on_is_archived_not_deleted() {
         .unwrap();
     assert_eq!(booked.status(), 202);
     // The worker records the booking as it decides it.
-    crate::helpers::eventually(|| async { count(&app, "bookings").await == 1 }).await;
+    eventually!(count(&app, "bookings").await == 1);
 
     let refusals = [
         (format!("/api/showtimes/{showtime_id}"), "HAS_BOOKINGS"),

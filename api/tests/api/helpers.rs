@@ -3,7 +3,7 @@
 use api::startup::Application;
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
-use test_support::TestEnv;
+use test_support::{TestEnv, eventually};
 use tokio_util::sync::CancellationToken;
 
 /// A running API on its own port with its own database, Redis prefix, queue prefix and
@@ -212,7 +212,7 @@ impl TestApp {
 
     /// The code in the latest of `count` verification mails to `to`, once the worker sent it.
     pub async fn mailed_code(&self, to: &str, count: usize) -> String {
-        eventually(|| async { self.mail_to(to).await.len() >= count }).await;
+        eventually!(self.mail_to(to).await.len() >= count);
         self.codes_marked_sent().await;
         let mail = self.mail_to(to).await;
         let text = mail[count - 1]["text"].as_str().unwrap();
@@ -228,7 +228,7 @@ impl TestApp {
     /// says so, and the stand-in receives it a moment before the worker marks it: a test that
     /// reads a code and types it in at once would otherwise beat the worker (no person does).
     pub async fn codes_marked_sent(&self) {
-        eventually(|| async {
+        eventually!({
             let in_flight: i64 = sqlx::query_scalar(
                 "SELECT (SELECT count(*) FROM otp_requests
                          WHERE code_hash IS NOT NULL AND sent_at IS NULL)
@@ -239,8 +239,7 @@ impl TestApp {
             .await
             .unwrap();
             in_flight == 0
-        })
-        .await;
+        });
     }
 
     /// The text messages the stand-in Twilio received for `to`.
@@ -287,20 +286,4 @@ pub async fn error_code(response: Response) -> String {
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("its address").port()
-}
-
-/// Waits until `condition` holds, for what a worker does in the background. Gives up (and
-/// fails) after ten seconds: a bound on a hang, not a timing claim.
-pub async fn eventually<F, Fut>(mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if condition().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the condition never held");
 }

@@ -4,9 +4,9 @@
 //! instance still counts on its own and OTP sends are refused.
 
 use serde_json::json;
-use test_support::TestEnv;
+use test_support::{TestEnv, eventually};
 
-use crate::helpers::{TestApp, access, closed_port, error_code, eventually, spawn_app_with};
+use crate::helpers::{TestApp, access, closed_port, error_code, spawn_app_with};
 
 async fn two_instances(limits: &[(&str, &str)]) -> (TestApp, TestApp) {
     let mut env = TestEnv::new().await;
@@ -45,14 +45,13 @@ async fn a_route_group_limit_answers_429_and_binds_every_instance() {
     // The other instance learns the count at its next sync with Redis: until then it lets
     // through at most what it believes is left, then refuses too.
     let let_through = std::sync::atomic::AtomicU32::new(0);
-    eventually(|| async {
+    eventually!({
         let status = second.get("/api/categories").await.status();
         if status == 200 {
             let_through.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         status == 429
-    })
-    .await;
+    });
     let let_through = let_through.into_inner();
     assert!(
         let_through <= 5,

@@ -6,7 +6,7 @@
 
 use futures::future::join_all;
 use serde_json::{Value, json};
-use test_support::{fixtures, invariants};
+use test_support::{eventually, fixtures, invariants};
 use uuid::Uuid;
 
 use crate::{helpers::access, payments::Shop};
@@ -29,7 +29,7 @@ async fn flush_statistics(db: &sqlx::PgPool) {
     .fetch_all(db)
     .await
     .unwrap();
-    crate::helpers::eventually(|| async {
+    eventually!({
         let left: i64 =
             sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
                 .bind(&ended)
@@ -37,8 +37,7 @@ async fn flush_statistics(db: &sqlx::PgPool) {
                 .await
                 .unwrap();
         left == 0
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
@@ -112,7 +111,7 @@ async fn reservations_sweeps_payments_cancels_and_refunds_never_deadlock() {
     join_all(buyers).await;
 
     // Every refund and payment job done, then the counts.
-    crate::helpers::eventually(|| async {
+    eventually!({
         let open: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM refunds WHERE status IN ('REQUESTED', 'PENDING'))
                   + (SELECT count(*) FROM bookings WHERE status IN ('PENDING', 'REFUND_PENDING'))
@@ -122,8 +121,7 @@ async fn reservations_sweeps_payments_cancels_and_refunds_never_deadlock() {
         .await
         .unwrap();
         open == 0
-    })
-    .await;
+    });
     invariants::check_sale(&shop.app.db, shop.showtime.showtime_id)
         .await
         .unwrap();

@@ -6,6 +6,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use test_support::eventually;
+
 use crate::{
     helpers::{access, error_code},
     payments::Shop,
@@ -243,15 +245,14 @@ async fn manual_bookings_racing_buyers_never_oversell() {
             .chain(&admins_answered)
             .all(|status| status.as_u16() == 202)
     );
-    crate::helpers::eventually(|| async {
+    eventually!({
         let pending: i64 =
             sqlx::query_scalar("SELECT count(*) FROM bookings WHERE status = 'PENDING'")
                 .fetch_one(&shop.app.db)
                 .await
                 .unwrap();
         pending == 0
-    })
-    .await;
+    });
     let checked = test_support::invariants::check_sale(&shop.app.db, showtime).await;
     assert!(checked.is_ok(), "{checked:?}");
     let winners: i64 = sqlx::query_scalar(

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use test_support::{TestEnv, fixtures};
+use test_support::{TestEnv, eventually, fixtures};
 
-use crate::helpers::{access, eventually, spawn_app_with, spawn_workers_with};
+use crate::helpers::{access, spawn_app_with, spawn_workers_with};
 
 /// Parses Prometheus text format strictly enough to catch a malformed exposition: every line
 /// is a comment or `name{labels} value`. Returns the samples.
@@ -168,7 +168,7 @@ async fn a_dead_letter_is_listed_and_replayed_to_success_once_its_cause_is_fixed
             .unwrap();
         letters
     };
-    eventually(|| async { list().await.len() == 1 }).await;
+    eventually!(list().await.len() == 1);
     let letters = list().await;
     let letter = &letters[0];
     assert_eq!(letter["kind"], "send-otp");
@@ -192,7 +192,7 @@ async fn a_dead_letter_is_listed_and_replayed_to_success_once_its_cause_is_fixed
         .send_json(Method::POST, &path, &json!({}), Some(token))
         .await;
     assert_eq!(response.status(), 202);
-    eventually(|| async { app.texts_to(phone).await.len() == 1 }).await;
+    eventually!(app.texts_to(phone).await.len() == 1);
     let left: Vec<Value> = app
         .get_as("/api/admin/dead-letters/send-otp", token)
         .await

@@ -1,9 +1,7 @@
 //! Phone sign-in: request, the send-OTP job, the text at the stand-in, verification and its limits.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use test_support::TestEnv;
+use test_support::{TestEnv, eventually};
 
 use crate::helpers::{TestApp, access, error_code, spawn_app, spawn_app_with, spawn_workers};
 
@@ -11,15 +9,12 @@ const PHONE: &str = "+919876543210";
 
 /// Waits for the stand-in to receive a text for `to` and returns the code in it.
 async fn code_sent_to(app: &TestApp, to: &str, nth: usize) -> String {
-    for _ in 0..400 {
-        let texts = app.texts_to(to).await;
-        if let Some(text) = texts.get(nth) {
-            app.codes_marked_sent().await;
-            return text.chars().take_while(char::is_ascii_digit).collect();
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no text message reached {to}");
+    let text = eventually!(
+        "the text message arrives",
+        app.texts_to(to).await.get(nth).cloned()
+    );
+    app.codes_marked_sent().await;
+    text.chars().take_while(char::is_ascii_digit).collect()
 }
 
 async fn request(app: &TestApp, phone: &str) -> reqwest::Response {

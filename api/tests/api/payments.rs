@@ -5,13 +5,13 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 use test_support::{
-    TestEnv,
+    TestEnv, eventually,
     fixtures::{self, Buyer, ShowtimeFixture},
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, access, error_code, eventually, spawn_app_with, spawn_workers};
+use crate::helpers::{TestApp, access, error_code, spawn_app_with, spawn_workers};
 
 pub struct Shop {
     pub app: TestApp,
@@ -267,7 +267,7 @@ async fn a_buyer_pays_through_checkout_and_gets_tickets_once() {
     let response = shop.order(0, &booking).await;
     assert_eq!(response.status(), 409);
     assert_eq!(error_code(response).await, "ALREADY_PAID");
-    eventually(|| async { shop.unapplied_events().await == 0 }).await;
+    eventually!(shop.unapplied_events().await == 0);
     assert_eq!(shop.settled(&booking).await, (2, 2, "CAPTURED".into(), 1));
     assert_eq!(shop.counts().await.0, 1, "captured once at Razorpay");
 }
@@ -403,15 +403,14 @@ async fn a_failed_payment_then_a_captured_retry_moves_only_forward() {
 
     shop.webhook(json!({"event": "payment.failed", "payment_id": payment_id}))
         .await;
-    eventually(|| async {
+    eventually!(
         shop.scalar::<String>(
             "SELECT status::text FROM payments WHERE booking_id = $1",
             &booking,
         )
         .await
             == "FAILED"
-    })
-    .await;
+    );
     let held = shop.booking_after(0, &booking, "PENDING").await;
     assert_eq!(
         held["status"], "RESERVED",
@@ -436,7 +435,7 @@ async fn a_failed_payment_then_a_captured_retry_moves_only_forward() {
     // A late copy of the failure changes nothing.
     shop.webhook(json!({"event": "payment.failed", "payment_id": payment_id}))
         .await;
-    eventually(|| async { shop.unapplied_events().await == 0 }).await;
+    eventually!(shop.unapplied_events().await == 0);
     assert_eq!(shop.settled(&booking).await, (2, 2, "CAPTURED".into(), 1));
 }
 
@@ -475,7 +474,7 @@ async fn a_bad_signature_or_amount_fails_the_payment_and_keeps_the_hold() {
     // A payment of the wrong amount on this order is never captured.
     let short = shop.pay(&order, json!({"amount": 100})).await;
     assert_eq!(shop.verify(0, &short).await.status(), 202);
-    eventually(|| async {
+    eventually!({
         let reason: Option<String> = shop
             .scalar(
                 "SELECT failure_reason FROM payments WHERE booking_id = $1",
@@ -483,8 +482,7 @@ async fn a_bad_signature_or_amount_fails_the_payment_and_keeps_the_hold() {
             )
             .await;
         reason.is_some_and(|r| r.contains("amount"))
-    })
-    .await;
+    });
     assert_eq!(shop.counts().await, (0, 0));
     assert_eq!(
         shop.booking_after(0, &booking, "PENDING").await["status"],
@@ -547,15 +545,14 @@ async fn a_payment_after_the_hold_lapsed_confirms_if_the_seats_are_free_and_is_r
     );
     let checkout = shop.pay(&order, json!({})).await;
     assert_eq!(shop.verify(0, &checkout).await.status(), 202);
-    eventually(|| async {
+    eventually!(
         shop.scalar::<String>(
             "SELECT status::text FROM payments WHERE booking_id = $1",
             &second,
         )
         .await
             == "REFUNDED"
-    })
-    .await;
+    );
     let refund: (String, i64) =
         sqlx::query_as("SELECT status::text, amount_paise FROM refunds WHERE booking_id = $1")
             .bind(second.parse::<Uuid>().unwrap())
@@ -600,15 +597,14 @@ async fn an_admin_refunds_some_seats_then_the_rest_and_they_go_back_on_sale() {
     assert_eq!(response.status(), 202);
     let refund: Value = response.json().await.unwrap();
     assert_eq!(refund["amount_paise"], 50_000);
-    eventually(|| async {
+    eventually!(
         shop.scalar::<i64>(
             "SELECT count(*) FROM refunds WHERE booking_id = $1 AND status = 'PROCESSED'",
             &booking,
         )
         .await
             == 1
-    })
-    .await;
+    );
     let (sold, tickets, status, _) = shop.settled(&booking).await;
     assert_eq!((sold, tickets, status.as_str()), (2, 2, "CAPTURED"));
     let freed: String =
@@ -757,15 +753,14 @@ async fn a_failed_refund_leaves_the_booking_confirmed() {
             .status(),
         202
     );
-    eventually(|| async {
+    eventually!(
         shop.scalar::<String>(
             "SELECT status::text FROM refunds WHERE booking_id = $1",
             &booking,
         )
         .await
             == "FAILED"
-    })
-    .await;
+    );
     let view = shop.booking_after(0, &booking, "REFUND_PENDING").await;
     assert_eq!(view["status"], "CONFIRMED");
     assert_eq!(shop.settled(&booking).await, (2, 2, "CAPTURED".into(), 1));
@@ -807,7 +802,7 @@ async fn refund_processed_before_the_refund_call_returns_is_applied_once() {
         .await;
     assert_eq!(refunded_paise, 100_000, "applied once");
     assert_eq!(shop.counts().await.1, 1, "one refund at Razorpay");
-    eventually(|| async { shop.unapplied_events().await == 0 }).await;
+    eventually!(shop.unapplied_events().await == 0);
     let webhook: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM webhook_events WHERE event_type = 'refund.processed'",
     )
@@ -831,15 +826,14 @@ async fn reconciliation_lists_payments_flags_mismatches_and_recovers_a_missed_we
         .await;
     let checkout = shop.pay(&order, json!({})).await;
     shop.verify(0, &checkout).await;
-    eventually(|| async {
+    eventually!(
         shop.scalar::<i64>(
             "SELECT count(*) FROM refunds WHERE booking_id = $1 AND status = 'FAILED'",
             &lost,
         )
         .await
             == 1
-    })
-    .await;
+    );
 
     // Paid at Razorpay, but no webhook and no verify ever came.
     let missed = shop.reserve(0, &shop.seats(2..3)).await;

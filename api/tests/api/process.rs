@@ -3,10 +3,9 @@
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
-    time::Duration,
 };
 
-use test_support::TestEnv;
+use test_support::{TestEnv, eventually};
 
 use crate::helpers::closed_port;
 
@@ -109,20 +108,15 @@ async fn request_logs_carry_the_request_id_and_sigterm_stops_the_api_cleanly() {
         .unwrap();
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/health/live");
-    let mut answered = false;
-    for _ in 0..200 {
-        let sent = client
+    eventually!(
+        "the api answers",
+        client
             .get(&url)
             .header("x-request-id", "log-trace-id-7")
             .send()
-            .await;
-        if sent.is_ok_and(|response| response.status() == 200) {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(answered, "the api never answered");
+            .await
+            .is_ok_and(|response| response.status() == 200)
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

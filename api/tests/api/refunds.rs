@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use shared::jobs::{JobPublisher, Refund};
 use uuid::Uuid;
 
-use crate::{helpers::eventually, payments::Shop};
+use test_support::eventually;
+
+use crate::payments::Shop;
 
 impl Shop {
     /// A CONFIRMED booking of two seats for buyer 0.
@@ -54,7 +56,7 @@ impl Shop {
 
     /// The booking is REFUNDED, its payment too, its seats on sale, its tickets void.
     async fn assert_refunded(&self, booking: &str) {
-        eventually(|| async { self.refund_status(booking).await == "PROCESSED" }).await;
+        eventually!(self.refund_status(booking).await == "PROCESSED");
         let status: String = self
             .scalar("SELECT status::text FROM bookings WHERE id = $1", booking)
             .await;
@@ -73,7 +75,7 @@ async fn two_runs_of_one_refund_meet_a_409_and_the_refund_still_ends_processed()
         .razorpay("/test/config", &json!({"hold_refunds": true}))
         .await;
     let refund_id = shop.refund_whole(&booking).await;
-    eventually(|| async { shop.stand_in_counts().await["refunds_in_flight"] == 1 }).await;
+    eventually!(shop.stand_in_counts().await["refunds_in_flight"] == 1);
 
     // ... while a second copy of the job runs (the sweep of another replica republished it)
     // and is told 409.
@@ -84,12 +86,11 @@ async fn two_runs_of_one_refund_meet_a_409_and_the_refund_still_ends_processed()
     })
     .await
     .unwrap();
-    eventually(|| async {
+    eventually!(
         shop.stand_in_counts().await["refund_conflicts"]
             .as_u64()
             .is_some_and(|conflicts| conflicts >= 1)
-    })
-    .await;
+    );
     shop.app
         .razorpay("/test/config", &json!({"hold_refunds": false}))
         .await;
@@ -124,7 +125,7 @@ async fn a_failed_refund_that_razorpay_processes_after_all_ends_processed() {
         .razorpay("/test/config", &json!({"refund_outcome": "failed"}))
         .await;
     shop.refund_whole(&booking).await;
-    eventually(|| async { shop.refund_status(&booking).await == "FAILED" }).await;
+    eventually!(shop.refund_status(&booking).await == "FAILED");
     assert_eq!(
         shop.booking_after(0, &booking, "REFUND_PENDING").await["status"],
         "CONFIRMED"
@@ -151,10 +152,10 @@ async fn a_failed_refund_that_razorpay_processes_after_all_ends_processed() {
     assert_eq!(fired["statuses"], json!([200]));
 
     shop.assert_refunded(&booking).await;
-    eventually(|| async { shop.unapplied_events().await == 0 }).await;
+    eventually!(shop.unapplied_events().await == 0);
     // A late copy of the failure changes nothing.
     shop.webhook(json!({"event": "refund.failed", "refund_id": provider_refund_id}))
         .await;
-    eventually(|| async { shop.unapplied_events().await == 0 }).await;
+    eventually!(shop.unapplied_events().await == 0);
     assert_eq!(shop.refund_status(&booking).await, "PROCESSED");
 }

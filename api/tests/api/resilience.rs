@@ -9,13 +9,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use test_support::{
-    TestEnv,
+    TestEnv, eventually,
     fixtures::{self, Buyer},
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, access, error_code, eventually, spawn_app_with, spawn_workers_with};
+use crate::helpers::{TestApp, access, error_code, spawn_app_with, spawn_workers_with};
 
 fn retry_after(response: &reqwest::Response) -> u64 {
     response.headers()["retry-after"]
@@ -74,14 +74,20 @@ async fn a_booking_is_decided_even_when_its_client_hangs_up_before_the_publish()
             ids.first().map(|id| id.parse::<Uuid>().unwrap())
         }
     };
-    eventually(|| async { accepting().await.is_some() && broker.accepted() > 0 }).await;
+    eventually!(accepting().await.is_some() && broker.accepted() > 0);
     let id = accepting().await.unwrap();
-    // The client hangs up; give the server a moment to notice before the broker answers.
-    drop(client);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The client hangs up, and the server has dropped the request (it closes its side of the
+    // connection) before the broker answers.
+    client.shutdown().await.unwrap();
+    let mut unanswered = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), client.read_to_end(&mut unanswered))
+        .await
+        .expect("the server never noticed the hang-up")
+        .unwrap();
+    assert!(unanswered.is_empty(), "no answer was sent");
     broker.release();
 
-    eventually(|| async { booking_status(&app, id).await.as_deref() == Some("RESERVED") }).await;
+    eventually!(booking_status(&app, id).await.as_deref() == Some("RESERVED"));
 }
 
 async fn open_stream(app: &TestApp, token: &str, booking: &str) -> reqwest::Response {
@@ -405,7 +411,7 @@ async fn a_database_outage_answers_503_with_retry_after_and_recovers() {
     assert_eq!(login.status(), 503);
 
     database.restore();
-    eventually(|| async { app.get("/api/categories").await.status() == 200 }).await;
+    eventually!(app.get("/api/categories").await.status() == 200);
     assert_eq!(
         app.get_as("/api/users/me/sessions", &token).await.status(),
         200

@@ -6,8 +6,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use test_support::eventually;
+
 use crate::{
-    helpers::{error_code, eventually},
+    helpers::error_code,
     payments::{Shop, lapse},
 };
 
@@ -73,11 +75,11 @@ async fn a_cancel_racing_a_settlement_never_leaves_a_canceled_booking_with_sold_
         // Even rounds queue the settlement first, odd rounds the cancel.
         let cancel = if round % 2 == 0 {
             assert_eq!(shop.verify(0, &checkout).await.status(), 202);
-            eventually(|| async { lock_waiters(&shop).await == 1 }).await;
+            eventually!(lock_waiters(&shop).await == 1);
             let cancel = shop.cancel(0, &booking);
             let cancel = async move { cancel.await.status() };
             let waiting = async {
-                eventually(|| async { lock_waiters(&shop).await == 2 }).await;
+                eventually!(lock_waiters(&shop).await == 2);
                 gate.rollback().await.unwrap();
             };
             tokio::join!(cancel, waiting).0
@@ -85,9 +87,9 @@ async fn a_cancel_racing_a_settlement_never_leaves_a_canceled_booking_with_sold_
             let cancel = shop.cancel(0, &booking);
             let cancel = async move { cancel.await.status() };
             let settle = async {
-                eventually(|| async { lock_waiters(&shop).await == 1 }).await;
+                eventually!(lock_waiters(&shop).await == 1);
                 assert_eq!(shop.verify(0, &checkout).await.status(), 202);
-                eventually(|| async { lock_waiters(&shop).await == 2 }).await;
+                eventually!(lock_waiters(&shop).await == 2);
                 gate.rollback().await.unwrap();
             };
             tokio::join!(cancel, settle).0
@@ -101,7 +103,7 @@ async fn a_cancel_racing_a_settlement_never_leaves_a_canceled_booking_with_sold_
 
     // Whatever the order, the money goes back and no seat stays sold.
     for booking in &bookings {
-        eventually(|| async { shop.payment_status(booking).await == "REFUNDED" }).await;
+        eventually!(shop.payment_status(booking).await == "REFUNDED");
         let status: String = shop
             .scalar("SELECT status::text FROM bookings WHERE id = $1", booking)
             .await;
@@ -218,7 +220,7 @@ async fn a_late_payment_is_refunded_once_the_showtime_has_stopped_selling() {
     .unwrap();
     let checkout = shop.pay(&started_order, json!({})).await;
     assert_eq!(shop.verify(0, &checkout).await.status(), 202);
-    eventually(|| async { shop.payment_status(&started).await == "REFUNDED" }).await;
+    eventually!(shop.payment_status(&started).await == "REFUNDED");
 
     // ... and then it was over.
     sqlx::query("UPDATE showtimes SET status = 'COMPLETED'")
@@ -227,7 +229,7 @@ async fn a_late_payment_is_refunded_once_the_showtime_has_stopped_selling() {
         .unwrap();
     let checkout = shop.pay(&completed_order, json!({})).await;
     assert_eq!(shop.verify(0, &checkout).await.status(), 202);
-    eventually(|| async { shop.payment_status(&completed).await == "REFUNDED" }).await;
+    eventually!(shop.payment_status(&completed).await == "REFUNDED");
 
     for booking in [&started, &completed] {
         let (sold, tickets, _, _) = shop.settled(booking).await;
@@ -260,7 +262,7 @@ async fn a_late_payment_past_the_buyers_cap_is_refunded() {
 
     let checkout = shop.pay(&first_order, json!({})).await;
     assert_eq!(shop.verify(0, &checkout).await.status(), 202);
-    eventually(|| async { shop.payment_status(&first).await == "REFUNDED" }).await;
+    eventually!(shop.payment_status(&first).await == "REFUNDED");
 
     let (sold, _, _, _) = shop.settled(&first).await;
     assert_eq!(sold, 0, "the late booking got no seats");

@@ -5,11 +5,11 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use test_support::TestEnv;
+use test_support::{TestEnv, eventually};
 use uuid::Uuid;
 
 use crate::{
-    helpers::{access, error_code, eventually},
+    helpers::{access, error_code},
     payments::Shop,
 };
 
@@ -117,11 +117,10 @@ async fn cancelling_a_showtime_refunds_every_paid_booking_and_releases_every_hol
     broker.restore();
     let again = shop.cancel_showtime(&editor).await;
     assert_eq!(again.status(), 200);
-    eventually(|| async {
+    eventually!({
         let progress = shop.progress(&admin).await;
         progress["processed"] == 2 && progress["open"] == 0
-    })
-    .await;
+    });
     let progress = shop.progress(&admin).await;
     assert_eq!(progress["processed_paise"], 250_000);
     assert_eq!(progress["failed"], 0);
@@ -152,15 +151,14 @@ async fn cancelling_a_showtime_refunds_every_paid_booking_and_releases_every_hol
     assert_eq!(error_code(response).await, "NOT_RESERVED");
     let checkout = shop.pay(&held_order, json!({})).await;
     assert_eq!(shop.verify(0, &checkout).await.status(), 202);
-    eventually(|| async {
+    eventually!(
         shop.scalar::<String>(
             "SELECT status::text FROM payments WHERE booking_id = $1",
             &held,
         )
         .await
             == "REFUNDED"
-    })
-    .await;
+    );
     assert_eq!(shop.status_of(&held).await, "CANCELED");
 
     // Everything was audited: the showtime twice (both attempts), each booking once.

@@ -7,7 +7,9 @@ use shared::jobs::{PaymentSignal, VerifyPayment};
 use uuid::Uuid;
 use workers::startup::Application;
 
-use crate::helpers::{Harness, Probe, Running, eventually};
+use test_support::eventually;
+
+use crate::helpers::{Harness, Probe, Running};
 
 #[tokio::test]
 async fn a_published_job_is_processed_once_and_acknowledged() {
@@ -21,10 +23,7 @@ async fn a_published_job_is_processed_once_and_acknowledged() {
         .await
         .expect("the broker confirms");
 
-    eventually("the job completes", || async {
-        harness.completions(job.id).await == 1
-    })
-    .await;
+    eventually!("the job completes", harness.completions(job.id).await == 1);
     workers.stop().await;
     assert_eq!(harness.attempts(job.id).await, 1);
     assert_eq!(
@@ -45,10 +44,7 @@ async fn a_failing_job_is_retried_until_it_succeeds() {
 
     harness.publisher.publish(&job).await.unwrap();
 
-    eventually("the job completes", || async {
-        harness.completions(job.id).await == 1
-    })
-    .await;
+    eventually!("the job completes", harness.completions(job.id).await == 1);
     workers.stop().await;
     assert_eq!(harness.attempts(job.id).await, 3);
     assert_eq!(
@@ -72,10 +68,10 @@ async fn a_job_failing_every_attempt_is_dead_lettered_after_the_last() {
     harness.publisher.publish(&job).await.unwrap();
 
     let dead_letters = harness.topology.dead_letter_queue::<Probe>();
-    eventually("the job is dead-lettered", || async {
+    eventually!(
+        "the job is dead-lettered",
         harness.ready_messages(&dead_letters).await == 1
-    })
-    .await;
+    );
     workers.stop().await;
     assert_eq!(harness.attempts(job.id).await, max_attempts);
     assert_eq!(harness.completions(job.id).await, 0);
@@ -105,10 +101,10 @@ async fn a_permanent_failure_is_dead_lettered_without_retries() {
     harness.publisher.publish(&job).await.unwrap();
 
     let dead_letters = harness.topology.dead_letter_queue::<Probe>();
-    eventually("the job is dead-lettered", || async {
+    eventually!(
+        "the job is dead-lettered",
         harness.ready_messages(&dead_letters).await == 1
-    })
-    .await;
+    );
     workers.stop().await;
     assert_eq!(harness.attempts(job.id).await, 1);
 }
@@ -125,14 +121,13 @@ async fn two_worker_processes_share_a_queue_and_run_each_job_exactly_once() {
         outcome.expect("the broker confirms");
     }
 
-    eventually("every job completes", || async {
+    eventually!("every job completes", {
         let done: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_done")
             .fetch_one(&harness.db)
             .await
             .unwrap();
         done >= 200
-    })
-    .await;
+    });
     first.stop().await;
     second.stop().await;
     let runs: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, worker FROM probe_done")
@@ -172,10 +167,10 @@ async fn a_job_that_can_never_succeed_is_dead_lettered_not_dropped() {
     harness.publisher.publish(&job).await.unwrap();
 
     let dead_letters = harness.topology.dead_letter_queue::<VerifyPayment>();
-    eventually("the job is dead-lettered", || async {
+    eventually!(
+        "the job is dead-lettered",
         harness.ready_messages(&dead_letters).await == 1
-    })
-    .await;
+    );
     workers.stop().await;
     let body = harness
         .take_message(&dead_letters)

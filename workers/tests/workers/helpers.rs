@@ -1,7 +1,6 @@
 //! A probe job kind whose behaviour each test chooses, and access to the test's queues.
 
 use std::{
-    future::Future,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -295,18 +294,4 @@ pub async fn gauge(port: u16, name: &str, kind: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(&series))
         .and_then(|value| value.trim().parse().ok())
-}
-
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..600 {
-        if condition().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gave up waiting: {what}");
 }

@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 use shared::payments::PaymentStatus;
-use test_support::{TestEnv, fixtures};
+use test_support::{TestEnv, eventually, fixtures};
 use uuid::Uuid;
 
-use crate::helpers::{Harness, WorkerProcess, eventually};
+use crate::helpers::{Harness, WorkerProcess};
 
 #[tokio::test]
 async fn a_worker_killed_mid_verification_is_replaced_and_the_payment_settles_once() {
@@ -70,10 +70,7 @@ async fn a_worker_killed_mid_verification_is_replaced_and_the_payment_settles_on
                 .unwrap_or_else(|| "PENDING".into())
         }
     };
-    eventually("the booking is held", || async {
-        status(booking).await == "RESERVED"
-    })
-    .await;
+    eventually!("the booking is held", status(booking).await == "RESERVED");
     let (code, order) = call("/api/razorpay/orders", json!({"booking_id": booking})).await;
     assert_eq!(code, 200, "{order}");
     let (_, checkout) = call("/razorpay/test/pay", json!({"order_id": order["order_id"]})).await;
@@ -92,10 +89,7 @@ async fn a_worker_killed_mid_verification_is_replaced_and_the_payment_settles_on
             .unwrap();
         counts["captures"].as_u64().unwrap()
     };
-    eventually("Razorpay captured the payment", || async {
-        captures().await == 1
-    })
-    .await;
+    eventually!("Razorpay captured the payment", captures().await == 1);
     assert_eq!(
         status(booking).await,
         "RESERVED",
@@ -105,10 +99,10 @@ async fn a_worker_killed_mid_verification_is_replaced_and_the_payment_settles_on
 
     call("/razorpay/test/config", json!({"stall_captures": false})).await;
     let _replacement = WorkerProcess::start(env);
-    eventually("the redelivered job confirms the booking", || async {
+    eventually!(
+        "the redelivered job confirms the booking",
         status(booking).await == "CONFIRMED"
-    })
-    .await;
+    );
 
     assert_eq!(captures().await, 1, "captured once at Razorpay");
     let (payment, captured_entries): (PaymentStatus, i64) = sqlx::query_as(
@@ -134,10 +128,10 @@ async fn a_worker_killed_mid_verification_is_replaced_and_the_payment_settles_on
     let dead = harness
         .topology
         .dead_letter_queue::<shared::jobs::VerifyPayment>();
-    eventually("nothing is left queued", || async {
+    eventually!(
+        "nothing is left queued",
         harness.ready_messages(&queue).await == 0
-    })
-    .await;
+    );
     assert_eq!(
         harness.ready_messages(&dead).await,
         0,

@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use test_support::{
-    TestEnv,
+    TestEnv, eventually,
     fixtures::{self, Buyer, ShowtimeFixture},
     proxy::CuttableProxy,
 };
 use uuid::Uuid;
 
-use crate::helpers::{WorkerProcess, eventually, gauge};
+use crate::helpers::{WorkerProcess, gauge};
 
 struct Sale {
     env: TestEnv,
@@ -228,17 +228,16 @@ async fn worker_processes_share_the_reservation_partitions_and_take_over_a_dead_
     let (mut second, second_port) = WorkerProcess::start_observed(&sale.env);
 
     // Each holds its share, and together every partition.
-    eventually("two processes split the partitions evenly", || async {
+    eventually!("two processes split the partitions evenly", {
         let (a, b) = (held(first).await, held(second_port).await);
         a + b == partitions && a.abs_diff(b) <= 1
-    })
-    .await;
+    });
 
     second.kill_hard();
-    eventually("the survivor takes every partition", || async {
+    eventually!(
+        "the survivor takes every partition",
         held(first).await == partitions
-    })
-    .await;
+    );
     // None is left unconsumed: every booking of the sale, whatever its partition, is decided.
     let outcomes = sale.run(8).await;
     sale.check_invariants(&outcomes, 8).await;
@@ -256,10 +255,10 @@ async fn reservations_stay_correct_when_redis_goes_away_mid_race() {
     // 10 early buyers ask for at most 30 of the 40 seats.
     let (outcomes, ()) = sale
         .run_around(8, 10, async {
-            eventually("a first booking is decided", || async {
+            eventually!(
+                "a first booking is decided",
                 sale.decided_count().await >= 1
-            })
-            .await;
+            );
             proxy.cut();
         })
         .await;
@@ -282,10 +281,7 @@ async fn a_worker_killed_mid_reservation_loses_nothing_and_applies_nothing_twice
     // 20 early buyers ask for at most 60 of the 80 seats.
     let (outcomes, _replacement) = sale
         .run_around(8, 20, async {
-            eventually("the first worker is busy", || async {
-                sale.decided_count().await >= 1
-            })
-            .await;
+            eventually!("the first worker is busy", sale.decided_count().await >= 1);
             doomed.kill_hard();
             WorkerProcess::start(&sale.env)
         })

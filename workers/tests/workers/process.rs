@@ -2,9 +2,9 @@
 
 use std::process::Command;
 
-use test_support::TestEnv;
+use test_support::{TestEnv, eventually};
 
-use crate::helpers::{Harness, Probe, eventually};
+use crate::helpers::{Harness, Probe};
 
 /// SIGTERM goes to this test's own process, where the application is listening for it exactly
 /// as the `workers` binary does. (nextest runs each test in a process of its own; under
@@ -19,13 +19,13 @@ async fn sigterm_lets_the_job_in_flight_finish_and_acknowledges_it() {
         ..Probe::succeeding()
     };
     harness.publisher.publish(&job).await.unwrap();
-    eventually("the job starts", || async {
+    eventually!(
+        "the job starts",
         harness
             .count("SELECT count(*) FROM probe_started WHERE id = $1", job.id)
             .await
             == 1
-    })
-    .await;
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &std::process::id().to_string()])

@@ -6,7 +6,9 @@
 use serde_json::Value;
 use workers::{context::JobContext, startup::Application};
 
-use crate::helpers::{Harness, Probe, Running, eventually};
+use test_support::eventually;
+
+use crate::helpers::{Harness, Probe, Running};
 
 async fn health(port: u16) -> (u16, Value) {
     let response = reqwest::get(format!("http://127.0.0.1:{port}/health"))
@@ -45,19 +47,18 @@ async fn a_consumer_reconnects_after_the_broker_drops_it_and_catches_up() {
 
     let before = Probe::succeeding();
     harness.publisher.publish(&before).await.unwrap();
-    eventually("the first job completes", || async {
+    eventually!(
+        "the first job completes",
         harness.completions(before.id).await == 1
-    })
-    .await;
+    );
     assert_eq!(health(port).await.1["consumers"]["probe"], "up");
 
     // The broker goes away: every connection dropped, new ones refused.
     proxy.cut();
-    eventually("health reports the consumer down", || async {
+    eventually!("health reports the consumer down", {
         let (status, body) = health(port).await;
         status == 503 && body["consumers"]["probe"] == "down"
-    })
-    .await;
+    });
     let during = Probe::succeeding();
     harness.publisher.publish(&during).await.unwrap();
     assert!(
@@ -66,32 +67,31 @@ async fn a_consumer_reconnects_after_the_broker_drops_it_and_catches_up() {
     );
 
     proxy.restore();
-    eventually("the job published during the outage completes", || async {
+    eventually!(
+        "the job published during the outage completes",
         harness.completions(during.id).await == 1
-    })
-    .await;
-    eventually("health is up again", || async {
+    );
+    eventually!("health is up again", {
         let (status, body) = health(port).await;
         status == 200 && body["consumers"]["probe"] == "up"
-    })
-    .await;
+    });
     assert!(reconnects(port).await >= 1.0, "the reconnect is counted");
 
     // A drop without a refusal, as a broker-initiated close: back at once.
     proxy.sever();
     let after = Probe::succeeding();
     harness.publisher.publish(&after).await.unwrap();
-    eventually("a job after the second drop completes", || async {
+    eventually!(
+        "a job after the second drop completes",
         harness.completions(after.id).await == 1
-    })
-    .await;
+    );
 
     // A job whose acknowledgement was lost with the connection is delivered again (at least
     // once); in the end nothing is left queued and nothing was dead-lettered.
-    eventually("nothing is left queued or dead-lettered", || async {
+    eventually!(
+        "nothing is left queued or dead-lettered",
         harness.probe_queues().await == (0, 0)
-    })
-    .await;
+    );
     workers.stop().await;
     assert_eq!(
         harness.attempts(before.id).await,

@@ -8,11 +8,11 @@ use shared::{
     },
     jobs::ReserveSeats,
 };
-use test_support::{TestEnv, fixtures};
+use test_support::{TestEnv, eventually, fixtures};
 use uuid::Uuid;
 use workers::{context::JobContext, startup::Application};
 
-use crate::helpers::{Harness, Running, eventually};
+use crate::helpers::{Harness, Running};
 
 /// A replica that runs only the sweeps (no consumers), so republished jobs stay queued.
 async fn sweeping_replica(env: &TestEnv) -> Running {
@@ -54,10 +54,10 @@ async fn one_replica_republishes_a_stale_booking_once_while_its_copy_waits() {
     harness.declare::<ReserveSeats>().await;
     let replicas = [sweeping_replica(&env).await, sweeping_replica(&env).await];
     let queue = harness.topology.queue::<ReserveSeats>();
-    eventually("the stale bookings are republished", || async {
+    eventually!(
+        "the stale bookings are republished",
         harness.ready_messages(&queue).await >= 3
-    })
-    .await;
+    );
     // Several more sweeps run on both replicas: each round below is a sweep seen purging an
     // idempotency key planted before it.
     for round in 0..3 {
@@ -71,7 +71,7 @@ async fn one_replica_republishes_a_stale_booking_once_while_its_copy_waits() {
         .execute(&harness.db)
         .await
         .unwrap();
-        eventually("a later sweep runs", || async {
+        eventually!("a later sweep runs", {
             let left: i64 =
                 sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE key = $1")
                     .bind(&key)
@@ -79,8 +79,7 @@ async fn one_replica_republishes_a_stale_booking_once_while_its_copy_waits() {
                     .await
                     .unwrap();
             left == 0
-        })
-        .await;
+        });
     }
     for replica in replicas {
         replica.stop().await;
