@@ -1,4 +1,5 @@
-//! The error every parse of outside input returns: which field, and what is wrong with it.
+//! What every parse of outside input shares: the error it returns (which field, and what is
+//! wrong with it), and the size of a page of a list.
 
 use serde::Serialize;
 
@@ -14,6 +15,47 @@ impl FieldError {
         Self {
             field,
             message: message.into(),
+        }
+    }
+}
+
+/// How many rows one page of a list holds: 1 to the list's largest page, the list's default
+/// when the client does not say. Every list checks its `limit` this one way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize(u32);
+
+impl PageSize {
+    pub fn parse(limit: Option<u32>, default: u32, largest: u32) -> Result<Self, FieldError> {
+        match limit.unwrap_or(default) {
+            size if (1..=largest).contains(&size) => Ok(Self(size)),
+            _ => Err(FieldError::new(
+                "limit",
+                format!("must be between 1 and {largest}"),
+            )),
+        }
+    }
+
+    /// As SQL's `LIMIT` takes it.
+    pub fn as_i64(self) -> i64 {
+        i64::from(self.0)
+    }
+
+    pub fn as_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_size_is_the_default_when_absent_and_refused_outside_its_range() {
+        assert_eq!(PageSize::parse(None, 20, 100).unwrap().as_i64(), 20);
+        assert_eq!(PageSize::parse(Some(100), 20, 100).unwrap().as_usize(), 100);
+        for refused in [0, 101] {
+            let error = PageSize::parse(Some(refused), 20, 100).unwrap_err();
+            assert_eq!(error.to_string(), "limit: must be between 1 and 100");
         }
     }
 }

@@ -28,7 +28,7 @@ use shared::{
         reconcile::{self, PaymentDetail, PaymentFilters, PaymentRecord},
         refunds::{RefundView, Requester},
     },
-    validation::FieldError,
+    validation::{FieldError, PageSize},
 };
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -144,10 +144,7 @@ pub async fn payments(
     State(state): State<AppState>,
     Query(filters): Query<PaymentFilters>,
 ) -> Result<axum::Json<Vec<PaymentRecord>>, ApiError> {
-    let limit = match filters.limit.unwrap_or(50) {
-        limit @ 1..=200 => i64::from(limit),
-        _ => return Err(FieldError::new("limit", "must be between 1 and 200").into()),
-    };
+    let limit = PageSize::parse(filters.limit, 50, 200)?.as_i64();
     Ok(axum::Json(
         reconcile::list(&state.db, &filters, limit).await?,
     ))
@@ -221,7 +218,7 @@ pub async fn users(
     State(state): State<AppState>,
     Query(filters): Query<UserFilters>,
 ) -> Result<axum::Json<Vec<UserSummary>>, ApiError> {
-    let limit = page_size(filters.limit, 50, 200)?;
+    let limit = PageSize::parse(filters.limit, 50, 200)?.as_i64();
     let text = filters
         .q
         .as_deref()
@@ -233,13 +230,6 @@ pub async fn users(
     Ok(axum::Json(
         users::search(&state.db, text, filters.role, filters.before, limit).await?,
     ))
-}
-
-fn page_size(limit: Option<u32>, default: u32, most: u32) -> Result<i64, ApiError> {
-    match limit.unwrap_or(default) {
-        limit if (1..=most).contains(&limit) => Ok(i64::from(limit)),
-        _ => Err(FieldError::new("limit", format!("must be between 1 and {most}")).into()),
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -304,7 +294,7 @@ pub async fn audit_log(
     State(state): State<AppState>,
     Query(filters): Query<AuditFilters>,
 ) -> Result<axum::Json<Vec<AuditRecord>>, ApiError> {
-    let limit = page_size(filters.limit, 100, 500)?;
+    let limit = PageSize::parse(filters.limit, 100, 500)?.as_i64();
     Ok(axum::Json(audit::search(&state.db, &filters, limit).await?))
 }
 
@@ -339,8 +329,7 @@ pub async fn dead_letters(
     Path(kind): Path<String>,
     Query(query): Query<DeadLetterQuery>,
 ) -> Result<axum::Json<Vec<DeadLetter>>, ApiError> {
-    let limit = page_size(query.limit, 50, 200)?;
-    let limit = usize::try_from(limit).unwrap_or(50);
+    let limit = PageSize::parse(query.limit, 50, 200)?.as_usize();
     Ok(axum::Json(state.queues.dead_letters(&kind, limit).await?))
 }
 

@@ -27,6 +27,7 @@ use shared::{
     },
     jobs::Refund,
     payments::refunds::{self, RefundView, Requester},
+    validation::PageSize,
 };
 use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
@@ -555,7 +556,7 @@ pub struct HistoryQuery {
     /// The last booking id of the previous page.
     before: Option<Uuid>,
     /// 1 to 100, 20 by default.
-    limit: Option<i64>,
+    limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -574,16 +575,16 @@ pub async fn history(
     user: AuthUser,
     Query(query): Query<HistoryQuery>,
 ) -> Result<axum::Json<BookingPage>, ApiError> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::unprocessable(
-            "VALIDATION_FAILED",
-            "limit: between 1 and 100",
-        ));
-    }
-    let bookings =
-        history::list_for_user(&state.db, user.user_id, query.status, query.before, limit).await?;
-    let next_before = (bookings.len() == limit as usize)
+    let limit = PageSize::parse(query.limit, 20, 100)?;
+    let bookings = history::list_for_user(
+        &state.db,
+        user.user_id,
+        query.status,
+        query.before,
+        limit.as_i64(),
+    )
+    .await?;
+    let next_before = (bookings.len() == limit.as_usize())
         .then(|| bookings.last().map(|b| b.id))
         .flatten();
     Ok(axum::Json(BookingPage {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use shared::{
     jobs::admin::QueueHealth,
     stats::{self, Conversion, Interval, SalesBucket, ShowStats, ShowtimeStats, TopShow},
-    validation::FieldError,
+    validation::{FieldError, PageSize},
 };
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -112,10 +112,7 @@ pub async fn top_shows(
     Query(window): Query<Window>,
 ) -> Result<axum::Json<Vec<TopShow>>, ApiError> {
     let (from, to) = window.range(Duration::days(30), Duration::days(400))?;
-    let limit = match window.limit.unwrap_or(10) {
-        limit @ 1..=100 => i64::from(limit),
-        _ => return Err(FieldError::new("limit", "must be between 1 and 100").into()),
-    };
+    let limit = PageSize::parse(window.limit, 10, 100)?.as_i64();
     Ok(axum::Json(
         stats::top_shows(&state.db, from, to, limit).await?,
     ))

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::scopes;
 use crate::{
     cache::{Entry, Kind},
-    validation::FieldError,
+    validation::{FieldError, PageSize},
 };
 
 const DEFAULT_PAGE: u32 = 20;
@@ -126,13 +126,7 @@ impl Cursor {
 }
 
 fn page_size(limit: Option<u32>) -> Result<i64, FieldError> {
-    match limit.unwrap_or(DEFAULT_PAGE) {
-        size @ 1..=LARGEST_PAGE => Ok(i64::from(size)),
-        _ => Err(FieldError::new(
-            "limit",
-            format!("must be between 1 and {LARGEST_PAGE}"),
-        )),
-    }
+    Ok(PageSize::parse(limit, DEFAULT_PAGE, LARGEST_PAGE)?.as_i64())
 }
 
 fn filter_text(field: &'static str, value: Option<&str>) -> Result<Option<String>, FieldError> {
