@@ -118,34 +118,46 @@ pub fn router(state: AppState) -> Router {
             observe::operators_only,
         ));
     let admin_routes = Router::new()
-        .route("/api/admin/users", get(admin::users))
-        .route("/api/admin/users/{id}/role", patch(admin::change_role))
-        .route("/api/admin/users/{id}/disabled", put(admin::set_disabled))
-        .route("/api/admin/audit", get(admin::audit_log))
-        .route("/api/admin/dead-letters/{kind}", get(admin::dead_letters))
+        .route("/api/admin/users", get(admin::users::users))
+        .route(
+            "/api/admin/users/{id}/role",
+            patch(admin::users::change_role),
+        )
+        .route(
+            "/api/admin/users/{id}/disabled",
+            put(admin::users::set_disabled),
+        )
+        .route("/api/admin/audit", get(admin::audit::audit_log))
+        .route(
+            "/api/admin/dead-letters/{kind}",
+            get(admin::dead_letters::dead_letters),
+        )
         .route(
             "/api/admin/dead-letters/{kind}/{message_id}/replay",
-            post(admin::replay_dead_letter),
+            post(admin::dead_letters::replay_dead_letter),
         )
-        .route("/api/admin/bookings", post(admin::manual_booking))
+        .route("/api/admin/bookings", post(admin::bookings::manual_booking))
         .route(
             "/api/admin/bookings/{id}/refund",
-            post(admin::refund_booking),
+            post(admin::bookings::refund_booking),
         )
-        .route("/api/admin/bookings/{id}/seats", put(admin::move_seats))
+        .route(
+            "/api/admin/bookings/{id}/seats",
+            put(admin::bookings::move_seats),
+        )
         .route(
             "/api/admin/bookings/{id}/cancel",
-            post(admin::cancel_booking),
+            post(admin::bookings::cancel_booking),
         )
-        .route("/api/admin/payments", get(admin::payments))
+        .route("/api/admin/payments", get(admin::payments::payments))
         .route(
             "/api/admin/showtimes/{id}/refunds",
-            get(admin::showtime_refunds),
+            get(admin::payments::showtime_refunds),
         )
-        .route("/api/admin/payments/{id}", get(admin::payment))
+        .route("/api/admin/payments/{id}", get(admin::payments::payment))
         .route(
             "/api/admin/payments/{id}/recheck",
-            post(admin::recheck_payment),
+            post(admin::payments::recheck_payment),
         )
         .route_layer(middleware::from_fn_with_state(super_admin, require_role));
     Router::new()

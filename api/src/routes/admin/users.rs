@@ -1,0 +1,170 @@
+//! Accounts: list and search users, change a role, disable or enable an account.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use serde::Deserialize;
+use serde_json::json;
+use shared::{
+    accounts::{
+        Role,
+        users::{self, User, UserSummary},
+    },
+    audit::{self, AuditEntry},
+    validation::{FieldError, PageSize},
+};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    auth::{AuthUser, account_changed},
+    error::ApiError,
+    extract::{ClientInfo, Json, RequestId},
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    role: Role,
+}
+
+/// Gives a user another role; it applies from their next request.
+#[utoipa::path(patch, path = "/api/admin/users/{id}/role", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")), request_body = RoleChange,
+    responses((status = 200, body = User), (status = 403), (status = 404), (status = 409)))]
+#[tracing::instrument(skip_all, fields(admin_id = %admin.user_id, user_id = %id))]
+pub async fn change_role(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    client: ClientInfo,
+    RequestId(request_id): RequestId,
+    Path(id): Path<Uuid>,
+    Json(change): Json<RoleChange>,
+) -> Result<axum::Json<User>, ApiError> {
+    if id == admin.user_id {
+        return Err(ApiError::Conflict {
+            code: "OWN_ROLE",
+            message: "you cannot change your own role".into(),
+        });
+    }
+    let mut tx = state.db.begin().await?;
+    let before: Option<Role> = sqlx::query_scalar!(
+        r#"SELECT role AS "role: Role" FROM users WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let before = before.ok_or(ApiError::NotFound("user"))?;
+    let user = users::set_role(&mut tx, id, change.role)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            before: Some(json!({ "role": before })),
+            after: Some(json!({ "role": user.role })),
+            ..crate::routes::audit_by(
+                &admin,
+                &client,
+                &request_id,
+                "user.role_changed",
+                "user",
+                id.to_string(),
+            )
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    account_changed(&state, id).await;
+    Ok(axum::Json(user))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UserFilters {
+    /// Part of a name, email or phone number.
+    q: Option<String>,
+    role: Option<Role>,
+    /// Users older than this one (the last id of the previous page).
+    before: Option<Uuid>,
+    /// 1 to 200 (default 50).
+    limit: Option<u32>,
+}
+
+/// Users, newest first, by role and by part of their name, email or phone.
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
+    params(UserFilters), responses((status = 200, body = [UserSummary]), (status = 422)))]
+#[tracing::instrument(skip_all)]
+pub async fn users(
+    State(state): State<AppState>,
+    Query(filters): Query<UserFilters>,
+) -> Result<axum::Json<Vec<UserSummary>>, ApiError> {
+    let limit = PageSize::parse(filters.limit, 50, 200)?.as_i64();
+    let text = filters
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty());
+    if text.is_some_and(|q| q.chars().count() > 200) {
+        return Err(FieldError::new("q", "must be at most 200 characters").into());
+    }
+    Ok(axum::Json(
+        users::search(&state.db, text, filters.role, filters.before, limit).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Standing {
+    disabled: bool,
+}
+
+/// Disables an account (every session ends at once, on every instance) or enables it again.
+#[utoipa::path(put, path = "/api/admin/users/{id}/disabled", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")), request_body = Standing,
+    responses((status = 204), (status = 404), (status = 409)))]
+#[tracing::instrument(skip_all, fields(admin_id = %admin.user_id, user_id = %id))]
+pub async fn set_disabled(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    client: ClientInfo,
+    RequestId(request_id): RequestId,
+    Path(id): Path<Uuid>,
+    Json(standing): Json<Standing>,
+) -> Result<StatusCode, ApiError> {
+    if id == admin.user_id {
+        return Err(ApiError::Conflict {
+            code: "OWN_ACCOUNT",
+            message: "you cannot disable your own account".into(),
+        });
+    }
+    let mut tx = state.db.begin().await?;
+    let before = users::set_disabled(&mut tx, id, standing.disabled)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            before: Some(json!({ "disabled": before })),
+            after: Some(json!({ "disabled": standing.disabled })),
+            ..crate::routes::audit_by(
+                &admin,
+                &client,
+                &request_id,
+                if standing.disabled {
+                    "user.disabled"
+                } else {
+                    "user.enabled"
+                },
+                "user",
+                id.to_string(),
+            )
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    account_changed(&state, id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
