@@ -165,30 +165,24 @@ impl StatusHub {
     /// PENDING never replaces a decided one.
     fn remember(&self, view: BookingView) {
         let pending = |status: BookingStatus| status == BookingStatus::Pending;
-        let json = bytes::Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
-        let recent = Recent {
-            user_id: view.user_id,
-            status: view.status,
-            updated_at: view.updated_at,
-            json,
-        };
-        // Compared and replaced under the key's lock, as a defence: the one subscription task
-        // is the only writer.
-        self.recent.entry(view.id).and_compute_with(|known| {
-            let newer = known.is_none_or(|known| {
-                let known = known.into_value();
-                match (pending(known.status), pending(recent.status)) {
-                    (false, true) => false,
-                    (true, false) => true,
-                    _ => known.updated_at <= recent.updated_at,
-                }
-            });
-            if newer {
-                moka::ops::compute::Op::Put(Arc::new(recent))
-            } else {
-                moka::ops::compute::Op::Nop
+        // Read, then written, without a lock: the subscription task is the only writer.
+        let newer = self.recent.get(&view.id).is_none_or(|known| {
+            match (pending(known.status), pending(view.status)) {
+                (false, true) => false,
+                (true, false) => true,
+                _ => known.updated_at <= view.updated_at,
             }
         });
+        if newer {
+            let json = bytes::Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
+            let recent = Recent {
+                user_id: view.user_id,
+                status: view.status,
+                updated_at: view.updated_at,
+                json,
+            };
+            self.recent.insert(view.id, Arc::new(recent));
+        }
     }
 
     /// The latest status this process knows, if it may be trusted (pushes arrive).

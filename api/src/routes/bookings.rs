@@ -171,11 +171,8 @@ async fn accept(state: AppState, request: BookingRequest) -> Result<create::Acce
     Ok(accepted)
 }
 
-fn visible_to(view: &BookingView, user: &AuthUser) -> bool {
-    owned_by(view.user_id, user)
-}
-
-fn owned_by(owner: Uuid, user: &AuthUser) -> bool {
+/// Whether `user` may see a booking of `owner`'s: its owner, or a super admin.
+fn visible_to(owner: Uuid, user: &AuthUser) -> bool {
     owner == user.user_id || user.role.includes(Role::SuperAdmin)
 }
 
@@ -195,7 +192,7 @@ async fn current(state: &AppState, id: Uuid) -> Result<Option<BookingView>, ApiE
 /// PENDING, never 404.
 async fn visible(state: &AppState, id: Uuid, user: &AuthUser) -> Result<BookingView, ApiError> {
     match current(state, id).await? {
-        Some(view) if visible_to(&view, user) => Ok(view),
+        Some(view) if visible_to(view.user_id, user) => Ok(view),
         Some(_) => Err(ApiError::NotFound("booking")),
         None => state
             .acceptor
@@ -237,7 +234,7 @@ pub async fn status(
     // A plain read of a status this process knows: the ready JSON, nothing else.
     if wait == 0
         && let Some(recent) = state.status_hub.recent(id)
-        && owned_by(recent.user_id, &user)
+        && visible_to(recent.user_id, &user)
     {
         return Ok(super::ready_json(recent.json.clone()));
     }
@@ -539,7 +536,7 @@ pub async fn tickets(
 ) -> Result<axum::Json<Vec<Ticket>>, ApiError> {
     let view = view::load(&state.db, id)
         .await?
-        .filter(|view| visible_to(view, &user))
+        .filter(|view| visible_to(view.user_id, &user))
         .ok_or(ApiError::NotFound("booking"))?;
     if view.status != BookingStatus::Confirmed {
         return Err(ApiError::Conflict {
