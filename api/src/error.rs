@@ -15,7 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
-use shared::{accounts::HashError, catalogue::CatalogueError, validation::FieldError};
+use shared::{accounts::HashError, error::DomainError, validation::FieldError};
 use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
@@ -239,13 +239,21 @@ impl From<FieldError> for ApiError {
     }
 }
 
-impl From<CatalogueError> for ApiError {
-    fn from(error: CatalogueError) -> Self {
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
         match error {
-            CatalogueError::NotFound(what) => Self::NotFound(what),
-            CatalogueError::Invalid(field) => field.into(),
-            CatalogueError::Conflict { code, message } => Self::Conflict { code, message },
-            CatalogueError::Database(error) => error.into(),
+            DomainError::NotFound(what) => Self::NotFound(what),
+            DomainError::Invalid(field) => field.into(),
+            DomainError::Conflict { code, message } => Self::Conflict { code, message },
+            DomainError::BadSignature => Self::BadRequest {
+                code: "INVALID_SIGNATURE",
+                message: DomainError::BadSignature.to_string(),
+            },
+            DomainError::Provider(error) => {
+                tracing::warn!(%error, "Razorpay call failed");
+                Self::Unavailable("the payment provider")
+            }
+            DomainError::Database(error) => error.into(),
         }
     }
 }

@@ -22,6 +22,38 @@ pub struct AuditEntry<'a> {
     pub after: Option<Value>,
 }
 
+/// Who acted, from where, in which request: what the audit entries of a person's action share.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub ip: Option<IpAddr>,
+    pub request_id: String,
+}
+
+impl Actor {
+    /// The entry of this actor's `action` on a resource; add the before and after with struct
+    /// update syntax.
+    pub fn entry<'a>(
+        &'a self,
+        action: &'a str,
+        resource_type: &'a str,
+        resource_id: impl ToString,
+    ) -> AuditEntry<'a> {
+        AuditEntry {
+            actor_id: Some(self.user_id),
+            actor_role: Some(self.role),
+            action,
+            resource_type,
+            resource_id: resource_id.to_string(),
+            ip: self.ip,
+            request_id: Some(&self.request_id),
+            before: None,
+            after: None,
+        }
+    }
+}
+
 pub async fn record(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO audit_log

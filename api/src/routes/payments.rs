@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use shared::{
     jobs::PublishError,
     payments::{
-        PaymentError,
         checkout::{self, CheckoutOrder, CheckoutResult},
         webhooks::{self, FollowUp, WebhookError},
     },
@@ -19,26 +18,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{auth::AuthUser, error::ApiError, extract::Json, state::AppState};
-
-impl From<PaymentError> for ApiError {
-    fn from(error: PaymentError) -> Self {
-        let message = error.to_string();
-        match error {
-            PaymentError::NotFound(what) => Self::NotFound(what),
-            PaymentError::Invalid(field) => field.into(),
-            PaymentError::Conflict { code, message } => Self::Conflict { code, message },
-            PaymentError::BadSignature => Self::BadRequest {
-                code: "INVALID_SIGNATURE",
-                message,
-            },
-            PaymentError::Provider(error) => {
-                tracing::warn!(%error, "Razorpay call failed");
-                Self::Unavailable("the payment provider")
-            }
-            PaymentError::Database(error) => error.into(),
-        }
-    }
-}
 
 impl From<PublishError> for ApiError {
     fn from(error: PublishError) -> Self {

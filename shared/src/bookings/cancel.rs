@@ -18,9 +18,9 @@ use super::{
     BookingStatus,
     holds::{SeatRelease, release_held_seats},
 };
-use crate::payments::{
-    PaymentError,
-    refunds::{self, RefundView, Requester},
+use crate::{
+    error::DomainError,
+    payments::refunds::{self, RefundView, Requester},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub enum CancelError {
     NotCancelable(BookingStatus),
     /// A paid booking whose refund was refused (the show's rules, a refund under way...).
     #[error(transparent)]
-    Refund(#[from] PaymentError),
+    Refund(#[from] DomainError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

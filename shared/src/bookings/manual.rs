@@ -17,26 +17,7 @@ use super::{
     holds::{self, SeatRelease},
     tickets,
 };
-use crate::validation::FieldError;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ManualError {
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error(transparent)]
-    Invalid(#[from] FieldError),
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
-
-fn conflict(code: &'static str, message: impl Into<String>) -> ManualError {
-    ManualError::Conflict {
-        code,
-        message: message.into(),
-    }
-}
+use crate::{error::DomainError, validation::FieldError};
 
 /// Records a PENDING manual booking of named seats, for its reservation job to hold.
 pub async fn create(
@@ -46,7 +27,7 @@ pub async fn create(
     showtime_id: Uuid,
     selection: &SeatSelection,
     comp: bool,
-) -> Result<Uuid, ManualError> {
+) -> Result<Uuid, DomainError> {
     let user_ok = sqlx::query_scalar!(
         r#"SELECT disabled_at IS NULL AS "ok!" FROM users WHERE id = $1"#,
         user_id
@@ -70,7 +51,7 @@ pub async fn create(
     .await?
     .ok_or_else(|| FieldError::new("showtime_id", "no such showtime"))?;
     if showtime.closed {
-        return Err(conflict(
+        return Err(DomainError::conflict(
             "SHOWTIME_CLOSED",
             "this showtime is canceled or over",
         ));
@@ -104,7 +85,7 @@ pub async fn move_seats(
     conn: &mut PgConnection,
     booking_id: Uuid,
     seat_ids: &[Uuid],
-) -> Result<(Uuid, Vec<Uuid>), ManualError> {
+) -> Result<(Uuid, Vec<Uuid>), DomainError> {
     let booking = sqlx::query!(
         r#"SELECT showtime_id, status AS "status: BookingStatus", hold_expires_at
            FROM bookings WHERE id = $1 FOR UPDATE"#,
@@ -112,7 +93,7 @@ pub async fn move_seats(
     )
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or(ManualError::NotFound("booking"))?;
+    .ok_or(DomainError::NotFound("booking"))?;
     let sold = match booking.status {
         BookingStatus::Confirmed => true,
         BookingStatus::Reserved
@@ -123,7 +104,7 @@ pub async fn move_seats(
             false
         }
         status => {
-            return Err(conflict(
+            return Err(DomainError::conflict(
                 "NOT_MOVABLE",
                 format!("a {status:?} booking has no seats to move"),
             ));
@@ -170,7 +151,7 @@ pub async fn move_seats(
     .map(|seat| seat.seat_id)
     .collect();
     if !take.iter().all(|seat| free.contains(seat)) {
-        return Err(conflict(
+        return Err(DomainError::conflict(
             "SEAT_TAKEN",
             "some of these seats are not free in this showtime",
         ));
@@ -237,19 +218,19 @@ pub async fn move_seats(
 pub async fn cancel_without_refund(
     conn: &mut PgConnection,
     booking_id: Uuid,
-) -> Result<Uuid, ManualError> {
+) -> Result<Uuid, DomainError> {
     let booking = sqlx::query!(
         r#"SELECT showtime_id, status AS "status: BookingStatus" FROM bookings WHERE id = $1 FOR UPDATE"#,
         booking_id
     )
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or(ManualError::NotFound("booking"))?;
+    .ok_or(DomainError::NotFound("booking"))?;
     if !matches!(
         booking.status,
         BookingStatus::Confirmed | BookingStatus::Reserved
     ) {
-        return Err(conflict(
+        return Err(DomainError::conflict(
             "NOT_CANCELABLE",
             format!("a {:?} booking cannot be canceled", booking.status),
         ));

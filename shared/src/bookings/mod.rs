@@ -41,6 +41,7 @@
 pub mod accept;
 pub mod availability;
 pub mod cancel;
+pub mod changes;
 pub mod claims;
 pub mod create;
 pub mod history;

@@ -146,7 +146,7 @@ pub(crate) async fn cancel_bookings(
         manual::cancel_without_refund(tx, *comp)
             .await
             .map_err(|error| match error {
-                manual::ManualError::Database(error) => error,
+                crate::error::DomainError::Database(error) => error,
                 other => sqlx::Error::Protocol(format!("a comp could not be canceled: {other}")),
             })?;
     }

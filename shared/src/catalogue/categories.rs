@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{CatalogueError, parse::required_text, scopes};
+use super::{DomainError, parse::required_text, scopes};
 use crate::{cache::Cache, validation::FieldError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -69,7 +69,7 @@ pub async fn create(
     db: &PgPool,
     cache: &Cache,
     input: CategoryInput,
-) -> Result<Category, CatalogueError> {
+) -> Result<Category, DomainError> {
     let (name, slug) = parse(&input)?;
     let category = sqlx::query_as!(
         Category,
@@ -89,7 +89,7 @@ pub async fn update(
     cache: &Cache,
     id: Uuid,
     input: CategoryInput,
-) -> Result<Category, CatalogueError> {
+) -> Result<Category, DomainError> {
     let (name, slug) = parse(&input)?;
     let mut tx = db.begin().await?;
     let category = sqlx::query_as!(
@@ -101,7 +101,7 @@ pub async fn update(
     )
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(CatalogueError::NotFound("category"))?;
+    .ok_or(DomainError::NotFound("category"))?;
     let mut stale = shows_in(&mut tx, id).await?;
     tx.commit().await?;
     stale.push(scopes::CATEGORIES.to_owned());
@@ -111,7 +111,7 @@ pub async fn update(
 
 /// Deletes a category no show is filed under.
 #[tracing::instrument(skip(db, cache))]
-pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), CatalogueError> {
+pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), DomainError> {
     let mut tx = db.begin().await?;
     let used = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM show_categories WHERE category_id = $1) AS "used!""#,
@@ -120,7 +120,7 @@ pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), Catalogu
     .fetch_one(&mut *tx)
     .await?;
     if used {
-        return Err(CatalogueError::conflict(
+        return Err(DomainError::conflict(
             "IN_USE",
             "shows are filed under this category; move them first",
         ));
@@ -129,7 +129,7 @@ pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), Catalogu
         .execute(&mut *tx)
         .await?;
     if deleted.rows_affected() == 0 {
-        return Err(CatalogueError::NotFound("category"));
+        return Err(DomainError::NotFound("category"));
     }
     tx.commit().await?;
     cache.invalidate(&[scopes::CATEGORIES.to_owned()]).await;

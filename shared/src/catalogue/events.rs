@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    CatalogueError,
+    DomainError,
     parse::optional_text,
     scopes::{self, Changed},
     showtimes::{self, Showtime},
@@ -48,7 +48,7 @@ fn title(value: Option<&str>) -> Result<Option<String>, FieldError> {
 }
 
 #[tracing::instrument(skip(db, cache))]
-pub async fn create(db: &PgPool, cache: &Cache, new: NewEvent) -> Result<Event, CatalogueError> {
+pub async fn create(db: &PgPool, cache: &Cache, new: NewEvent) -> Result<Event, DomainError> {
     let title = title(new.title.as_deref())?;
     let mut tx = db.begin().await?;
     let show_archived = sqlx::query_scalar!(
@@ -88,7 +88,7 @@ pub async fn update(
     cache: &Cache,
     id: Uuid,
     changes: EventChanges,
-) -> Result<Event, CatalogueError> {
+) -> Result<Event, DomainError> {
     let title = title(changes.title.as_deref())?;
     let mut tx = db.begin().await?;
     let found = sqlx::query!(
@@ -99,14 +99,14 @@ pub async fn update(
     .execute(&mut *tx)
     .await?;
     if found.rows_affected() == 0 {
-        return Err(CatalogueError::NotFound("event"));
+        return Err(DomainError::NotFound("event"));
     }
     finish(tx, cache, id).await
 }
 
 /// Hides an event and its showtimes from buyers; bookings stay valid.
 #[tracing::instrument(skip(db, cache))]
-pub async fn archive(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Event, CatalogueError> {
+pub async fn archive(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Event, DomainError> {
     let mut tx = db.begin().await?;
     let found = sqlx::query!(
         "UPDATE events SET archived_at = coalesce(archived_at, now()), updated_at = now() WHERE id = $1",
@@ -115,14 +115,14 @@ pub async fn archive(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Event, Cata
     .execute(&mut *tx)
     .await?;
     if found.rows_affected() == 0 {
-        return Err(CatalogueError::NotFound("event"));
+        return Err(DomainError::NotFound("event"));
     }
     finish(tx, cache, id).await
 }
 
 /// Deletes an event and its showtimes if nobody booked any of them.
 #[tracing::instrument(skip(db, cache))]
-pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), CatalogueError> {
+pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), DomainError> {
     let mut tx = db.begin().await?;
     let booked = sqlx::query_scalar!(
         r#"SELECT EXISTS (
@@ -133,7 +133,7 @@ pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), Catalogu
     .fetch_one(&mut *tx)
     .await?;
     if booked {
-        return Err(CatalogueError::conflict(
+        return Err(DomainError::conflict(
             "HAS_BOOKINGS",
             "buyers have booked this event's showtimes; archive it instead",
         ));
@@ -146,7 +146,7 @@ pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), Catalogu
         .execute(&mut *tx)
         .await?;
     if deleted.rows_affected() == 0 {
-        return Err(CatalogueError::NotFound("event"));
+        return Err(DomainError::NotFound("event"));
     }
     tx.commit().await?;
     cache.invalidate(&stale).await;
@@ -157,7 +157,7 @@ async fn finish(
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
     cache: &Cache,
     id: Uuid,
-) -> Result<Event, CatalogueError> {
+) -> Result<Event, DomainError> {
     super::finish(tx, cache, Changed::Event(id), "event", async |conn| {
         Ok(load(conn, Some(id), None, true).await?.pop())
     })

@@ -12,7 +12,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{CatalogueError, parse::required_text};
+use super::{DomainError, parse::required_text};
 use crate::validation::FieldError;
 
 /// Most seats a venue may have.
@@ -422,7 +422,7 @@ pub(super) async fn replace(
     conn: &mut PgConnection,
     venue_id: Uuid,
     layout: &Layout,
-) -> Result<(), CatalogueError> {
+) -> Result<(), DomainError> {
     let in_use = sqlx::query_scalar!(
         r#"SELECT EXISTS (
                SELECT 1 FROM price_tiers pt JOIN seat_sections s ON s.id = pt.section_id
@@ -432,7 +432,7 @@ pub(super) async fn replace(
     .fetch_one(&mut *conn)
     .await?;
     if in_use {
-        return Err(CatalogueError::conflict(
+        return Err(DomainError::conflict(
             "LAYOUT_IN_USE",
             "showtimes price this layout's sections; it can no longer be replaced",
         ));

@@ -19,78 +19,7 @@ pub mod venues;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::validation::FieldError;
-
-/// Why a catalogue write was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogueError {
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    /// A value breaks a rule (negative price, sale window after the show, overlapping seats).
-    #[error(transparent)]
-    Invalid(#[from] FieldError),
-    /// The write contradicts what exists (a name taken, a layout in use, bookings depending on
-    /// what would be deleted).
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    #[error(transparent)]
-    Database(sqlx::Error),
-}
-
-impl CatalogueError {
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// Constraint violations the database can still raise after the checks in code (two editors
-/// racing), turned into the answer the check would have given.
-impl From<sqlx::Error> for CatalogueError {
-    fn from(error: sqlx::Error) -> Self {
-        let Some(constraint) = error
-            .as_database_error()
-            .and_then(|e| e.constraint())
-            .map(str::to_owned)
-        else {
-            return Self::Database(error);
-        };
-        match constraint.as_str() {
-            "seat_sections_venue_id_name_key" => {
-                FieldError::new("sections", "section names must be unique in a venue").into()
-            }
-            "categories_name_key" => {
-                Self::conflict("NAME_TAKEN", "a category with this name exists")
-            }
-            "categories_slug_key" => {
-                Self::conflict("SLUG_TAKEN", "a category with this slug exists")
-            }
-            "price_tiers_showtime_id_section_id_key" => {
-                FieldError::new("price_tiers", "a section can have only one price tier").into()
-            }
-            "showtimes_sale_window" => {
-                FieldError::new("sale_ends_at", "must be after sale_starts_at").into()
-            }
-            "showtimes_sale_opens_before_start" => {
-                FieldError::new("sale_starts_at", "must not be after starts_at").into()
-            }
-            "showtimes_ends_after_start" => {
-                FieldError::new("ends_at", "must be after starts_at").into()
-            }
-            "showtime_status_transition" => Self::conflict(
-                "ILLEGAL_TRANSITION",
-                "the showtime cannot move to that status",
-            ),
-            name if name.ends_with("_fkey") => Self::conflict(
-                "IN_USE",
-                "other records depend on this; archive it instead of deleting it",
-            ),
-            _ => Self::Database(error),
-        }
-    }
-}
+use crate::error::DomainError;
 
 /// Adds a section of `rows` rows of `per_row` seats to a venue's layout. Rows are labelled
 /// from A upwards by rank, starting at `first_row_rank` (0 is closest to the stage).
@@ -134,9 +63,9 @@ async fn finish<T>(
     changed: scopes::Changed,
     what: &'static str,
     page: impl AsyncFnOnce(&mut PgConnection) -> Result<Option<T>, sqlx::Error>,
-) -> Result<T, CatalogueError> {
+) -> Result<T, DomainError> {
     let stale = scopes::affected(&mut tx, changed).await?;
-    let value = page(&mut tx).await?.ok_or(CatalogueError::NotFound(what))?;
+    let value = page(&mut tx).await?.ok_or(DomainError::NotFound(what))?;
     tx.commit().await?;
     cache.invalidate(&stale).await;
     Ok(value)

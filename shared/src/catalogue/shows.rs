@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    CatalogueError,
+    DomainError,
     categories::Category,
     events::{self, Event},
     parse::{optional_text, required_text, web_url},
@@ -181,7 +181,7 @@ impl ShowFields {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn create(db: &PgPool, cache: &Cache, new: NewShow) -> Result<Show, CatalogueError> {
+pub async fn create(db: &PgPool, cache: &Cache, new: NewShow) -> Result<Show, DomainError> {
     let fields = ShowFields::parse(
         &new.title,
         &new.description,
@@ -218,7 +218,7 @@ pub async fn update(
     cache: &Cache,
     id: Uuid,
     changes: ShowChanges,
-) -> Result<Show, CatalogueError> {
+) -> Result<Show, DomainError> {
     let mut tx = db.begin().await?;
     let current = sqlx::query!(
         "SELECT title, description, artist, language, duration_minutes, age_rating, media, refund_cutoff_hours
@@ -227,7 +227,7 @@ pub async fn update(
     )
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(CatalogueError::NotFound("show"))?;
+    .ok_or(DomainError::NotFound("show"))?;
     let media = match changes.media {
         Some(media) => media,
         None => serde_json::from_value(current.media).unwrap_or_default(),
@@ -275,7 +275,7 @@ pub async fn update(
 
 /// Hides a show from buyers; its bookings and tickets stay valid.
 #[tracing::instrument(skip(db, cache))]
-pub async fn archive(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Show, CatalogueError> {
+pub async fn archive(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Show, DomainError> {
     let mut tx = db.begin().await?;
     let found = sqlx::query!(
         "UPDATE shows SET archived_at = coalesce(archived_at, now()), updated_at = now() WHERE id = $1",
@@ -284,14 +284,14 @@ pub async fn archive(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Show, Catal
     .execute(&mut *tx)
     .await?;
     if found.rows_affected() == 0 {
-        return Err(CatalogueError::NotFound("show"));
+        return Err(DomainError::NotFound("show"));
     }
     finish(tx, cache, id).await
 }
 
 /// Deletes a show with no events; one with events must be archived instead.
 #[tracing::instrument(skip(db, cache))]
-pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), CatalogueError> {
+pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), DomainError> {
     let mut tx = db.begin().await?;
     let has_events = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM events WHERE show_id = $1) AS "has!""#,
@@ -300,7 +300,7 @@ pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), Catalogu
     .fetch_one(&mut *tx)
     .await?;
     if has_events {
-        return Err(CatalogueError::conflict(
+        return Err(DomainError::conflict(
             "IN_USE",
             "this show has events; delete them or archive the show instead",
         ));
@@ -309,7 +309,7 @@ pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), Catalogu
         .execute(&mut *tx)
         .await?;
     if deleted.rows_affected() == 0 {
-        return Err(CatalogueError::NotFound("show"));
+        return Err(DomainError::NotFound("show"));
     }
     tx.commit().await?;
     cache
@@ -322,7 +322,7 @@ async fn set_categories(
     conn: &mut PgConnection,
     show_id: Uuid,
     slugs: &[String],
-) -> Result<(), CatalogueError> {
+) -> Result<(), DomainError> {
     if slugs.len() > 20 {
         return Err(FieldError::new("categories", "at most 20 categories").into());
     }
@@ -358,7 +358,7 @@ async fn finish(
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
     cache: &Cache,
     id: Uuid,
-) -> Result<Show, CatalogueError> {
+) -> Result<Show, DomainError> {
     super::finish(tx, cache, Changed::Show(id), "show", async |conn| {
         load(conn, id, true).await
     })

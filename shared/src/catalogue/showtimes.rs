@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    CatalogueError,
+    DomainError,
     parse::required_text,
     scopes::{self, Changed},
     venues::VenueBrief,
@@ -206,11 +206,7 @@ fn seats_per_user(value: Option<i32>) -> Result<i32, FieldError> {
 }
 
 #[tracing::instrument(skip_all, fields(event_id = %new.event_id))]
-pub async fn create(
-    db: &PgPool,
-    cache: &Cache,
-    new: NewShowtime,
-) -> Result<Showtime, CatalogueError> {
+pub async fn create(db: &PgPool, cache: &Cache, new: NewShowtime) -> Result<Showtime, DomainError> {
     let schedule = Schedule::parse(
         new.starts_at,
         new.ends_at,
@@ -254,11 +250,11 @@ pub async fn update(
     cache: &Cache,
     id: Uuid,
     changes: ShowtimeChanges,
-) -> Result<Showtime, CatalogueError> {
+) -> Result<Showtime, DomainError> {
     let mut tx = db.begin().await?;
     let current = lock(&mut tx, id).await?;
     if current.status.is_final() {
-        return Err(CatalogueError::conflict(
+        return Err(DomainError::conflict(
             "SHOWTIME_CLOSED",
             "a canceled or completed showtime cannot change",
         ));
@@ -297,11 +293,11 @@ pub async fn replace_price_tiers(
     cache: &Cache,
     id: Uuid,
     tiers: Vec<TierInput>,
-) -> Result<Showtime, CatalogueError> {
+) -> Result<Showtime, DomainError> {
     let mut tx = db.begin().await?;
     let current = lock(&mut tx, id).await?;
     if current.status != ShowtimeStatus::Draft {
-        return Err(CatalogueError::conflict(
+        return Err(DomainError::conflict(
             "SHOWTIME_PUBLISHED",
             "price tiers can change only while the showtime is a draft",
         ));
@@ -321,11 +317,11 @@ pub async fn publish(
     redis: &RedisClient,
     cache: &Cache,
     id: Uuid,
-) -> Result<Showtime, CatalogueError> {
+) -> Result<Showtime, DomainError> {
     let mut tx = db.begin().await?;
     let current = lock(&mut tx, id).await?;
     if current.status != ShowtimeStatus::Draft {
-        return Err(CatalogueError::conflict(
+        return Err(DomainError::conflict(
             "ALREADY_PUBLISHED",
             "only a draft showtime can be published",
         ));
@@ -362,7 +358,7 @@ pub async fn cancel(
     cache: &Cache,
     id: Uuid,
     by: &AuditEntry<'_>,
-) -> Result<(Showtime, CanceledBookings), CatalogueError> {
+) -> Result<(Showtime, CanceledBookings), DomainError> {
     let mut tx = db.begin().await?;
     let current = lock(&mut tx, id).await?;
     set_status(&mut tx, id, current.status, ShowtimeStatus::Canceled).await?;
@@ -395,7 +391,7 @@ pub async fn cancel(
 
 /// Deletes a showtime no booking refers to; one with bookings must be canceled instead.
 #[tracing::instrument(skip(db, cache))]
-pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), CatalogueError> {
+pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), DomainError> {
     let mut tx = db.begin().await?;
     lock(&mut tx, id).await?;
     let booked = sqlx::query_scalar!(
@@ -405,7 +401,7 @@ pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), Catalogu
     .fetch_one(&mut *tx)
     .await?;
     if booked {
-        return Err(CatalogueError::conflict(
+        return Err(DomainError::conflict(
             "HAS_BOOKINGS",
             "buyers have booked this showtime; cancel it instead",
         ));
@@ -424,9 +420,9 @@ async fn set_status(
     id: Uuid,
     from: ShowtimeStatus,
     to: ShowtimeStatus,
-) -> Result<(), CatalogueError> {
+) -> Result<(), DomainError> {
     if !from.can_become(to) {
-        return Err(CatalogueError::conflict(
+        return Err(DomainError::conflict(
             "ILLEGAL_TRANSITION",
             format!("a {from:?} showtime cannot become {to:?}"),
         ));
@@ -450,7 +446,7 @@ struct Current {
     max_seats_per_user: i32,
 }
 
-async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Current, CatalogueError> {
+async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Current, DomainError> {
     sqlx::query_as!(
         Current,
         r#"SELECT status AS "status: ShowtimeStatus", starts_at, ends_at, sale_starts_at, sale_ends_at,
@@ -460,7 +456,7 @@ async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Current, CatalogueErr
     )
     .fetch_optional(conn)
     .await?
-    .ok_or(CatalogueError::NotFound("showtime"))
+    .ok_or(DomainError::NotFound("showtime"))
 }
 
 /// Checks tiers against the venue's sections and writes them.
@@ -468,7 +464,7 @@ async fn write_tiers(
     conn: &mut PgConnection,
     showtime_id: Uuid,
     tiers: &[TierInput],
-) -> Result<(), CatalogueError> {
+) -> Result<(), DomainError> {
     if tiers.len() > 200 {
         return Err(FieldError::new("price_tiers", "at most 200 price tiers").into());
     }
@@ -542,7 +538,7 @@ async fn finish(
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
     cache: &Cache,
     id: Uuid,
-) -> Result<Showtime, CatalogueError> {
+) -> Result<Showtime, DomainError> {
     super::finish(tx, cache, Changed::Showtime(id), "showtime", async |conn| {
         Ok(load(conn, &[id], true).await?.pop())
     })

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    CatalogueError,
+    DomainError,
     layout::{self, Layout, SectionSummary},
     parse::{optional_text, required_text},
     scopes::{self, Changed},
@@ -127,7 +127,7 @@ impl VenueFields {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn create(db: &PgPool, cache: &Cache, new: NewVenue) -> Result<Venue, CatalogueError> {
+pub async fn create(db: &PgPool, cache: &Cache, new: NewVenue) -> Result<Venue, DomainError> {
     let fields = VenueFields::parse(
         &new.name,
         &new.address,
@@ -155,7 +155,7 @@ pub async fn create(db: &PgPool, cache: &Cache, new: NewVenue) -> Result<Venue, 
     }
     let venue = load(&mut tx, id)
         .await?
-        .ok_or(CatalogueError::NotFound("venue"))?;
+        .ok_or(DomainError::NotFound("venue"))?;
     tx.commit().await?;
     cache.invalidate(&[scopes::VENUE_LISTINGS.to_owned()]).await;
     Ok(venue)
@@ -167,7 +167,7 @@ pub async fn update(
     cache: &Cache,
     id: Uuid,
     changes: VenueChanges,
-) -> Result<Venue, CatalogueError> {
+) -> Result<Venue, DomainError> {
     let mut tx = db.begin().await?;
     let current = load_for_update(&mut tx, id).await?;
     let rules: VenueRules = match changes.rules {
@@ -210,7 +210,7 @@ pub async fn replace_layout(
     cache: &Cache,
     id: Uuid,
     input: layout::LayoutInput,
-) -> Result<Venue, CatalogueError> {
+) -> Result<Venue, DomainError> {
     let layout = Layout::parse(input)?;
     let mut tx = db.begin().await?;
     load_for_update(&mut tx, id).await?;
@@ -220,7 +220,7 @@ pub async fn replace_layout(
 
 /// Hides a venue from listings and new events; what exists keeps working.
 #[tracing::instrument(skip(db, cache))]
-pub async fn archive(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Venue, CatalogueError> {
+pub async fn archive(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Venue, DomainError> {
     let mut tx = db.begin().await?;
     load_for_update(&mut tx, id).await?;
     sqlx::query!(
@@ -234,7 +234,7 @@ pub async fn archive(db: &PgPool, cache: &Cache, id: Uuid) -> Result<Venue, Cata
 
 /// Deletes a venue nothing refers to yet; one with events must be archived instead.
 #[tracing::instrument(skip(db, cache))]
-pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), CatalogueError> {
+pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), DomainError> {
     let mut tx = db.begin().await?;
     load_for_update(&mut tx, id).await?;
     let has_events = sqlx::query_scalar!(
@@ -244,7 +244,7 @@ pub async fn delete(db: &PgPool, cache: &Cache, id: Uuid) -> Result<(), Catalogu
     .fetch_one(&mut *tx)
     .await?;
     if has_events {
-        return Err(CatalogueError::conflict(
+        return Err(DomainError::conflict(
             "IN_USE",
             "events take place at this venue; archive it instead of deleting it",
         ));
@@ -268,7 +268,7 @@ async fn finish(
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
     cache: &Cache,
     id: Uuid,
-) -> Result<Venue, CatalogueError> {
+) -> Result<Venue, DomainError> {
     super::finish(tx, cache, Changed::Venue(id), "venue", async |conn| {
         load(conn, id).await
     })
@@ -284,7 +284,7 @@ struct Current {
     rules: serde_json::Value,
 }
 
-async fn load_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Current, CatalogueError> {
+async fn load_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Current, DomainError> {
     sqlx::query_as!(
         Current,
         "SELECT name, address, city, latitude, longitude, rules FROM venues WHERE id = $1 FOR UPDATE",
@@ -292,7 +292,7 @@ async fn load_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Current, C
     )
     .fetch_optional(conn)
     .await?
-    .ok_or(CatalogueError::NotFound("venue"))
+    .ok_or(DomainError::NotFound("venue"))
 }
 
 /// A venue with its section summaries, or `None`.

@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    PaymentError, PaymentStatus, history_entry, razorpay::Razorpay,
-    signature::checkout_signature_valid,
+    PaymentStatus, history_entry, razorpay::Razorpay, signature::checkout_signature_valid,
 };
 use crate::{
     bookings::BookingStatus,
+    error::DomainError,
     jobs::{PaymentSignal, VerifyPayment},
 };
 
@@ -42,7 +42,7 @@ pub async fn order_for_booking(
     razorpay: &Razorpay,
     user_id: Uuid,
     booking_id: Uuid,
-) -> Result<CheckoutOrder, PaymentError> {
+) -> Result<CheckoutOrder, DomainError> {
     let booking = sqlx::query!(
         r#"SELECT user_id, status AS "status: BookingStatus", hold_expires_at, total_paise,
                   currency::text AS "currency!"
@@ -52,7 +52,7 @@ pub async fn order_for_booking(
     .fetch_optional(db)
     .await?
     .filter(|booking| booking.user_id == user_id)
-    .ok_or(PaymentError::NotFound("booking"))?;
+    .ok_or(DomainError::NotFound("booking"))?;
     let order = |order_id: String, amount_paise: i64, currency: String| CheckoutOrder {
         key_id: razorpay.key_id().to_owned(),
         order_id,
@@ -67,7 +67,7 @@ pub async fn order_for_booking(
     if let Some(existing) = existing_order(db, booking_id).await? {
         if existing.status == PaymentStatus::Captured || booking.status == BookingStatus::Confirmed
         {
-            return Err(PaymentError::conflict(
+            return Err(DomainError::conflict(
                 "ALREADY_PAID",
                 "this booking is paid",
             ));
@@ -86,26 +86,26 @@ pub async fn order_for_booking(
                 .hold_expires_at
                 .is_some_and(|deadline| deadline > Utc::now()) => {}
         BookingStatus::Reserved | BookingStatus::Expired => {
-            return Err(PaymentError::conflict(
+            return Err(DomainError::conflict(
                 "HOLD_EXPIRED",
                 "the seats are no longer held; book again",
             ));
         }
         BookingStatus::Confirmed | BookingStatus::RefundPending | BookingStatus::Refunded => {
-            return Err(PaymentError::conflict(
+            return Err(DomainError::conflict(
                 "ALREADY_PAID",
                 "this booking is paid",
             ));
         }
         status => {
-            return Err(PaymentError::conflict(
+            return Err(DomainError::conflict(
                 "NOT_RESERVED",
                 format!("a {status:?} booking cannot be paid"),
             ));
         }
     }
     if booking.total_paise <= 0 {
-        return Err(PaymentError::conflict(
+        return Err(DomainError::conflict(
             "NOTHING_TO_PAY",
             "this booking costs nothing",
         ));
@@ -137,7 +137,7 @@ pub async fn order_for_booking(
     .await?;
     let stored = existing_order(db, booking_id)
         .await?
-        .ok_or(PaymentError::NotFound("payment"))?;
+        .ok_or(DomainError::NotFound("payment"))?;
     Ok(order(
         stored.provider_order_id,
         stored.amount_paise,
@@ -186,7 +186,7 @@ pub async fn verification_job(
     key_secret: &str,
     user_id: Uuid,
     result: CheckoutResult,
-) -> Result<(Uuid, VerifyPayment), PaymentError> {
+) -> Result<(Uuid, VerifyPayment), DomainError> {
     let payment = sqlx::query!(
         r#"SELECT p.id, p.booking_id, p.provider_order_id, p.status AS "status: PaymentStatus"
            FROM payments p JOIN bookings b ON b.id = p.booking_id
@@ -196,7 +196,7 @@ pub async fn verification_job(
     )
     .fetch_optional(db)
     .await?
-    .ok_or(PaymentError::NotFound("order"))?;
+    .ok_or(DomainError::NotFound("order"))?;
     let payment_id = result.razorpay_payment_id.trim();
     if payment_id.is_empty() || payment_id.len() > 64 {
         return Err(
@@ -210,7 +210,7 @@ pub async fn verification_job(
         &result.razorpay_signature,
     ) {
         super::settle::record_failure(db, payment.id, "checkout", "signature mismatch").await?;
-        return Err(PaymentError::BadSignature);
+        return Err(DomainError::BadSignature);
     }
     Ok((
         payment.booking_id,

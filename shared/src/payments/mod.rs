@@ -18,8 +18,6 @@ pub mod webhooks;
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::FieldError;
-
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
 )]
@@ -79,32 +77,6 @@ impl RefundStatus {
                     | (Pending, Processed | Failed)
                     | (Failed, Processed)
             )
-    }
-}
-
-/// Why a payment request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum PaymentError {
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error(transparent)]
-    Invalid(#[from] FieldError),
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    #[error("the payment signature does not match")]
-    BadSignature,
-    #[error(transparent)]
-    Provider(#[from] razorpay::RazorpayError),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
-
-impl PaymentError {
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            message: message.into(),
-        }
     }
 }
 

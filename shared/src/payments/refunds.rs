@@ -16,10 +16,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    PaymentError, PaymentStatus, RefundStatus, SettleError, history_entry,
+    PaymentStatus, RefundStatus, SettleError, history_entry,
     razorpay::{Razorpay, RazorpayError, RefundEntity},
 };
-use crate::{bookings::BookingStatus, validation::FieldError};
+use crate::{bookings::BookingStatus, error::DomainError, validation::FieldError};
 
 /// Who asks for a refund, which decides the rules that apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub async fn request_for_booking(
     seat_ids: &[Uuid],
     reason: &str,
     requester: Requester,
-) -> Result<RefundView, PaymentError> {
+) -> Result<RefundView, DomainError> {
     let booking = sqlx::query!(
         r#"SELECT b.user_id, b.status AS "status: BookingStatus", st.starts_at, sh.refund_cutoff_hours
            FROM bookings b
@@ -72,22 +72,22 @@ pub async fn request_for_booking(
         Requester::Buyer(user_id) => booking.user_id == user_id,
         Requester::Admin(_) => true,
     })
-    .ok_or(PaymentError::NotFound("booking"))?;
+    .ok_or(DomainError::NotFound("booking"))?;
     if booking.status != BookingStatus::Confirmed {
-        return Err(PaymentError::conflict(
+        return Err(DomainError::conflict(
             "NOT_REFUNDABLE",
             format!("a {:?} booking cannot be refunded", booking.status),
         ));
     }
     if let Requester::Buyer(_) = requester {
         let Some(hours) = booking.refund_cutoff_hours else {
-            return Err(PaymentError::conflict(
+            return Err(DomainError::conflict(
                 "NOT_REFUNDABLE",
                 "this show does not refund cancellations",
             ));
         };
         if Utc::now() > booking.starts_at - chrono::Duration::hours(i64::from(hours)) {
-            return Err(PaymentError::conflict(
+            return Err(DomainError::conflict(
                 "REFUND_WINDOW_CLOSED",
                 format!("cancellations are refunded until {hours} hours before the show"),
             ));
@@ -101,7 +101,7 @@ pub async fn request_for_booking(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| {
-        PaymentError::conflict("NOT_PAID", "this booking has no captured payment to refund")
+        DomainError::conflict("NOT_PAID", "this booking has no captured payment to refund")
     })?;
     let open = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM refunds WHERE payment_id = $1 AND status IN ('REQUESTED', 'PENDING')) AS "open!""#,
@@ -110,7 +110,7 @@ pub async fn request_for_booking(
     .fetch_one(&mut *tx)
     .await?;
     if open {
-        return Err(PaymentError::conflict(
+        return Err(DomainError::conflict(
             "REFUND_IN_PROGRESS",
             "a refund of this booking is under way",
         ));
@@ -152,7 +152,7 @@ pub async fn request_for_booking(
         (amount, wanted)
     };
     if amount <= 0 {
-        return Err(PaymentError::conflict(
+        return Err(DomainError::conflict(
             "NOTHING_TO_REFUND",
             "these seats cost nothing",
         ));

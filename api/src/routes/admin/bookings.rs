@@ -9,11 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::{
     audit::{self, AuditEntry},
-    bookings::{
-        SeatSelection,
-        manual::{self, ManualError},
-        view::BookingView,
-    },
+    bookings::{SeatSelection, manual, view::BookingView},
     jobs::{ReservationScope, ReserveSeats},
     payments::refunds::{RefundView, Requester},
     validation::FieldError,
@@ -64,17 +60,6 @@ pub async fn refund_booking(
     )
     .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(refund)))
-}
-
-impl From<ManualError> for ApiError {
-    fn from(error: ManualError) -> Self {
-        match error {
-            ManualError::NotFound(what) => Self::NotFound(what),
-            ManualError::Invalid(field) => field.into(),
-            ManualError::Conflict { code, message } => Self::Conflict { code, message },
-            ManualError::Database(error) => error.into(),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -7,11 +7,9 @@ use axum::{
 };
 use shared::{
     bookings::showtime_cancellation::{self, RefundProgress},
+    error::DomainError,
     jobs::{PaymentSignal, VerifyPayment},
-    payments::{
-        PaymentError,
-        reconcile::{self, PaymentDetail, PaymentFilters, PaymentRecord},
-    },
+    payments::reconcile::{self, PaymentDetail, PaymentFilters, PaymentRecord},
     validation::PageSize,
 };
 use uuid::Uuid;
@@ -66,7 +64,7 @@ pub async fn recheck_payment(
         .razorpay
         .order_payments(&order_id)
         .await
-        .map_err(PaymentError::from)?;
+        .map_err(DomainError::from)?;
     for payment in paid
         .into_iter()
         .filter(|p| matches!(p.status.as_str(), "authorized" | "captured"))
