@@ -24,11 +24,18 @@ use axum::{
     response::Response,
 };
 use chrono::{DateTime, Utc};
-use shared::accounts::{Role, sessions, tokens::AccessClaims, users};
+use shared::{
+    accounts::{Role, sessions, tokens::AccessClaims},
+    audit::Actor,
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::ApiError,
+    extract::{ClientInfo, RequestId},
+    state::AppState,
+};
 
 /// The authenticated caller. Rejects the request with 401 when there is none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,20 +164,6 @@ impl SessionCache {
     }
 }
 
-/// After a change to a user's sessions, role or standing: forget it here at once, and tell the
-/// other instances.
-pub async fn account_changed(state: &AppState, user_id: Uuid) {
-    state.sessions.forget_user(user_id);
-    state.status_hub.account_changed(user_id);
-    sessions::announce_change(&state.redis, user_id).await;
-    profile_changed(state, user_id).await;
-}
-
-/// After a change to what a user's profile shows: drop its cached copies everywhere.
-pub async fn profile_changed(state: &AppState, user_id: Uuid) {
-    state.cache.invalidate(&[users::cache_scope(user_id)]).await;
-}
-
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, ApiError> {
     if let Some(user) = parts.extensions.get::<AuthUser>() {
         return Ok(Some(*user));
@@ -187,6 +180,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser
                 .and_then(|value| value.strip_prefix("Bearer "))
                 .ok_or(ApiError::Unauthorized)?;
             state
+                .core
                 .tokens
                 .verify_access(token.trim())
                 .map_err(|_| ApiError::Unauthorized)?
@@ -199,7 +193,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser
     if let Some(user) = state.sessions.entries.get(&key).await {
         return Ok(Some(user));
     }
-    let principal = sessions::principal(&state.db, claims.sub, claims.sid)
+    let principal = sessions::principal(&state.core.db, claims.sub, claims.sid)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let user = AuthUser {
@@ -215,9 +209,30 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(parts, state)
+        let user = authenticate(parts, state)
             .await?
-            .ok_or(ApiError::Unauthorized)
+            .ok_or(ApiError::Unauthorized)?;
+        // A second extractor of this request (an `Editor` and an `Actor`) finds it here.
+        parts.extensions.insert(user);
+        Ok(user)
+    }
+}
+
+/// The caller as the audit log knows them: who, from where, in which request. 401 without a
+/// live session.
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        let Ok(client) = ClientInfo::from_request_parts(parts, state).await;
+        let Ok(RequestId(request_id)) = RequestId::from_request_parts(parts, state).await;
+        Ok(Actor {
+            user_id: user.user_id,
+            role: user.role,
+            ip: client.ip,
+            request_id,
+        })
     }
 }
 

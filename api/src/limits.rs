@@ -49,7 +49,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .and_then(|token| state.tokens.verify_access(token.trim()).ok());
+        .and_then(|token| state.core.tokens.verify_access(token.trim()).ok());
     let user = claims.as_ref().map(|claims| claims.sub);
     let mut request = request;
     if let Some(claims) = claims {

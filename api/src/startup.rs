@@ -51,6 +51,7 @@ impl Application {
         let listener = TcpListener::bind(address).await?;
         let state = AppState::new(settings)?;
         state
+            .core
             .jobs
             .check_partitioning::<shared::jobs::ReserveSeats>()
             .await
@@ -84,8 +85,8 @@ impl Application {
 }
 
 pub fn router(state: AppState) -> Router {
-    let http = state.settings.http.clone();
-    let production = state.settings.environment == Environment::Production;
+    let http = state.core.settings.http.clone();
+    let production = state.core.settings.environment == Environment::Production;
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
             let request_id = request

@@ -1,21 +1,18 @@
-//! What every handler can reach: the database, Redis, the job publisher, the settings, and
-//! the account services built from them.
+//! What every handler can reach: the use cases' [`Core`], and the services only the API has
+//! (sign-in, rate limits, live statuses, the booking acceptor).
 
 use std::sync::Arc;
 
 use shared::{
-    accounts::{
-        PasswordHasher, google::GoogleVerifier, throttle::LoginThrottle, tokens::TokenKeys,
-    },
-    bookings::{accept::Acceptor, availability, ids::BookingIds},
-    cache::Cache,
+    accounts::{PasswordHasher, google::GoogleVerifier, throttle::LoginThrottle},
+    bookings::{accept::Acceptor, ids::BookingIds},
     config::Settings,
-    jobs::{JobPublisher, admin::QueueAdmin},
+    core::{AccountListener, Core},
+    jobs::admin::QueueAdmin,
     payments::razorpay::Razorpay,
     rate_limit::RateLimiter,
-    redis_client::RedisClient,
 };
-use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::{
     auth::SessionCache,
@@ -35,13 +32,11 @@ impl std::ops::Deref for AppState {
 }
 
 pub struct Services {
-    pub db: PgPool,
-    pub redis: RedisClient,
-    pub jobs: JobPublisher,
+    /// The stores, the job publisher, the caches and the settings, as every use case of
+    /// `shared` takes them.
+    pub core: Core,
     /// Queue depths and dead letters, for operators.
     pub queues: QueueAdmin,
-    pub settings: Arc<Settings>,
-    pub tokens: TokenKeys,
     pub passwords: PasswordHasher,
     pub login_throttle: LoginThrottle,
     pub limiter: RateLimiter,
@@ -51,12 +46,22 @@ pub struct Services {
     /// Long-polls and event streams held open, against their caps.
     pub held_connections: Arc<HeldConnections>,
     pub sessions: SessionCache,
-    /// Cached catalogue pages and listings (in-process, then Redis).
-    pub cache: Cache,
-    /// The in-process level of the availability cache.
-    pub availability: availability::LocalCache,
     /// Accepts booking requests (and recognises their ids).
     pub acceptor: Acceptor,
+}
+
+/// This instance's session gate and live streams, told of each account change its own
+/// requests make (the other instances hear of it through Redis).
+struct SessionListener {
+    sessions: SessionCache,
+    status_hub: Arc<StatusHub>,
+}
+
+impl AccountListener for SessionListener {
+    fn account_changed(&self, user_id: Uuid) {
+        self.sessions.forget_user(user_id);
+        self.status_hub.account_changed(user_id);
+    }
 }
 
 impl AppState {
@@ -64,47 +69,43 @@ impl AppState {
     /// reports through `/health`) while one of them is down.
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         shared::metrics::recorder();
-        let redis = RedisClient::new(&settings.redis)?;
         let http = reqwest::Client::builder().build()?;
         let sessions = SessionCache::new(
             settings.auth.session_cache_ttl,
             settings.auth.jwt_expires_in,
         );
-        let cache = Cache::new(redis.clone(), settings.cache.clone());
-        cache.listen();
-        let db = shared::db::pool(&settings.database)?;
-        sessions.start_sync(db.clone(), settings.auth.jwt_expires_in);
-        let jobs = JobPublisher::new(&settings.rabbitmq);
+        let core = Core::new(settings)?;
+        let settings = &core.settings;
+        core.cache.listen();
+        sessions.start_sync(core.db.clone(), settings.auth.jwt_expires_in);
+        let status_hub = StatusHub::start(core.redis.clone(), sessions.clone());
         let acceptor = Acceptor::new(
-            db.clone(),
-            redis.clone(),
-            jobs.clone(),
+            core.db.clone(),
+            core.redis.clone(),
+            core.jobs.clone(),
             BookingIds::new(&settings.auth.jwt_secret),
-            &cache,
+            &core.cache,
             settings.cache.details_ttl,
             settings.bookings.status_ttl,
         );
         Ok(Self(Arc::new(Services {
-            db,
-            jobs,
             acceptor,
             queues: QueueAdmin::new(&settings.rabbitmq),
-            tokens: TokenKeys::new(&settings.auth),
             passwords: PasswordHasher::new(&settings.auth.argon2)?,
-            login_throttle: LoginThrottle::new(redis.clone(), &settings.auth),
-            limiter: RateLimiter::new(redis.clone(), settings.rate_limits.clone()),
+            login_throttle: LoginThrottle::new(core.redis.clone(), &settings.auth),
+            limiter: RateLimiter::new(core.redis.clone(), settings.rate_limits.clone()),
             google: Arc::new(GoogleVerifier::new(&settings.google, http.clone())),
             razorpay: Razorpay::new(&settings.razorpay, http),
-            status_hub: StatusHub::start(redis.clone(), sessions.clone()),
             held_connections: HeldConnections::new(
                 settings.bookings.live_max_per_user,
                 settings.bookings.live_max_per_instance,
             ),
+            core: core.clone().with_listener(Arc::new(SessionListener {
+                sessions: sessions.clone(),
+                status_hub: status_hub.clone(),
+            })),
+            status_hub,
             sessions,
-            availability: availability::LocalCache::new(&cache),
-            cache,
-            redis,
-            settings: Arc::new(settings),
         })))
     }
 }

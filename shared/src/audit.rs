@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::accounts::Role;
+use crate::{accounts::Role, validation::FieldError};
 
 pub struct AuditEntry<'a> {
     pub actor_id: Option<Uuid>,
@@ -51,6 +51,27 @@ impl Actor {
             before: None,
             after: None,
         }
+    }
+}
+
+/// Why a person did what the audit log records: required of admins' actions on bookings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    pub fn parse(text: &str) -> Result<Self, FieldError> {
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > 500 {
+            return Err(FieldError::new(
+                "reason",
+                "say why, in at most 500 characters",
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

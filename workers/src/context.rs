@@ -1,25 +1,21 @@
 //! What a job handler can reach, and how it reports failure.
 
-use std::sync::Arc;
-
 use shared::{
     config::Settings,
-    jobs::{Job, JobPublisher, admin::QueueAdmin},
+    core::Core,
+    jobs::{Job, admin::QueueAdmin},
     mail::MailClient,
     payments::razorpay::Razorpay,
-    redis_client::RedisClient,
     sms::SmsClient,
 };
-use sqlx::PgPool;
 
 use crate::reservations::{ReservationBatcher, SharedBatcher};
 
 #[derive(Clone)]
 pub struct JobContext {
-    pub db: PgPool,
-    pub redis: RedisClient,
-    /// For handlers whose work produces further jobs.
-    pub jobs: JobPublisher,
+    /// The stores, the job publisher, the caches and the settings, as every use case of
+    /// `shared` takes them.
+    pub core: Core,
     /// Queue depths, so the sweep does not republish over copies still waiting.
     pub queues: QueueAdmin,
     pub sms: SmsClient,
@@ -27,16 +23,12 @@ pub struct JobContext {
     pub razorpay: Razorpay,
     /// Groups reserve-seats jobs of one scope into one transaction.
     pub reservations: SharedBatcher,
-    pub settings: Arc<Settings>,
 }
 
 impl JobContext {
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().build()?;
         Ok(Self {
-            db: shared::db::pool(&settings.database)?,
-            redis: RedisClient::new(&settings.redis)?,
-            jobs: JobPublisher::new(&settings.rabbitmq),
             queues: QueueAdmin::new(&settings.rabbitmq),
             sms: SmsClient::new(&settings.twilio, http.clone()),
             mail: MailClient::new(&settings.sendgrid, http.clone()),
@@ -44,7 +36,7 @@ impl JobContext {
             reservations: SharedBatcher::new(ReservationBatcher::new(usize::from(
                 settings.jobs.concurrency.reserve_seats,
             ))),
-            settings: Arc::new(settings),
+            core: Core::new(settings)?,
         })
     }
 }

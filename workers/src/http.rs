@@ -37,7 +37,7 @@ pub fn router(ctx: JobContext, consumers: ConsumerStates) -> Router {
 }
 
 async fn metrics(State(Operations { ctx, .. }): State<Operations>, headers: HeaderMap) -> Response {
-    if let Some(token) = &ctx.settings.http.ops_token {
+    if let Some(token) = &ctx.core.settings.http.ops_token {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok());
@@ -47,7 +47,7 @@ async fn metrics(State(Operations { ctx, .. }): State<Operations>, headers: Head
             return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
         }
     }
-    match QueueAdmin::new(&ctx.settings.rabbitmq).health().await {
+    match QueueAdmin::new(&ctx.core.settings.rabbitmq).health().await {
         Ok(queues) => {
             for queue in queues {
                 let name = queue.queue.clone();
@@ -72,7 +72,7 @@ async fn metrics(State(Operations { ctx, .. }): State<Operations>, headers: Head
 async fn health(
     State(Operations { ctx, consumers }): State<Operations>,
 ) -> (StatusCode, Json<Value>) {
-    let report = HealthReport::probe(&ctx.db, &ctx.redis, &ctx.jobs).await;
+    let report = HealthReport::probe(&ctx.core.db, &ctx.core.redis, &ctx.core.jobs).await;
     let consumers = consumers.snapshot();
     let all_consuming = consumers.values().all(|up| *up);
     let status = match report.status {

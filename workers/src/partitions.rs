@@ -45,7 +45,7 @@ pub fn partition_consumers<J: RunJob>(
     shutdown: CancellationToken,
 ) -> WorkerFuture {
     async move {
-        let topology = QueueTopology::new(&ctx.settings.rabbitmq);
+        let topology = QueueTopology::new(&ctx.core.settings.rabbitmq);
         let count = topology.partitions();
         // Processes start their search at different partitions, so they seldom race for one.
         let first = rand::random_range(0..count);

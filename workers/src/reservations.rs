@@ -16,9 +16,8 @@ use std::{
 
 use shared::{
     bookings::{
-        RejectReason, availability, claims, lock,
+        RejectReason, changes, claims, lock,
         reserve::{self, Reservation},
-        view,
     },
     jobs::NewBooking,
 };
@@ -122,7 +121,7 @@ fn spawn_scope(ctx: JobContext, scope: String) -> mpsc::Sender<Request> {
 }
 
 async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<Request>) {
-    let settings = &ctx.settings.bookings;
+    let settings = &ctx.core.settings.bookings;
     // While the scope is known to have no free seat, its requests are turned away without
     // reading seats: SOLD_OUT for a section's best available, SEAT_TAKEN for named seats.
     let full_reason = if scope.contains(":section:") {
@@ -148,13 +147,13 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
             .map(|r| (r.booking_id, r.new.take()))
             .collect();
         let started = Instant::now();
-        let held = lock::acquire(&ctx.redis, &scope, settings).await;
+        let held = lock::acquire(&ctx.core.redis, &scope, settings).await;
         let locked = Instant::now();
         metrics::histogram!("reservation_lock_wait_seconds")
             .record((locked - started).as_secs_f64());
         let sold_out = full_until.is_some_and(|until| until > chrono::Utc::now());
         let decided = reserve::reserve_batch(
-            &ctx.db,
+            &ctx.core.db,
             &requests,
             settings.hold_duration,
             sold_out.then_some(full_reason),
@@ -172,7 +171,7 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
                     .filter(|(_, request)| request.is_some())
                     .map(|(id, _)| *id)
                     .collect();
-                claims::settled(&ctx.redis, &recorded).await;
+                claims::settled(&ctx.core.redis, &recorded).await;
                 if !sold_out {
                     full_until = match full_reason {
                         RejectReason::SoldOut => {
@@ -186,10 +185,6 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
                 // Announced before the jobs are answered (and acknowledged), so a status is never
                 // lost to a crash between the two. Rejections come with their views; the rest
                 // are read.
-                for showtime_id in &decisions.showtimes {
-                    availability::invalidate(&ctx.redis, *showtime_id).await;
-                }
-                view::announce_views(&ctx.redis, &decisions.rejected, settings.status_ttl).await;
                 let announced: std::collections::HashSet<Uuid> =
                     decisions.rejected.iter().map(|view| view.id).collect();
                 let mut changed: Vec<Uuid> = ids
@@ -198,9 +193,9 @@ async fn run_scope(ctx: JobContext, scope: String, mut requests: mpsc::Receiver<
                     .copied()
                     .collect();
                 changed.extend(decisions.expired);
-                if !changed.is_empty() {
-                    view::announce_many(&ctx.db, &ctx.redis, &changed, settings.status_ttl).await;
-                }
+                let showtimes: Vec<Uuid> = decisions.showtimes.iter().copied().collect();
+                changes::bookings_changed(&ctx.core, &showtimes, &decisions.rejected, &changed)
+                    .await;
                 tracing::debug!(
                     scope,
                     batch = ids.len(),

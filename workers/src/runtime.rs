@@ -126,7 +126,7 @@ async fn consume_once<J: RunJob>(
     shutdown: &CancellationToken,
     consumers: &ConsumerStates,
 ) -> anyhow::Result<()> {
-    let topology = QueueTopology::new(&ctx.settings.rabbitmq);
+    let topology = QueueTopology::new(&ctx.core.settings.rabbitmq);
     let name = format!("{}-{}", J::NAME, Uuid::new_v4().simple());
     // A connection attempt that hangs neither blocks for the system's TCP timeout nor holds up
     // a shutdown.
@@ -196,7 +196,7 @@ pub(crate) async fn run_consumer<J: RunJob>(
     concurrency: u16,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let jobs = &ctx.settings.jobs;
+    let jobs = &ctx.core.settings.jobs;
     let backoff = ExponentialBackoffMaker::new(
         jobs.backoff_min,
         jobs.backoff_max,
@@ -406,8 +406,8 @@ async fn run_guarded<J: RunJob>(
         }
         Err(error) => error,
     };
-    let last_attempt =
-        attempt.current() >= usize::try_from(ctx.settings.jobs.max_attempts).unwrap_or(usize::MAX);
+    let last_attempt = attempt.current()
+        >= usize::try_from(ctx.core.settings.jobs.max_attempts).unwrap_or(usize::MAX);
     if error.is_retryable() && !last_attempt {
         tracing::warn!(job = J::NAME, %key, attempt = attempt.current(), error = %error, "job failed, will retry");
         return Err(Box::new(error));

@@ -31,7 +31,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let concurrency = settings.jobs.concurrency;
         let ctx = JobContext::new(settings)?;
-        ctx.jobs
+        ctx.core
+            .jobs
             .check_partitioning::<ReserveSeats>()
             .await
             .map_err(anyhow::Error::msg)?;
@@ -41,7 +42,7 @@ impl Application {
         // each partition takes twice its even share of them from the broker. Not more: a
         // partition let go to another process first finishes what it took, so a deep prefetch
         // would keep the newcomer idle while this process works through it.
-        let partitions = u32::from(app.ctx.settings.rabbitmq.partitions);
+        let partitions = u32::from(app.ctx.core.settings.rabbitmq.partitions);
         let per_partition = (u32::from(concurrency.reserve_seats) * 2).div_ceil(partitions);
         app.consume_partitions::<ReserveSeats>(u16::try_from(per_partition).unwrap_or(u16::MAX));
         app.consume::<VerifyPayment>(concurrency.verify_payment);
@@ -56,9 +57,11 @@ impl Application {
     /// Binds the operations port (`/metrics`, `/health`) at once.
     pub async fn empty(ctx: JobContext) -> anyhow::Result<Self> {
         shared::metrics::recorder();
-        let pool = amqp_pool(ctx.settings.rabbitmq.url.expose())?;
-        let address =
-            std::net::SocketAddr::new(ctx.settings.http.host, ctx.settings.jobs.http_port);
+        let pool = amqp_pool(ctx.core.settings.rabbitmq.url.expose())?;
+        let address = std::net::SocketAddr::new(
+            ctx.core.settings.http.host,
+            ctx.core.settings.jobs.http_port,
+        );
         let http = tokio::net::TcpListener::bind(address).await?;
         Ok(Self {
             ctx,

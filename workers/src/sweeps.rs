@@ -4,13 +4,13 @@
 //! anyway), and deleting old keys twice deletes nothing more. The schedule does not depend on
 //! the broker: while it is away, holds still lapse on time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use apalis_cron::{CronScheduler, Tick};
 use futures::FutureExt;
 use shared::{
-    bookings::{self, availability, claims, create, view},
+    bookings::{self, changes, claims, create},
     jobs::{
         Job, Refund, ReserveSeats,
         republish::{self, Republisher},
@@ -29,7 +29,7 @@ use crate::{
 const EXPIRY_BATCH: i64 = 500;
 
 pub fn hold_expiry(ctx: JobContext, shutdown: CancellationToken) -> anyhow::Result<WorkerFuture> {
-    let schedule: cron::Schedule = ctx.settings.bookings.hold_sweep_schedule.0.parse()?;
+    let schedule: cron::Schedule = ctx.core.settings.bookings.hold_sweep_schedule.0.parse()?;
     let worker = WorkerBuilder::new("hold-expiry-sweep")
         .backend(CronScheduler::new(schedule))
         .data(ctx)
@@ -58,36 +58,30 @@ async fn expire_holds(_tick: Tick, ctx: Data<JobContext>) -> Result<(), BoxDynEr
 }
 
 async fn sweep(ctx: &JobContext) -> anyhow::Result<()> {
-    let settings = &ctx.settings.bookings;
-    let mut showtimes = BTreeSet::new();
     let mut total = 0;
     loop {
-        let expired = bookings::expire_overdue_holds(&ctx.db, EXPIRY_BATCH).await?;
+        let expired = bookings::expire_overdue_holds(&ctx.core.db, EXPIRY_BATCH).await?;
         total += expired.len();
-        for hold in &expired {
-            showtimes.insert(hold.showtime_id);
-            view::announce(&ctx.db, &ctx.redis, hold.booking_id, settings.status_ttl).await;
-        }
+        let released: Vec<Uuid> = expired.iter().map(|hold| hold.booking_id).collect();
+        let showtimes: Vec<Uuid> = expired.iter().map(|hold| hold.showtime_id).collect();
+        changes::bookings_changed(&ctx.core, &showtimes, &[], &released).await;
         if i64::try_from(expired.len()).unwrap_or(i64::MAX) < EXPIRY_BATCH {
             break;
         }
-    }
-    for showtime_id in showtimes {
-        availability::invalidate(&ctx.redis, showtime_id).await;
     }
     if total > 0 {
         tracing::info!(total, "expired holds released");
     }
     republish(ctx).await?;
-    create::purge_idempotency_keys(&ctx.db).await?;
-    republish::purge(&ctx.db).await?;
+    create::purge_idempotency_keys(&ctx.core.db).await?;
+    republish::purge(&ctx.core.db).await?;
     Ok(())
 }
 
 /// Bookings accepted while the broker was unreachable never got their job, and refunds may
 /// have lost theirs: publish them again, from one replica at a time (`jobs::republish`).
 async fn republish(ctx: &JobContext) -> anyhow::Result<()> {
-    let Some(mut leader) = Republisher::try_lead(&ctx.db).await? else {
+    let Some(mut leader) = Republisher::try_lead(&ctx.core.db).await? else {
         return Ok(());
     };
     let depths = tokio::time::timeout(std::time::Duration::from_secs(10), ctx.queues.health());
@@ -103,12 +97,12 @@ async fn republish(ctx: &JobContext) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let after = ctx.settings.bookings.republish_pending_after;
+    let after = ctx.core.settings.bookings.republish_pending_after;
     let outcome = async {
         // Those whose publish failed go out now; those that only look stale wait while copies
         // of their kind are still queued.
         let gated = still_queued(&waiting, ReserveSeats::NAME);
-        let stale: Vec<Uuid> = create::stale_pending(&ctx.db, after, EXPIRY_BATCH)
+        let stale: Vec<Uuid> = create::stale_pending(&ctx.core.db, after, EXPIRY_BATCH)
             .await?
             .into_iter()
             .filter(|stale| stale.never_published || !gated)
@@ -126,7 +120,7 @@ async fn republish(ctx: &JobContext) -> anyhow::Result<()> {
         }
         republish_accepted(ctx, after, !gated).await;
         if !still_queued(&waiting, Refund::NAME) {
-            let open = refunds::stale_open(&ctx.db, after, EXPIRY_BATCH).await?;
+            let open = refunds::stale_open(&ctx.core.db, after, EXPIRY_BATCH).await?;
             let jobs = open.iter().map(|&refund_id| Refund {
                 refund_id,
                 event_id: None,
@@ -145,16 +139,16 @@ async fn republish(ctx: &JobContext) -> anyhow::Result<()> {
 /// never confirmed their job (the API died in between), or, once the reservation queues have
 /// run dry, if their confirmed job never reached a worker's batch (see `claims`).
 async fn republish_accepted(ctx: &JobContext, older_than: std::time::Duration, queues_dry: bool) {
-    let mut overdue = match claims::unpublished(&ctx.redis, older_than, EXPIRY_BATCH as usize).await
-    {
-        Ok(overdue) => overdue,
-        Err(error) => {
-            tracing::debug!(%error, "accepted jobs not readable; republishing waits");
-            return;
-        }
-    };
+    let mut overdue =
+        match claims::unpublished(&ctx.core.redis, older_than, EXPIRY_BATCH as usize).await {
+            Ok(overdue) => overdue,
+            Err(error) => {
+                tracing::debug!(%error, "accepted jobs not readable; republishing waits");
+                return;
+            }
+        };
     if queues_dry {
-        match claims::unrecorded(&ctx.redis, older_than, EXPIRY_BATCH as usize).await {
+        match claims::unrecorded(&ctx.core.redis, older_than, EXPIRY_BATCH as usize).await {
             Ok(unrecorded) => overdue.extend(unrecorded),
             Err(error) => tracing::debug!(%error, "accepted jobs not readable; republishing waits"),
         }
@@ -168,11 +162,11 @@ async fn republish_accepted(ctx: &JobContext, older_than: std::time::Duration, q
             dropped.push(booking_id);
             continue;
         };
-        if let Err(error) = ctx.jobs.publish(&job).await {
+        if let Err(error) = ctx.core.jobs.publish(&job).await {
             tracing::warn!(%error, "could not republish an accepted booking; the next sweep tries again");
             break;
         }
-        claims::published(&ctx.redis, booking_id).await;
+        claims::published(&ctx.core.redis, booking_id).await;
         sent += 1;
     }
     if !dropped.is_empty() {
@@ -180,7 +174,7 @@ async fn republish_accepted(ctx: &JobContext, older_than: std::time::Duration, q
             booking_ids = ?dropped,
             "accepted bookings given up: their jobs are gone, unreadable, or older than their claim"
         );
-        claims::settled(&ctx.redis, &dropped).await;
+        claims::settled(&ctx.core.redis, &dropped).await;
     }
     if sent > 0 {
         tracing::info!(
@@ -207,7 +201,7 @@ fn still_queued(waiting: &BTreeMap<&'static str, u32>, kind: &str) -> bool {
 async fn publish_all<J: Job>(ctx: &JobContext, jobs: impl Iterator<Item = J>) -> usize {
     let mut sent = 0;
     for job in jobs {
-        if let Err(error) = ctx.jobs.publish(&job).await {
+        if let Err(error) = ctx.core.jobs.publish(&job).await {
             tracing::warn!(%error, job = J::NAME, "could not republish; the next sweep tries again");
             break;
         }

@@ -1,26 +1,24 @@
 //! `/api/auth`: registration and the three ways to sign in (password, Google, phone code),
 //! refresh-token rotation, and logout.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use shared::{
     accounts::{
-        Email, Password, PhoneNumber, Verification,
+        AccountError, Email, Password, PhoneNumber,
         email_verification::{self, VerificationError},
         google::GoogleError,
         otp::{self, OtpError},
-        sessions::{self, Device, SessionError, TokenPair},
-        users::{self, GoogleAccount, User, UserError},
+        sessions::{Device, SessionError, TokenPair},
+        sign_in::{self, PhoneVerified, Registration},
+        users::{self, User, UserError},
     },
-    audit::{self, AuditEntry},
-    jobs::{SendEmailVerification, SendOtp},
     validation::FieldError,
 };
 use utoipa::ToSchema;
 
 use crate::{
-    auth::{AuthUser, MaybeAuthUser, account_changed, profile_changed},
+    auth::{AuthUser, MaybeAuthUser},
     error::ApiError,
     extract::{ClientInfo, Json, RequestId},
     state::AppState,
@@ -52,6 +50,36 @@ impl From<UserError> for ApiError {
                 message: error.to_string(),
             },
             UserError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        let message = error.to_string();
+        match error {
+            AccountError::InvalidCredentials => ApiError::AuthenticationFailed {
+                code: "INVALID_CREDENTIALS",
+                message,
+            },
+            AccountError::Disabled => ApiError::AuthenticationFailed {
+                code: "ACCOUNT_DISABLED",
+                message,
+            },
+            AccountError::TooManyAttempts { retry_after } => ApiError::TooManyRequests {
+                code: "TOO_MANY_ATTEMPTS",
+                message,
+                retry_after,
+            },
+            AccountError::NotFound(what) => ApiError::NotFound(what),
+            AccountError::Unavailable(what) => ApiError::Unavailable(what),
+            AccountError::Invalid(error) => error.into(),
+            AccountError::User(error) => error.into(),
+            AccountError::Session(error) => error.into(),
+            AccountError::Otp(error) => error.into(),
+            AccountError::Verification(error) => error.into(),
+            AccountError::Hash(error) => error.into(),
+            AccountError::Database(error) => error.into(),
         }
     }
 }
@@ -93,36 +121,14 @@ pub async fn register(
     client: ClientInfo,
     Json(body): Json<RegisterRequest>,
 ) -> Result<(StatusCode, axum::Json<TokenPair>), ApiError> {
-    let name = users::parse_name(&body.name)?;
-    let email = Email::parse(&body.email)?;
-    let password = Password::parse(&body.password)?;
-    let device = device(&client, body.device_name)?;
-    let hash = state.passwords.hash(&password).await?;
-    let mut tx = state.db.begin().await?;
-    let user = users::insert_with_password(&mut tx, &name, &email, &hash).await?;
-    let verification =
-        email_verification::request(&mut tx, &state.settings.email_verification, user.id).await?;
-    let pair = sessions::start(&mut tx, &state.tokens, user, &device).await?;
-    tx.commit().await?;
-    // The account exists either way: without the mail, its owner asks for another code.
-    if let Err(error) = send_verification(&state, verification).await {
-        tracing::warn!(%error, "the email verification code was not sent at registration");
-    }
-    Ok((StatusCode::CREATED, axum::Json(pair)))
-}
-
-/// Enqueues the mail of a verification request; a request whose job could not be enqueued is
-/// removed, so it counts against no limit.
-async fn send_verification(state: &AppState, id: uuid::Uuid) -> Result<(), ApiError> {
-    let job = SendEmailVerification {
-        verification_id: id,
+    let registration = Registration {
+        name: users::parse_name(&body.name)?,
+        email: Email::parse(&body.email)?,
+        password: Password::parse(&body.password)?,
+        device: device(&client, body.device_name)?,
     };
-    if let Err(error) = state.jobs.publish(&job).await {
-        tracing::error!(%error, "could not enqueue the email verification job");
-        email_verification::discard(&state.db, id).await?;
-        return Err(ApiError::Unavailable("sending email"));
-    }
-    Ok(())
+    let pair = sign_in::register(&state.core, &state.passwords, registration).await?;
+    Ok((StatusCode::CREATED, axum::Json(pair)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -131,13 +137,6 @@ pub struct LoginRequest {
     email: String,
     password: String,
     device_name: Option<String>,
-}
-
-fn invalid_credentials() -> ApiError {
-    ApiError::AuthenticationFailed {
-        code: "INVALID_CREDENTIALS",
-        message: "the email or password is not correct".into(),
-    }
 }
 
 /// Signs in with email and password. Failures do not say whether the email exists; repeated
@@ -153,70 +152,17 @@ pub async fn login(
 ) -> Result<axum::Json<TokenPair>, ApiError> {
     let email = Email::parse(&body.email)?;
     let device = device(&client, body.device_name)?;
-    if let Some(retry_after) = state.login_throttle.attempt(&email, client.ip).await {
-        return Err(ApiError::TooManyRequests {
-            code: "TOO_MANY_ATTEMPTS",
-            message: "too many failed sign-in attempts; try again later".into(),
-            retry_after,
-        });
-    }
     let password = Password::attempt(&body.password)?;
-    let checked = check_password(&state, &email, &password).await;
-    let (credentials, hash) = match checked {
-        Ok(Some(checked)) => checked,
-        // The attempt is already counted.
-        Ok(None) => return Err(invalid_credentials()),
-        Err(error) => {
-            state.login_throttle.not_checked(&email, client.ip).await;
-            return Err(error);
-        }
-    };
-    if credentials.disabled {
-        return Err(ApiError::AuthenticationFailed {
-            code: "ACCOUNT_DISABLED",
-            message: "this account is disabled".into(),
-        });
-    }
-    state.login_throttle.succeeded(&email, client.ip).await;
-    let user_id = credentials.user.id;
-    let mut tx = state.db.begin().await?;
-    if !users::lock_if_password_is(&mut tx, user_id, &hash).await? {
-        // The password changed, or the account was disabled, while it was being checked.
-        return Err(invalid_credentials());
-    }
-    let pair = sessions::start(&mut tx, &state.tokens, credentials.user, &device).await?;
-    tx.commit().await?;
+    let pair = sign_in::with_password(
+        &state.core,
+        &state.passwords,
+        &state.login_throttle,
+        email,
+        password,
+        device,
+    )
+    .await?;
     Ok(axum::Json(pair))
-}
-
-/// The account whose password this is, with the hash it now has (upgraded if it was
-/// outdated), or `None` if there is no such account or the password is wrong
-/// (indistinguishable to the caller).
-async fn check_password(
-    state: &AppState,
-    email: &Email,
-    password: &Password,
-) -> Result<Option<(users::Credentials, String)>, ApiError> {
-    let credentials = users::credentials(&state.db, email).await?;
-    let stored = credentials.as_ref().and_then(|c| c.password_hash.clone());
-    let verification = state.passwords.verify(password, stored.as_deref()).await?;
-    Ok(match (credentials, stored, verification) {
-        (Some(credentials), Some(stored), Verification::Valid) => Some((credentials, stored)),
-        (Some(credentials), Some(stored), Verification::ValidRehashed(upgraded)) => {
-            // The password was right: a failed upgrade must not turn that into an error (which
-            // would also tell a guesser it was right without counting the guess).
-            let id = credentials.user.id;
-            match users::replace_password_hash(&state.db, id, &stored, &upgraded).await {
-                Ok(true) => Some((credentials, upgraded)),
-                Ok(false) => Some((credentials, stored)),
-                Err(error) => {
-                    tracing::warn!(%error, "password hash not upgraded; the next sign-in tries again");
-                    Some((credentials, stored))
-                }
-            }
-        }
-        _ => None,
-    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -235,20 +181,11 @@ pub async fn refresh(
     Json(body): Json<RefreshRequest>,
 ) -> Result<axum::Json<TokenPair>, ApiError> {
     if body.refresh_token.len() > 200 {
-        return Err(invalid_refresh_token());
+        return Err(SessionError::InvalidRefreshToken.into());
     }
-    match sessions::refresh(&state.db, &state.tokens, &body.refresh_token).await {
-        Ok(pair) => Ok(axum::Json(pair)),
-        Err(SessionError::RefreshTokenReused { user_id }) => {
-            account_changed(&state, user_id).await;
-            Err(SessionError::RefreshTokenReused { user_id }.into())
-        }
-        Err(error) => Err(error.into()),
-    }
-}
-
-fn invalid_refresh_token() -> ApiError {
-    SessionError::InvalidRefreshToken.into()
+    Ok(axum::Json(
+        sign_in::refresh(&state.core, &body.refresh_token).await?,
+    ))
 }
 
 /// Ends the session the request was made with.
@@ -256,8 +193,7 @@ fn invalid_refresh_token() -> ApiError {
     responses((status = 204), (status = 401)))]
 #[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
 pub async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
-    sessions::revoke(&state.db, user.user_id, user.session_id, "signed out").await?;
-    account_changed(&state, user.user_id).await;
+    sign_in::end_session(&state.core, user.user_id, user.session_id, "signed out").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -299,69 +235,7 @@ pub async fn google(
                 message: "the Google token is not valid".into(),
             },
         })?;
-    let email = Email::parse(&identity.email)?;
-    let name = identity
-        .name
-        .as_deref()
-        .and_then(|name| users::parse_name(name).ok())
-        .unwrap_or_else(|| {
-            email
-                .as_str()
-                .split('@')
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        });
-    let mut tx = state.db.begin().await?;
-    let (user, found) = users::upsert_google(&mut tx, &identity.subject, &email, &name).await?;
-    let user_id = user.id;
-    if found == GoogleAccount::Reclaimed {
-        audit::record(
-            &mut tx,
-            AuditEntry {
-                actor_id: Some(user_id),
-                actor_role: Some(user.role),
-                action: "user.reclaimed_by_google",
-                resource_type: "user",
-                resource_id: user_id.to_string(),
-                ip: client.ip,
-                request_id: Some(&request_id),
-                before: Some(json!({"email_verified": false})),
-                after: Some(json!({"email_verified": true, "password": "removed",
-                                   "phone": "removed", "sessions": "revoked"})),
-            },
-        )
-        .await?;
-    }
-    if let GoogleAccount::CreatedWithAddressOf { from } = found {
-        audit::record(
-            &mut tx,
-            AuditEntry {
-                actor_id: Some(user_id),
-                actor_role: Some(user.role),
-                action: "user.email_released_to_google",
-                resource_type: "user",
-                resource_id: from.to_string(),
-                ip: client.ip,
-                request_id: Some(&request_id),
-                before: Some(json!({"email_verified": false})),
-                after: Some(json!({"email": null, "taken_by": user_id})),
-            },
-        )
-        .await?;
-    }
-    let pair = sessions::start(&mut tx, &state.tokens, user, &device).await?;
-    tx.commit().await?;
-    if let GoogleAccount::CreatedWithAddressOf { from } = found {
-        profile_changed(&state, from).await;
-    }
-    if found == GoogleAccount::Reclaimed {
-        // Whoever held the account before is signed out everywhere, at once.
-        account_changed(&state, user_id).await;
-    } else {
-        // Linking may have set the Google identity.
-        profile_changed(&state, user_id).await;
-    }
+    let pair = sign_in::with_google(&state.core, &identity, &device, &request_id).await?;
     Ok(axum::Json(pair))
 }
 
@@ -418,15 +292,9 @@ pub async fn request_otp(
     client: ClientInfo,
     Json(body): Json<OtpRequest>,
 ) -> Result<(StatusCode, axum::Json<OtpRequested>), ApiError> {
-    let settings = &state.settings.otp;
+    let settings = &state.core.settings.otp;
     let phone = PhoneNumber::parse(&body.phone, &settings.default_region)?;
-    let id = otp::create_request(&state.db, settings, &phone, client.ip).await?;
-    if let Err(error) = state.jobs.publish(&SendOtp { otp_request_id: id }).await {
-        tracing::error!(%error, "could not enqueue the OTP job");
-        otp::discard(&state.db, id).await?;
-        return Err(ApiError::Unavailable("sending codes"));
-    }
-    tracing::info!(phone = %phone.masked(), "OTP requested");
+    otp::send_code(&state.core, &phone, client.ip).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(OtpRequested {
@@ -444,19 +312,10 @@ pub struct OtpVerifyRequest {
     device_name: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum OtpVerified {
-    /// Signed in (a new account if the phone had none).
-    SignedIn(TokenPair),
-    /// The phone was attached to the caller's account.
-    Attached { user: User },
-}
-
 /// Checks a code. Signed out, it signs in the phone's account (creating it if needed); signed
 /// in, it attaches the phone to the caller's account. 5 wrong codes lock a code.
 #[utoipa::path(post, path = "/api/auth/otp/verify", tag = "auth", request_body = OtpVerifyRequest,
-    responses((status = 200, body = OtpVerified), (status = 401, description = "Wrong, expired or locked code"),
+    responses((status = 200, body = PhoneVerified), (status = 401, description = "Wrong, expired or locked code"),
               (status = 409, description = "Phone belongs to another account")))]
 #[tracing::instrument(skip_all)]
 pub async fn verify_otp(
@@ -464,32 +323,17 @@ pub async fn verify_otp(
     MaybeAuthUser(caller): MaybeAuthUser,
     client: ClientInfo,
     Json(body): Json<OtpVerifyRequest>,
-) -> Result<axum::response::Response, ApiError> {
-    let settings = &state.settings.otp;
+) -> Result<axum::Json<PhoneVerified>, ApiError> {
+    let settings = &state.core.settings.otp;
     let phone = PhoneNumber::parse(&body.phone, &settings.default_region)?;
     let code = body.code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FieldError::new("code", "must be 6 digits").into());
     }
     let device = device(&client, body.device_name)?;
-    otp::verify(&state.db, settings, &phone, code).await?;
-    let mut tx = state.db.begin().await?;
-    let outcome = match caller {
-        Some(caller) => OtpVerified::Attached {
-            user: users::attach_phone(&mut tx, caller.user_id, &phone).await?,
-        },
-        None => {
-            let user = users::upsert_phone(&mut tx, &phone).await?;
-            OtpVerified::SignedIn(sessions::start(&mut tx, &state.tokens, user, &device).await?)
-        }
-    };
-    tx.commit().await?;
-    let user_id = match &outcome {
-        OtpVerified::Attached { user } => user.id,
-        OtpVerified::SignedIn(pair) => pair.user.id,
-    };
-    profile_changed(&state, user_id).await;
-    Ok(axum::Json(outcome).into_response())
+    let caller = caller.map(|caller| caller.user_id);
+    let outcome = sign_in::with_phone(&state.core, &phone, code, caller, &device).await?;
+    Ok(axum::Json(outcome))
 }
 
 impl From<VerificationError> for ApiError {
@@ -542,11 +386,8 @@ pub async fn request_email_verification(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<(StatusCode, axum::Json<EmailCodeRequested>), ApiError> {
-    let settings = &state.settings.email_verification;
-    let mut tx = state.db.begin().await?;
-    let id = email_verification::request(&mut tx, settings, user.user_id).await?;
-    tx.commit().await?;
-    send_verification(&state, id).await?;
+    email_verification::send_code(&state.core, user.user_id).await?;
+    let settings = &state.core.settings.email_verification;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(EmailCodeRequested {
@@ -579,26 +420,6 @@ pub async fn verify_email(
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FieldError::new("code", "must be 6 digits").into());
     }
-    let verified =
-        email_verification::verify(&state.db, &state.settings.otp, user.user_id, code).await?;
-    profile_changed(&state, user.user_id).await;
+    let verified = email_verification::confirm(&state.core, user.user_id, code).await?;
     Ok(axum::Json(verified))
-}
-
-/// After the caller's email changed: mail a code for the new address (best effort; the owner
-/// can ask again).
-pub async fn email_changed(state: &AppState, user_id: uuid::Uuid) {
-    let requested = async {
-        let mut tx = state.db.begin().await?;
-        let id = email_verification::request(&mut tx, &state.settings.email_verification, user_id)
-            .await?;
-        tx.commit().await?;
-        send_verification(state, id).await
-    };
-    if let Err(error) = requested.await {
-        tracing::warn!(
-            ?error,
-            "no verification code was mailed for the new address"
-        );
-    }
 }

@@ -14,19 +14,16 @@ use axum::{
 };
 use futures::stream;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use shared::{
     accounts::Role,
-    audit::{self, AuditEntry},
+    audit::Actor,
     bookings::{
-        BookingStatus, SeatSelection, availability,
-        cancel::{self, CancelError, Cancellation},
-        create::{self, BookingRequest, CreateError},
+        BookingStatus, SeatSelection,
+        cancel::{self, Canceled},
+        create::{self, BookingRequest, CreateError, IdempotencyKey},
         history::{self, BookingSummary, Ticket},
         view::{self, BookingView},
     },
-    jobs::Refund,
-    payments::refunds::{self, RefundView, Requester},
     validation::PageSize,
 };
 use tokio::time::Instant;
@@ -36,7 +33,7 @@ use uuid::Uuid;
 use crate::{
     auth::AuthUser,
     error::ApiError,
-    extract::{ClientInfo, Json, RequestId},
+    extract::Json,
     live::{AccountWatch, Held, HoldRefused, Watch},
     state::AppState,
 };
@@ -87,21 +84,19 @@ impl From<CreateError> for ApiError {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
     let value = headers
         .get("idempotency-key")
         .ok_or_else(|| ApiError::BadRequest {
             code: "MISSING_IDEMPOTENCY_KEY",
             message: "send an Idempotency-Key header (a unique value per booking attempt)".into(),
         })?;
-    let key = value.to_str().unwrap_or_default().trim();
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::unprocessable(
+    IdempotencyKey::parse(value.to_str().unwrap_or_default()).ok_or_else(|| {
+        ApiError::unprocessable(
             "VALIDATION_FAILED",
             "Idempotency-Key: use 1 to 255 visible ASCII characters",
-        ));
-    }
-    Ok(key.to_owned())
+        )
+    })
 }
 
 /// Asks for seats. Answers 202 with the booking id and where to follow it; the reservation
@@ -125,7 +120,7 @@ pub async fn create(
         body.seat_ids,
         body.section_id,
         body.quantity,
-        state.settings.bookings.max_seats_per_booking,
+        state.core.settings.bookings.max_seats_per_booking,
     )?;
     let request = BookingRequest {
         user_id: user.user_id,
@@ -181,10 +176,10 @@ async fn current(state: &AppState, id: Uuid) -> Result<Option<BookingView>, ApiE
     if let Some(view) = state.status_hub.recent(id).and_then(|recent| recent.view()) {
         return Ok(Some(view));
     }
-    if let Some(view) = view::cached(&state.redis, id).await {
+    if let Some(view) = view::cached(&state.core.redis, id).await {
         return Ok(Some(view));
     }
-    Ok(view::load(&state.db, id).await?)
+    Ok(view::load(&state.core.db, id).await?)
 }
 
 /// The booking as its owner (or a super admin) may see it. A booking the API accepted for the
@@ -259,7 +254,7 @@ pub async fn status(
             Some(pushed) => pushed,
             None => {
                 quiet_rounds += 1;
-                view::load(&state.db, id).await?.unwrap_or(latest)
+                view::load(&state.core.db, id).await?.unwrap_or(latest)
             }
         };
     }
@@ -347,7 +342,7 @@ pub async fn events(
                 Some(pushed) => pushed,
                 None => {
                     stream.quiet_rounds = stream.quiet_rounds.saturating_add(1);
-                    match view::load(&stream.state.db, last.id).await {
+                    match view::load(&stream.state.core.db, last.id).await {
                         Ok(Some(view)) => view,
                         _ => continue,
                     }
@@ -366,7 +361,8 @@ pub async fn events(
 /// Whether the session a stream was opened with is still live (read from Postgres: this runs
 /// only when the account changed).
 async fn session_alive(state: &AppState, user: &AuthUser) -> bool {
-    match shared::accounts::sessions::principal(&state.db, user.user_id, user.session_id).await {
+    match shared::accounts::sessions::principal(&state.core.db, user.user_id, user.session_id).await
+    {
         Ok(principal) => principal.is_some(),
         // Unknown for now: keep the stream, the next change asks again.
         Err(_) => true,
@@ -380,26 +376,6 @@ fn status_event(view: &BookingView) -> Result<Event, Infallible> {
         .unwrap_or_else(|_| Event::default().event("status")))
 }
 
-impl From<CancelError> for ApiError {
-    fn from(error: CancelError) -> Self {
-        match error {
-            CancelError::NotFound => ApiError::NotFound("booking"),
-            CancelError::NotCancelable(status) => ApiError::Conflict {
-                code: "NOT_CANCELABLE",
-                message: match status {
-                    BookingStatus::Pending => {
-                        "the reservation is still being decided; try again in a moment".into()
-                    }
-                    BookingStatus::RefundPending => "a refund of this booking is under way".into(),
-                    other => format!("a {other:?} booking cannot be canceled"),
-                },
-            },
-            CancelError::Refund(error) => error.into(),
-            CancelError::Database(error) => error.into(),
-        }
-    }
-}
-
 /// Cancels a booking. A held one is CANCELED and its seats are on sale again at once (200). A
 /// paid one is refunded where the show's rules allow (202, REFUND_PENDING until Razorpay
 /// processes it, then REFUNDED and its seats back on sale). Which of the two is decided under
@@ -408,120 +384,16 @@ impl From<CancelError> for ApiError {
     params(("id" = Uuid, Path, description = "Booking id")),
     responses((status = 200, body = BookingView), (status = 202, body = BookingView),
         (status = 404), (status = 409)))]
-#[tracing::instrument(skip_all, fields(user_id = %user.user_id, booking_id = %id))]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id, booking_id = %id))]
 pub async fn cancel(
     State(state): State<AppState>,
-    user: AuthUser,
-    client: ClientInfo,
-    RequestId(request_id): RequestId,
+    caller: Actor,
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, axum::Json<BookingView>), ApiError> {
-    let (requester, reason) = if user.role.includes(Role::SuperAdmin) {
-        (Requester::Admin(user.user_id), "canceled by an admin")
-    } else {
-        (Requester::Buyer(user.user_id), "canceled by the buyer")
-    };
-    let mut tx = state.db.begin().await?;
-    match cancel::cancel(&mut tx, id, requester, reason).await? {
-        Cancellation::Released { showtime_id } => {
-            tx.commit().await?;
-            Ok((
-                StatusCode::OK,
-                seats_changed(&state, id, showtime_id).await?,
-            ))
-        }
-        Cancellation::Refunding(refund) => {
-            record_refund_request(&mut tx, &user, &client, &request_id, &refund).await?;
-            tx.commit().await?;
-            let view = start_refund(&state, &refund).await?;
-            Ok((StatusCode::ACCEPTED, axum::Json(view)))
-        }
-    }
-}
-
-/// After a booking's seats changed outside the reservation path (cancel, move): drop the
-/// showtime's cached availability, announce the booking, return it.
-pub async fn seats_changed(
-    state: &AppState,
-    booking_id: Uuid,
-    showtime_id: Uuid,
-) -> Result<axum::Json<BookingView>, ApiError> {
-    availability::invalidate(&state.redis, showtime_id).await;
-    state.availability.forget(showtime_id).await;
-    let view = view::load(&state.db, booking_id)
-        .await?
-        .ok_or(ApiError::NotFound("booking"))?;
-    view::announce_view(&state.redis, &view, state.settings.bookings.status_ttl).await;
-    Ok(axum::Json(view))
-}
-
-/// Asks for a refund of a confirmed booking (whole, or `seat_ids`), records who asked in the
-/// same transaction, then starts it. Returns the request and the booking as it now stands.
-#[allow(clippy::too_many_arguments)]
-pub async fn refund(
-    state: &AppState,
-    actor: &AuthUser,
-    client: &ClientInfo,
-    request_id: &str,
-    booking_id: Uuid,
-    seat_ids: &[Uuid],
-    reason: &str,
-    requester: Requester,
-) -> Result<(RefundView, BookingView), ApiError> {
-    let mut tx = state.db.begin().await?;
-    let refund =
-        refunds::request_for_booking(&mut tx, booking_id, seat_ids, reason, requester).await?;
-    record_refund_request(&mut tx, actor, client, request_id, &refund).await?;
-    tx.commit().await?;
-    let view = start_refund(state, &refund).await?;
-    Ok((refund, view))
-}
-
-/// The audit entry of a refund request, in the request's transaction.
-async fn record_refund_request(
-    tx: &mut sqlx::PgConnection,
-    actor: &AuthUser,
-    client: &ClientInfo,
-    request_id: &str,
-    refund: &RefundView,
-) -> Result<(), ApiError> {
-    audit::record(
-        tx,
-        AuditEntry {
-            after: Some(
-                json!({"refund_id": refund.id, "amount_paise": refund.amount_paise,
-                       "seat_ids": refund.seat_ids, "reason": refund.reason}),
-            ),
-            ..super::audit_by(
-                actor,
-                client,
-                request_id,
-                "booking.refund_requested",
-                "booking",
-                refund.booking_id.to_string(),
-            )
-        },
-    )
-    .await?;
-    Ok(())
-}
-
-/// After a refund request committed: announce the booking's new status, then publish the
-/// refund job (the sweep republishes it if this fails). In that order, so the worker's later
-/// announcement of the outcome is the one that stays.
-async fn start_refund(state: &AppState, refund: &RefundView) -> Result<BookingView, ApiError> {
-    let view = view::load(&state.db, refund.booking_id)
-        .await?
-        .ok_or(ApiError::NotFound("booking"))?;
-    view::announce_view(&state.redis, &view, state.settings.bookings.status_ttl).await;
-    let job = Refund {
-        refund_id: refund.id,
-        event_id: None,
-    };
-    if let Err(error) = state.jobs.publish(&job).await {
-        tracing::error!(%error, refund_id = %refund.id, "refund job not published yet; the sweep will");
-    }
-    Ok(view)
+    Ok(match cancel::cancel(&state.core, &caller, id).await? {
+        Canceled::Released(view) => (StatusCode::OK, axum::Json(view)),
+        Canceled::Refunding(view) => (StatusCode::ACCEPTED, axum::Json(view)),
+    })
 }
 
 /// The tickets of a confirmed booking.
@@ -534,7 +406,7 @@ pub async fn tickets(
     user: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Vec<Ticket>>, ApiError> {
-    let view = view::load(&state.db, id)
+    let view = view::load(&state.core.db, id)
         .await?
         .filter(|view| visible_to(view.user_id, &user))
         .ok_or(ApiError::NotFound("booking"))?;
@@ -544,7 +416,7 @@ pub async fn tickets(
             message: "tickets are issued once the booking is paid".into(),
         });
     }
-    Ok(axum::Json(history::tickets(&state.db, id).await?))
+    Ok(axum::Json(history::tickets(&state.core.db, id).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -574,7 +446,7 @@ pub async fn history(
 ) -> Result<axum::Json<BookingPage>, ApiError> {
     let limit = PageSize::parse(query.limit, 20, 100)?;
     let bookings = history::list_for_user(
-        &state.db,
+        &state.core.db,
         user.user_id,
         query.status,
         query.before,

@@ -27,8 +27,9 @@ pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
         scope: scopes::CATEGORIES.into(),
     };
     let cached = state
+        .core
         .cache
-        .get_or_load(&entry, categories::list(&state.db))
+        .get_or_load(&entry, categories::list(&state.core.db))
         .await?
         .ok_or(ApiError::NotFound("categories"))?;
     Ok(cached_json(cached.json, cached.source))
@@ -43,7 +44,7 @@ pub async fn create(
     editor: Editor,
     Json(input): Json<CategoryInput>,
 ) -> Result<(StatusCode, axum::Json<Category>), ApiError> {
-    let category = categories::create(&state.db, &state.cache, input).await?;
+    let category = categories::create(&state.core.db, &state.core.cache, input).await?;
     Ok((StatusCode::CREATED, axum::Json(category)))
 }
 
@@ -58,7 +59,7 @@ pub async fn update(
     Json(input): Json<CategoryInput>,
 ) -> Result<axum::Json<Category>, ApiError> {
     Ok(axum::Json(
-        categories::update(&state.db, &state.cache, id, input).await?,
+        categories::update(&state.core.db, &state.core.cache, id, input).await?,
     ))
 }
 
@@ -72,6 +73,6 @@ pub async fn delete(
     editor: Editor,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    categories::delete(&state.db, &state.cache, id).await?;
+    categories::delete(&state.core.db, &state.core.cache, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

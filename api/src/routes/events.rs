@@ -31,7 +31,7 @@ pub async fn details(
 ) -> Result<Response, ApiError> {
     let entry = scopes::details(scopes::event(id), "page");
     catalogue_page(&state, caller, entry, "event", |all| {
-        events::details(&state.db, id, all)
+        events::details(&state.core.db, id, all)
     })
     .await
 }
@@ -44,7 +44,7 @@ pub async fn create(
     editor: Editor,
     Json(new): Json<NewEvent>,
 ) -> Result<(StatusCode, axum::Json<Event>), ApiError> {
-    let event = events::create(&state.db, &state.cache, new).await?;
+    let event = events::create(&state.core.db, &state.core.cache, new).await?;
     Ok((StatusCode::CREATED, axum::Json(event)))
 }
 
@@ -59,7 +59,7 @@ pub async fn update(
     Json(changes): Json<EventChanges>,
 ) -> Result<axum::Json<Event>, ApiError> {
     Ok(axum::Json(
-        events::update(&state.db, &state.cache, id, changes).await?,
+        events::update(&state.core.db, &state.core.cache, id, changes).await?,
     ))
 }
 
@@ -74,7 +74,7 @@ pub async fn archive(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Event>, ApiError> {
     Ok(axum::Json(
-        events::archive(&state.db, &state.cache, id).await?,
+        events::archive(&state.core.db, &state.core.cache, id).await?,
     ))
 }
 
@@ -88,6 +88,6 @@ pub async fn delete(
     editor: Editor,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    events::delete(&state.db, &state.cache, id).await?;
+    events::delete(&state.core.db, &state.core.cache, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

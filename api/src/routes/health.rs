@@ -17,7 +17,7 @@ use crate::state::AppState;
 )]
 #[tracing::instrument(skip_all)]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthReport>) {
-    let report = HealthReport::probe(&state.db, &state.redis, &state.jobs).await;
+    let report = HealthReport::probe(&state.core.db, &state.core.redis, &state.core.jobs).await;
     let status = match report.status {
         Status::Up => StatusCode::OK,
         Status::Down => StatusCode::SERVICE_UNAVAILABLE,

@@ -73,32 +73,10 @@ where
         return Ok(uncached_json(page));
     }
     let cached = state
+        .core
         .cache
         .get_or_load(&entry, load(false))
         .await?
         .ok_or(ApiError::NotFound(what))?;
     Ok(cached_json(cached.json, cached.source))
-}
-
-/// The audit entry of an action `actor` took from `client` in request `request_id`; add the
-/// before and after with struct update syntax.
-pub fn audit_by<'a>(
-    actor: &crate::auth::AuthUser,
-    client: &crate::extract::ClientInfo,
-    request_id: &'a str,
-    action: &'a str,
-    resource_type: &'a str,
-    resource_id: String,
-) -> shared::audit::AuditEntry<'a> {
-    shared::audit::AuditEntry {
-        actor_id: Some(actor.user_id),
-        actor_role: Some(actor.role),
-        action,
-        resource_type,
-        resource_id,
-        ip: client.ip,
-        request_id: Some(request_id),
-        before: None,
-        after: None,
-    }
 }

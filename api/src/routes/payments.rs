@@ -43,9 +43,13 @@ pub async fn create_order(
     user: AuthUser,
     Json(request): Json<OrderRequest>,
 ) -> Result<axum::Json<CheckoutOrder>, ApiError> {
-    let order =
-        checkout::order_for_booking(&state.db, &state.razorpay, user.user_id, request.booking_id)
-            .await?;
+    let order = checkout::order_for_booking(
+        &state.core.db,
+        &state.razorpay,
+        user.user_id,
+        request.booking_id,
+    )
+    .await?;
     Ok(axum::Json(order))
 }
 
@@ -67,10 +71,10 @@ pub async fn verify(
     user: AuthUser,
     Json(result): Json<CheckoutResult>,
 ) -> Result<(StatusCode, axum::Json<VerificationAccepted>), ApiError> {
-    let key_secret = state.settings.razorpay.key_secret.expose();
+    let key_secret = state.core.settings.razorpay.key_secret.expose();
     let (booking_id, job) =
-        checkout::verification_job(&state.db, key_secret, user.user_id, result).await?;
-    state.jobs.publish(&job).await?;
+        checkout::verification_job(&state.core.db, key_secret, user.user_id, result).await?;
+    state.core.jobs.publish(&job).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(VerificationAccepted {
@@ -109,7 +113,7 @@ pub async fn webhook(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let razorpay = &state.settings.razorpay;
+    let razorpay = &state.core.settings.razorpay;
     let secrets = std::iter::once(razorpay.webhook_secret.expose()).chain(
         razorpay
             .previous_webhook_secret
@@ -117,7 +121,7 @@ pub async fn webhook(
             .map(|secret| secret.expose()),
     );
     let follow_up = webhooks::ingest(
-        &state.db,
+        &state.core.db,
         secrets,
         header("x-razorpay-signature"),
         header("x-razorpay-event-id"),
@@ -126,8 +130,8 @@ pub async fn webhook(
     .await?;
     // Stored before this publish: if it fails, Razorpay's retry of the event publishes again.
     match follow_up {
-        Some(FollowUp::Verify(job)) => state.jobs.publish(&job).await?,
-        Some(FollowUp::Refund(job)) => state.jobs.publish(&job).await?,
+        Some(FollowUp::Verify(job)) => state.core.jobs.publish(&job).await?,
+        Some(FollowUp::Refund(job)) => state.core.jobs.publish(&job).await?,
         None => {}
     }
     Ok(StatusCode::OK)

@@ -30,8 +30,12 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let query = ShowQuery::parse(filters)?;
     let cached = state
+        .core
         .cache
-        .get_or_load(&query.cache_entry(), discovery::shows(&state.db, &query))
+        .get_or_load(
+            &query.cache_entry(),
+            discovery::shows(&state.core.db, &query),
+        )
         .await?
         .ok_or(ApiError::NotFound("shows"))?;
     Ok(cached_json(cached.json, cached.source))
@@ -50,7 +54,7 @@ pub async fn details(
 ) -> Result<Response, ApiError> {
     let entry = scopes::details(scopes::show(id), "page");
     catalogue_page(&state, caller, entry, "show", |all| {
-        shows::details(&state.db, id, all)
+        shows::details(&state.core.db, id, all)
     })
     .await
 }
@@ -63,7 +67,7 @@ pub async fn create(
     editor: Editor,
     Json(new): Json<NewShow>,
 ) -> Result<(StatusCode, axum::Json<Show>), ApiError> {
-    let show = shows::create(&state.db, &state.cache, new).await?;
+    let show = shows::create(&state.core.db, &state.core.cache, new).await?;
     Ok((StatusCode::CREATED, axum::Json(show)))
 }
 
@@ -78,7 +82,7 @@ pub async fn update(
     Json(changes): Json<ShowChanges>,
 ) -> Result<axum::Json<Show>, ApiError> {
     Ok(axum::Json(
-        shows::update(&state.db, &state.cache, id, changes).await?,
+        shows::update(&state.core.db, &state.core.cache, id, changes).await?,
     ))
 }
 
@@ -93,7 +97,7 @@ pub async fn archive(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Show>, ApiError> {
     Ok(axum::Json(
-        shows::archive(&state.db, &state.cache, id).await?,
+        shows::archive(&state.core.db, &state.core.cache, id).await?,
     ))
 }
 
@@ -107,6 +111,6 @@ pub async fn delete(
     editor: Editor,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    shows::delete(&state.db, &state.cache, id).await?;
+    shows::delete(&state.core.db, &state.core.cache, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

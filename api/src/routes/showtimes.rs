@@ -7,10 +7,8 @@ use axum::{
     response::Response,
 };
 use shared::{
-    bookings::{
-        availability::{self, Availability, CompactAvailability, Form, SeatMap},
-        showtime_cancellation,
-    },
+    audit::Actor,
+    bookings::availability::{self, Availability, CompactAvailability, Form, SeatMap},
     catalogue::{
         scopes,
         showtimes::{self, NewShowtime, Showtime, ShowtimeChanges, TierInput},
@@ -22,7 +20,7 @@ use super::catalogue_page;
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,
-    extract::{ClientInfo, Json, RequestId},
+    extract::Json,
     state::AppState,
 };
 
@@ -38,7 +36,7 @@ pub async fn details(
 ) -> Result<Response, ApiError> {
     let entry = scopes::details(scopes::showtime(id), "page");
     catalogue_page(&state, caller, entry, "showtime", |all| {
-        showtimes::details(&state.db, id, all)
+        showtimes::details(&state.core.db, id, all)
     })
     .await
 }
@@ -53,7 +51,7 @@ pub async fn create(
     editor: Editor,
     Json(new): Json<NewShowtime>,
 ) -> Result<(StatusCode, axum::Json<Showtime>), ApiError> {
-    let showtime = showtimes::create(&state.db, &state.cache, new).await?;
+    let showtime = showtimes::create(&state.core.db, &state.core.cache, new).await?;
     Ok((StatusCode::CREATED, axum::Json(showtime)))
 }
 
@@ -69,7 +67,7 @@ pub async fn update(
     Json(changes): Json<ShowtimeChanges>,
 ) -> Result<axum::Json<Showtime>, ApiError> {
     Ok(axum::Json(
-        showtimes::update(&state.db, &state.cache, id, changes).await?,
+        showtimes::update(&state.core.db, &state.core.cache, id, changes).await?,
     ))
 }
 
@@ -85,7 +83,7 @@ pub async fn replace_price_tiers(
     Json(tiers): Json<Vec<TierInput>>,
 ) -> Result<axum::Json<Showtime>, ApiError> {
     Ok(axum::Json(
-        showtimes::replace_price_tiers(&state.db, &state.cache, id, tiers).await?,
+        showtimes::replace_price_tiers(&state.core.db, &state.core.cache, id, tiers).await?,
     ))
 }
 
@@ -100,7 +98,7 @@ pub async fn publish(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Showtime>, ApiError> {
     Ok(axum::Json(
-        showtimes::publish(&state.db, &state.redis, &state.cache, id).await?,
+        showtimes::publish(&state.core.db, &state.core.redis, &state.core.cache, id).await?,
     ))
 }
 
@@ -111,31 +109,16 @@ pub async fn publish(
 #[utoipa::path(post, path = "/api/showtimes/{id}/cancel", tag = "showtimes", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Showtime id")),
     responses((status = 200, body = Showtime), (status = 403), (status = 404), (status = 409)))]
-#[tracing::instrument(skip_all, fields(editor_id = %editor.0.user_id, showtime_id = %id))]
+#[tracing::instrument(skip_all, fields(editor_id = %editor.user_id, showtime_id = %id))]
 pub async fn cancel(
     State(state): State<AppState>,
-    editor: Editor,
-    client: ClientInfo,
-    RequestId(request_id): RequestId,
+    _role: Editor,
+    editor: Actor,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Showtime>, ApiError> {
-    let by = super::audit_by(&editor.0, &client, &request_id, "", "", String::new());
-    let (showtime, canceled) = showtimes::cancel(&state.db, &state.cache, id, &by).await?;
-    state.availability.forget(id).await;
-    // On a task of its own: thousands of refunds to publish must neither hold the answer nor
-    // stop when the client hangs up.
-    let effects = state.clone();
-    tokio::spawn(async move {
-        showtime_cancellation::publish_refunds(
-            &effects.db,
-            &effects.redis,
-            &effects.jobs,
-            effects.settings.bookings.status_ttl,
-            &canceled,
-        )
-        .await;
-    });
-    Ok(axum::Json(showtime))
+    Ok(axum::Json(
+        showtimes::cancel(&state.core, &editor, id).await?,
+    ))
 }
 
 /// Deletes a showtime nobody booked (409 `HAS_BOOKINGS` otherwise: cancel it).
@@ -148,7 +131,7 @@ pub async fn delete(
     editor: Editor,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    showtimes::delete(&state.db, &state.cache, id).await?;
+    showtimes::delete(&state.core.db, &state.core.cache, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -182,10 +165,17 @@ pub async fn compact_availability(
 }
 
 async fn read_availability(state: &AppState, id: Uuid, form: Form) -> Result<Response, ApiError> {
-    let ttl = state.settings.bookings.availability_cache_ttl;
-    let cached = availability::read(&state.db, &state.redis, &state.availability, id, ttl, form)
-        .await?
-        .ok_or(ApiError::NotFound("showtime"))?;
+    let ttl = state.core.settings.bookings.availability_cache_ttl;
+    let cached = availability::read(
+        &state.core.db,
+        &state.core.redis,
+        &state.core.availability,
+        id,
+        ttl,
+        form,
+    )
+    .await?
+    .ok_or(ApiError::NotFound("showtime"))?;
     Ok(super::cached_json(cached.json, cached.source))
 }
 
@@ -200,8 +190,9 @@ pub async fn seat_map(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<SeatMap>, ApiError> {
     let map = state
+        .core
         .availability
-        .seat_map(&state.db, id)
+        .seat_map(&state.core.db, id)
         .await?
         .ok_or(ApiError::NotFound("showtime"))?;
     Ok(axum::Json(SeatMap::clone(&map)))

@@ -23,7 +23,7 @@ pub async fn showtime(
     _editor: Editor,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<ShowtimeStats>, ApiError> {
-    stats::showtimes(&state.db, &[id])
+    stats::showtimes(&state.core.db, &[id])
         .await?
         .pop()
         .map(axum::Json)
@@ -40,7 +40,7 @@ pub async fn show(
     _editor: Editor,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<ShowStats>, ApiError> {
-    stats::show(&state.db, id)
+    stats::show(&state.core.db, id)
         .await?
         .map(axum::Json)
         .ok_or(ApiError::NotFound("show"))
@@ -98,7 +98,7 @@ pub async fn sales(
         Interval::Day => window.range(Duration::days(30), Duration::days(400))?,
     };
     Ok(axum::Json(
-        stats::sales_over_time(&state.db, interval, from, to, window.show_id).await?,
+        stats::sales_over_time(&state.core.db, interval, from, to, window.show_id).await?,
     ))
 }
 
@@ -114,7 +114,7 @@ pub async fn top_shows(
     let (from, to) = window.range(Duration::days(30), Duration::days(400))?;
     let limit = PageSize::parse(window.limit, 10, 100)?.as_i64();
     Ok(axum::Json(
-        stats::top_shows(&state.db, from, to, limit).await?,
+        stats::top_shows(&state.core.db, from, to, limit).await?,
     ))
 }
 
@@ -129,7 +129,7 @@ pub async fn conversion(
 ) -> Result<axum::Json<Conversion>, ApiError> {
     let (from, to) = window.range(Duration::days(30), Duration::days(400))?;
     Ok(axum::Json(
-        stats::conversion(&state.db, from, to, window.show_id).await?,
+        stats::conversion(&state.core.db, from, to, window.show_id).await?,
     ))
 }
 

@@ -10,17 +10,13 @@ use serde::{Deserialize, Serialize};
 use shared::accounts::{
     Email,
     sessions::{self, SessionView},
+    sign_in,
     users::{self, User},
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{
-    auth::{AuthUser, account_changed, profile_changed},
-    error::ApiError,
-    extract::Json,
-    state::AppState,
-};
+use crate::{auth::AuthUser, error::ApiError, extract::Json, state::AppState};
 
 /// The caller's profile (cached; `X-Cache` says from where).
 #[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
@@ -28,10 +24,11 @@ use crate::{
 #[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     let cached = state
+        .core
         .cache
         .get_or_load(
             &users::profile_cache_entry(user.user_id),
-            users::find(&state.db, user.user_id),
+            users::find(&state.core.db, user.user_id),
         )
         .await?
         .ok_or(ApiError::NotFound("user"))?;
@@ -64,13 +61,8 @@ pub async fn update_me(
     }
     let name = change.name.as_deref().map(users::parse_name).transpose()?;
     let email = change.email.as_deref().map(Email::parse).transpose()?;
-    let updated = users::update_profile(&state.db, user.user_id, name.as_deref(), email.as_ref())
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    profile_changed(&state, user.user_id).await;
-    if email.is_some() && !updated.email_verified {
-        super::auth::email_changed(&state, user.user_id).await;
-    }
+    let updated =
+        users::change_profile(&state.core, user.user_id, name.as_deref(), email.as_ref()).await?;
     Ok(axum::Json(updated))
 }
 
@@ -83,7 +75,7 @@ pub async fn list_sessions(
     user: AuthUser,
 ) -> Result<axum::Json<Vec<SessionView>>, ApiError> {
     Ok(axum::Json(
-        sessions::list(&state.db, user.user_id, user.session_id).await?,
+        sessions::list(&state.core.db, user.user_id, user.session_id).await?,
     ))
 }
 
@@ -97,8 +89,7 @@ pub async fn revoke_session(
     user: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    if sessions::revoke(&state.db, user.user_id, id, "revoked by the user").await? {
-        account_changed(&state, user.user_id).await;
+    if sign_in::end_session(&state.core, user.user_id, id, "revoked by the user").await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("session"))
@@ -118,7 +109,6 @@ pub async fn revoke_other_sessions(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<axum::Json<Revoked>, ApiError> {
-    let revoked = sessions::revoke_others(&state.db, user.user_id, user.session_id).await?;
-    account_changed(&state, user.user_id).await;
+    let revoked = sign_in::end_other_sessions(&state.core, user.user_id, user.session_id).await?;
     Ok(axum::Json(Revoked { revoked }))
 }

@@ -26,8 +26,12 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let query = VenueQuery::parse(filters)?;
     let cached = state
+        .core
         .cache
-        .get_or_load(&query.cache_entry(), discovery::venues(&state.db, &query))
+        .get_or_load(
+            &query.cache_entry(),
+            discovery::venues(&state.core.db, &query),
+        )
         .await?
         .ok_or(ApiError::NotFound("venues"))?;
     Ok(cached_json(cached.json, cached.source))
@@ -44,8 +48,9 @@ pub async fn details(
 ) -> Result<Response, ApiError> {
     let entry = scopes::details(scopes::venue(id), "page");
     let cached = state
+        .core
         .cache
-        .get_or_load(&entry, venues::details(&state.db, id))
+        .get_or_load(&entry, venues::details(&state.core.db, id))
         .await?
         .ok_or(ApiError::NotFound("venue"))?;
     Ok(cached_json(cached.json, cached.source))
@@ -62,8 +67,9 @@ pub async fn layout(
 ) -> Result<Response, ApiError> {
     let entry = scopes::details(scopes::venue(id), "layout");
     let cached = state
+        .core
         .cache
-        .get_or_load(&entry, layout::view(&state.db, id))
+        .get_or_load(&entry, layout::view(&state.core.db, id))
         .await?
         .ok_or(ApiError::NotFound("venue"))?;
     Ok(cached_json(cached.json, cached.source))
@@ -78,7 +84,7 @@ pub async fn create(
     editor: Editor,
     Json(new): Json<NewVenue>,
 ) -> Result<(StatusCode, axum::Json<Venue>), ApiError> {
-    let venue = venues::create(&state.db, &state.cache, new).await?;
+    let venue = venues::create(&state.core.db, &state.core.cache, new).await?;
     Ok((StatusCode::CREATED, axum::Json(venue)))
 }
 
@@ -93,7 +99,7 @@ pub async fn update(
     Json(changes): Json<VenueChanges>,
 ) -> Result<axum::Json<Venue>, ApiError> {
     Ok(axum::Json(
-        venues::update(&state.db, &state.cache, id, changes).await?,
+        venues::update(&state.core.db, &state.core.cache, id, changes).await?,
     ))
 }
 
@@ -109,7 +115,7 @@ pub async fn replace_layout(
     Json(input): Json<LayoutInput>,
 ) -> Result<axum::Json<Venue>, ApiError> {
     Ok(axum::Json(
-        venues::replace_layout(&state.db, &state.cache, id, input).await?,
+        venues::replace_layout(&state.core.db, &state.core.cache, id, input).await?,
     ))
 }
 
@@ -124,7 +130,7 @@ pub async fn archive(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Venue>, ApiError> {
     Ok(axum::Json(
-        venues::archive(&state.db, &state.cache, id).await?,
+        venues::archive(&state.core.db, &state.core.cache, id).await?,
     ))
 }
 
@@ -138,6 +144,6 @@ pub async fn delete(
     editor: Editor,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    venues::delete(&state.db, &state.cache, id).await?;
+    venues::delete(&state.core.db, &state.core.cache, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

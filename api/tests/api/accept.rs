@@ -5,7 +5,12 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 use shared::{
-    bookings::{SeatSelection, claims, create::BookingRequest, ids::BookingIds, view::BookingView},
+    bookings::{
+        SeatSelection, claims,
+        create::{BookingRequest, IdempotencyKey},
+        ids::BookingIds,
+        view::BookingView,
+    },
     jobs::{NewBooking, ReservationScope, ReserveSeats},
     redis_client::RedisClient,
 };
@@ -188,7 +193,7 @@ async fn claim_without_publishing(
         user_id: buyer.user_id,
         showtime_id: showtime.showtime_id,
         selection: SeatSelection::parse(Some(seats.clone()), None, None, 10).unwrap(),
-        idempotency_key: key.into(),
+        idempotency_key: IdempotencyKey::parse(key).unwrap(),
     };
     let booking_id = ids.mint(buyer.user_id, key);
     let job = ReserveSeats {

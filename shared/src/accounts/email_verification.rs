@@ -16,8 +16,12 @@ use sqlx::{PgConnection, PgPool};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::{Role, otp, users::User};
-use crate::config::{EmailVerificationSettings, OtpSettings};
+use super::{AccountError, Role, otp, users::User};
+use crate::{
+    config::{EmailVerificationSettings, OtpSettings},
+    core::Core,
+    jobs::SendEmailVerification,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerificationError {
@@ -43,7 +47,7 @@ pub enum VerificationError {
 
 /// Records a request for a code to the account's current email, if the limits allow one now.
 /// Runs in the caller's transaction, so registration records it with the account.
-pub async fn request(
+pub(crate) async fn request(
     conn: &mut PgConnection,
     settings: &EmailVerificationSettings,
     user_id: Uuid,
@@ -120,8 +124,39 @@ pub async fn request(
     .await?)
 }
 
+/// Mails `user_id` a new code for their account's address: the request (limited per account),
+/// then its send job.
+pub async fn send_code(core: &Core, user_id: Uuid) -> Result<(), AccountError> {
+    let mut tx = core.db.begin().await?;
+    let id = request(&mut tx, &core.settings.email_verification, user_id).await?;
+    tx.commit().await?;
+    send(core, id).await
+}
+
+/// Queues the mail of request `id`. A request whose job cannot be queued is removed, so it
+/// counts against no limit.
+pub(crate) async fn send(core: &Core, id: Uuid) -> Result<(), AccountError> {
+    let job = SendEmailVerification {
+        verification_id: id,
+    };
+    if let Err(error) = core.jobs.publish(&job).await {
+        tracing::error!(%error, "could not enqueue the email verification job");
+        discard(&core.db, id).await?;
+        return Err(AccountError::Unavailable("sending email"));
+    }
+    Ok(())
+}
+
+/// Checks a mailed code: the account's current email is then verified, and its profile's
+/// cached copies go.
+pub async fn confirm(core: &Core, user_id: Uuid, code: &str) -> Result<User, AccountError> {
+    let verified = verify(&core.db, &core.settings.otp, user_id, code).await?;
+    core.profile_changed(user_id).await;
+    Ok(verified)
+}
+
 /// Removes a request whose job could not be enqueued, so it counts against no limit.
-pub async fn discard(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+async fn discard(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "DELETE FROM email_verifications WHERE id = $1 AND sent_at IS NULL",
         id
@@ -177,7 +212,7 @@ pub async fn mark_sent(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
 
 /// Checks `code` against the latest code sent to the account's current address and, if it
 /// matches, marks that address verified. A wrong code counts as an attempt.
-pub async fn verify(
+async fn verify(
     db: &PgPool,
     secrets: &OtpSettings,
     user_id: Uuid,

@@ -14,8 +14,8 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::PhoneNumber;
-use crate::config::OtpSettings;
+use super::{AccountError, PhoneNumber};
+use crate::{config::OtpSettings, core::Core, jobs::SendOtp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OtpError {
@@ -36,7 +36,7 @@ pub enum OtpError {
 }
 
 /// Records a request for a code to `phone`, if the limits allow one now.
-pub async fn create_request(
+async fn create_request(
     db: &PgPool,
     settings: &OtpSettings,
     phone: &PhoneNumber,
@@ -109,8 +109,26 @@ pub async fn create_request(
     Ok(id)
 }
 
+/// Sends a sign-in code to `phone` by SMS: the request (limited per phone and per address),
+/// then its send job. A request whose job cannot be queued is removed, so it counts against no
+/// limit.
+pub async fn send_code(
+    core: &Core,
+    phone: &PhoneNumber,
+    ip: Option<IpAddr>,
+) -> Result<(), AccountError> {
+    let id = create_request(&core.db, &core.settings.otp, phone, ip).await?;
+    if let Err(error) = core.jobs.publish(&SendOtp { otp_request_id: id }).await {
+        tracing::error!(%error, "could not enqueue the OTP job");
+        discard(&core.db, id).await?;
+        return Err(AccountError::Unavailable("sending codes"));
+    }
+    tracing::info!(phone = %phone.masked(), "OTP requested");
+    Ok(())
+}
+
 /// Removes a request whose job could not be enqueued, so it counts against no limit.
-pub async fn discard(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+async fn discard(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "DELETE FROM otp_requests WHERE id = $1 AND sent_at IS NULL",
         id

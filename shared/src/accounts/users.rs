@@ -5,8 +5,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{Email, PhoneNumber, Role};
-use crate::db::is_unique_violation;
+use super::{AccountError, Email, PhoneNumber, Role};
+use crate::{core::Core, db::is_unique_violation};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
@@ -162,7 +162,28 @@ pub async fn lock_if_password_is(
 }
 
 /// Changes name and/or email; a new email is unverified until proven again.
-pub async fn update_profile(
+/// Changes `id`'s name and/or email; its cached copies go. A new email is unverified until
+/// proven: a code is mailed to it (best effort; the owner can ask again).
+pub async fn change_profile(
+    core: &Core,
+    id: Uuid,
+    name: Option<&str>,
+    email: Option<&Email>,
+) -> Result<User, AccountError> {
+    let updated = update_profile(&core.db, id, name, email)
+        .await?
+        .ok_or(AccountError::NotFound("user"))?;
+    core.profile_changed(id).await;
+    if email.is_some()
+        && !updated.email_verified
+        && let Err(error) = super::email_verification::send_code(core, id).await
+    {
+        tracing::warn!(%error, "no verification code was mailed for the new address");
+    }
+    Ok(updated)
+}
+
+async fn update_profile(
     db: &PgPool,
     id: Uuid,
     name: Option<&str>,
@@ -187,12 +208,23 @@ pub async fn update_profile(
     .await?)
 }
 
-pub async fn set_role(
+/// Gives a user another role. Returns the role they had and the user as they now are; `None`
+/// if there is no such user.
+pub(crate) async fn set_role(
     conn: &mut PgConnection,
     id: Uuid,
     role: Role,
-) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as!(
+) -> Result<Option<(Role, User)>, sqlx::Error> {
+    let before: Option<Role> = sqlx::query_scalar!(
+        r#"SELECT role AS "role: Role" FROM users WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(before) = before else {
+        return Ok(None);
+    };
+    let user = sqlx::query_as!(
         User,
         r#"UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING id, name, email, email_verified_at IS NOT NULL AS "email_verified!",
                   phone, phone_verified_at IS NOT NULL AS "phone_verified!",
@@ -200,8 +232,9 @@ pub async fn set_role(
         id,
         role as Role
     )
-    .fetch_optional(conn)
-    .await
+    .fetch_one(conn)
+    .await?;
+    Ok(Some((before, user)))
 }
 
 /// How a Google sign-in found its account.
@@ -434,7 +467,7 @@ pub async fn search(
 
 /// Disables or re-enables an account; disabling also ends every session. Returns whether it
 /// was disabled before, or `None` if there is no such user.
-pub async fn set_disabled(
+pub(crate) async fn set_disabled(
     conn: &mut PgConnection,
     id: Uuid,
     disabled: bool,

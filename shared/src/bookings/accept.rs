@@ -87,7 +87,9 @@ impl Acceptor {
     /// path, recorded for the sweep to publish) when this returns `Ok`.
     #[tracing::instrument(skip_all, fields(user_id = %request.user_id, showtime_id = %request.showtime_id))]
     pub async fn accept(&self, request: BookingRequest) -> Result<Accepted, CreateError> {
-        let booking_id = self.ids.mint(request.user_id, &request.idempotency_key);
+        let booking_id = self
+            .ids
+            .mint(request.user_id, request.idempotency_key.as_str());
         let fingerprint = request.fingerprint();
         let now = Utc::now();
         let job = ReserveSeats {
@@ -100,7 +102,7 @@ impl Acceptor {
                 user_id: request.user_id,
                 showtime_id: request.showtime_id,
                 selection: request.selection.clone(),
-                idempotency_key: request.idempotency_key.clone(),
+                idempotency_key: request.idempotency_key.as_str().to_owned(),
                 fingerprint: fingerprint.clone(),
                 accepted_at: now,
             }),
@@ -128,7 +130,7 @@ impl Acceptor {
         let job_json = serde_json::to_string(&job).unwrap_or_default();
         let claim = claims::NewClaim {
             user_id: request.user_id,
-            idempotency_key: &request.idempotency_key,
+            idempotency_key: request.idempotency_key.as_str(),
             fingerprint: &fingerprint,
             booking_id,
             status_json: &status_json,
@@ -214,7 +216,13 @@ impl Acceptor {
         request: &BookingRequest,
         fingerprint: &str,
     ) -> Result<Option<Accepted>, CreateError> {
-        match claims::lookup(&self.redis, request.user_id, &request.idempotency_key).await {
+        match claims::lookup(
+            &self.redis,
+            request.user_id,
+            request.idempotency_key.as_str(),
+        )
+        .await
+        {
             Ok(Some(existing)) if existing.fingerprint != fingerprint => {
                 Err(CreateError::KeyReused)
             }

@@ -15,45 +15,68 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{
-    BookingStatus,
+    BookingStatus, changes,
     holds::{SeatRelease, release_held_seats},
+    view::BookingView,
 };
 use crate::{
+    accounts::Role,
+    audit::Actor,
+    core::Core,
     error::DomainError,
     payments::refunds::{self, RefundView, Requester},
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum CancelError {
-    #[error("booking not found")]
-    NotFound,
-    #[error("a {0:?} booking cannot be canceled")]
-    NotCancelable(BookingStatus),
-    /// A paid booking whose refund was refused (the show's rules, a refund under way...).
-    #[error(transparent)]
-    Refund(#[from] DomainError),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
+/// What a cancellation came to, with the booking as it now stands.
+#[derive(Debug, Clone)]
+pub enum Canceled {
+    /// The hold is gone (CANCELED); its seats are on sale again.
+    Released(BookingView),
+    /// The booking was paid: a refund is under way (REFUND_PENDING).
+    Refunding(BookingView),
 }
 
-/// What a cancellation came to.
-#[derive(Debug, Clone)]
-pub enum Cancellation {
-    /// The hold is gone; the seats of this showtime are on sale again.
-    Released { showtime_id: Uuid },
-    /// The booking was paid: this refund request (REFUND_PENDING) is to be carried out after
-    /// the commit.
+/// Cancels `booking_id` for `actor`: its owner, or a super admin on their behalf (anyone else
+/// is told it does not exist). A refund request is audited in the same transaction; after the
+/// commit the seats go back on sale, or the refund starts.
+pub async fn cancel(core: &Core, actor: &Actor, booking_id: Uuid) -> Result<Canceled, DomainError> {
+    let (requester, reason) = if actor.role.includes(Role::SuperAdmin) {
+        (Requester::Admin(actor.user_id), "canceled by an admin")
+    } else {
+        (Requester::Buyer(actor.user_id), "canceled by the buyer")
+    };
+    let mut tx = core.db.begin().await?;
+    match decide(&mut tx, booking_id, requester, reason).await? {
+        Decision::Released { showtime_id } => {
+            tx.commit().await?;
+            let view = changes::seats_changed(core, showtime_id, booking_id)
+                .await?
+                .ok_or(DomainError::NotFound("booking"))?;
+            Ok(Canceled::Released(view))
+        }
+        Decision::Refunding(refund) => {
+            refunds::record_request(&mut tx, actor, &refund).await?;
+            tx.commit().await?;
+            Ok(Canceled::Refunding(refunds::start(core, &refund).await?))
+        }
+    }
+}
+
+/// What the booking's status under its lock decided.
+enum Decision {
+    Released {
+        showtime_id: Uuid,
+    },
+    /// This refund request (REFUND_PENDING) is to be carried out after the commit.
     Refunding(RefundView),
 }
 
-/// Cancels `booking_id` for `requester` (its owner, or a super admin) in the caller's
-/// transaction, which may then record who asked before committing.
-pub async fn cancel(
+async fn decide(
     tx: &mut PgConnection,
     booking_id: Uuid,
     requester: Requester,
     reason: &str,
-) -> Result<Cancellation, CancelError> {
+) -> Result<Decision, DomainError> {
     let booking = sqlx::query!(
         r#"SELECT user_id, showtime_id, status AS "status: BookingStatus"
            FROM bookings WHERE id = $1 FOR UPDATE"#,
@@ -65,7 +88,7 @@ pub async fn cancel(
         Requester::Buyer(user_id) => booking.user_id == user_id,
         Requester::Admin(_) => true,
     })
-    .ok_or(CancelError::NotFound)?;
+    .ok_or(DomainError::NotFound("booking"))?;
     match booking.status {
         BookingStatus::Reserved => {
             sqlx::query!(
@@ -75,13 +98,22 @@ pub async fn cancel(
             .execute(&mut *tx)
             .await?;
             release_held_seats(tx, &[booking_id], SeatRelease::Canceled).await?;
-            Ok(Cancellation::Released {
+            Ok(Decision::Released {
                 showtime_id: booking.showtime_id,
             })
         }
-        BookingStatus::Confirmed => Ok(Cancellation::Refunding(
+        BookingStatus::Confirmed => Ok(Decision::Refunding(
             refunds::request_for_booking(tx, booking_id, &[], reason, requester).await?,
         )),
-        status => Err(CancelError::NotCancelable(status)),
+        status => Err(DomainError::conflict(
+            "NOT_CANCELABLE",
+            match status {
+                BookingStatus::Pending => {
+                    "the reservation is still being decided; try again in a moment".into()
+                }
+                BookingStatus::RefundPending => "a refund of this booking is under way".into(),
+                other => format!("a {other:?} booking cannot be canceled"),
+            },
+        )),
     }
 }

@@ -6,6 +6,8 @@
 //!
 //! Availability goes first, so a buyer told of a released seat finds it on sale.
 
+use std::collections::BTreeSet;
+
 use uuid::Uuid;
 
 use super::view::{self, BookingView};
@@ -14,15 +16,16 @@ use crate::core::Core;
 /// Bookings read from Postgres per announcement, however many changed.
 const ANNOUNCE_CHUNK: usize = 500;
 
-/// After the bookings of `showtimes` changed: `known` are views already in hand, `others` are
-/// read first.
+/// After the bookings of `showtimes` changed (a showtime may be named more than once): `known`
+/// are views already in hand, `others` are read first.
 pub async fn bookings_changed(
     core: &Core,
     showtimes: &[Uuid],
     known: &[BookingView],
     others: &[Uuid],
 ) {
-    for &showtime_id in showtimes {
+    let showtimes: BTreeSet<Uuid> = showtimes.iter().copied().collect();
+    for showtime_id in showtimes {
         super::availability::invalidate(&core.redis, showtime_id).await;
         core.availability.forget(showtime_id).await;
     }

@@ -19,7 +19,24 @@ pub struct BookingRequest {
     pub user_id: Uuid,
     pub showtime_id: Uuid,
     pub selection: SeatSelection,
-    pub idempotency_key: String,
+    pub idempotency_key: IdempotencyKey,
+}
+
+/// The key a client sends with each booking attempt, so a retry answers the booking the first
+/// attempt made: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let key = raw.trim();
+        (!key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()))
+            .then(|| Self(key.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl BookingRequest {
@@ -93,7 +110,7 @@ pub async fn create_pending(
            SELECT $4, $1, $5, $6, $7 FROM claimed
            RETURNING id"#,
         request.user_id,
-        request.idempotency_key,
+        request.idempotency_key.as_str(),
         fingerprint,
         booking_id,
         request.showtime_id,
@@ -135,7 +152,7 @@ pub async fn record_checked(
            VALUES ($4, $1, $5, $6, $7)
            ON CONFLICT (id) DO NOTHING"#,
         request.user_id,
-        request.idempotency_key,
+        request.idempotency_key.as_str(),
         request.fingerprint(),
         booking_id,
         request.showtime_id,
@@ -166,7 +183,7 @@ async fn replay(
            LEFT JOIN bookings b ON b.id = (k.response_body ->> 'booking_id')::uuid
            WHERE k.user_id = $1 AND k.key = $2"#,
         request.user_id,
-        request.idempotency_key
+        request.idempotency_key.as_str()
     )
     .fetch_optional(db)
     .await?

@@ -12,22 +12,135 @@ use std::collections::{BTreeMap, BTreeSet};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use serde_json::json;
+
 use super::{
-    BookingStatus, SeatSelection,
+    BookingStatus, SeatSelection, changes,
     holds::{self, SeatRelease},
     tickets,
+    view::BookingView,
 };
-use crate::{error::DomainError, validation::FieldError};
+use crate::{
+    audit::{self, Actor, AuditEntry, Reason},
+    core::Core,
+    error::DomainError,
+    jobs::{ReservationScope, ReserveSeats},
+    validation::FieldError,
+};
+
+/// An admin's booking of named seats for a user.
+#[derive(Debug, Clone)]
+pub struct ManualOrder {
+    pub user_id: Uuid,
+    pub showtime_id: Uuid,
+    pub selection: SeatSelection,
+    /// Free tickets: confirmed as soon as the seats are held, no payment.
+    pub comp: bool,
+    pub reason: Reason,
+}
+
+/// Books `order` for its user: a PENDING booking and its audit entry in one transaction, then
+/// its reserve-seats job (the sweep publishes it again if this fails). Returns the booking id,
+/// whose status tells how the reservation went.
+pub async fn book(core: &Core, actor: &Actor, order: &ManualOrder) -> Result<Uuid, DomainError> {
+    let mut tx = core.db.begin().await?;
+    let booking_id = record_pending(&mut tx, actor.user_id, order).await?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            after: Some(
+                json!({"user_id": order.user_id, "showtime_id": order.showtime_id,
+                               "seats": order.selection.named_seats(), "comp": order.comp,
+                               "reason": order.reason.as_str()}),
+            ),
+            ..actor.entry("booking.manual_created", "booking", booking_id)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let job = ReserveSeats {
+        booking_id,
+        scope: Some(ReservationScope {
+            showtime_id: order.showtime_id,
+            section_id: None,
+        }),
+        request: None,
+    };
+    if let Err(error) = core.jobs.publish(&job).await {
+        tracing::error!(%error, %booking_id, "reservation job not published yet; the sweep will");
+    }
+    Ok(booking_id)
+}
+
+/// Moves a held or confirmed booking to `seat_ids`, audited; then the showtime's availability
+/// is dropped and the booking announced. Returns the booking as it now stands.
+pub async fn move_seats(
+    core: &Core,
+    actor: &Actor,
+    booking_id: Uuid,
+    seat_ids: &[Uuid],
+    reason: &Reason,
+) -> Result<BookingView, DomainError> {
+    let mut tx = core.db.begin().await?;
+    let (showtime_id, before) = move_in(&mut tx, booking_id, seat_ids).await?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            before: Some(json!({"seats": before})),
+            after: Some(json!({"seats": seat_ids, "reason": reason.as_str()})),
+            ..actor.entry("booking.seats_moved", "booking", booking_id)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    changed(core, showtime_id, booking_id).await
+}
+
+/// Cancels a booking without a refund, audited; then its seats are on sale again. Returns the
+/// booking as it now stands.
+pub async fn cancel_without_refund(
+    core: &Core,
+    actor: &Actor,
+    booking_id: Uuid,
+    reason: &Reason,
+) -> Result<BookingView, DomainError> {
+    let mut tx = core.db.begin().await?;
+    let showtime_id = cancel_in(&mut tx, booking_id).await?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            after: Some(json!({"reason": reason.as_str()})),
+            ..actor.entry("booking.canceled_without_refund", "booking", booking_id)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    changed(core, showtime_id, booking_id).await
+}
+
+async fn changed(
+    core: &Core,
+    showtime_id: Uuid,
+    booking_id: Uuid,
+) -> Result<BookingView, DomainError> {
+    changes::seats_changed(core, showtime_id, booking_id)
+        .await?
+        .ok_or(DomainError::NotFound("booking"))
+}
 
 /// Records a PENDING manual booking of named seats, for its reservation job to hold.
-pub async fn create(
+async fn record_pending(
     conn: &mut PgConnection,
     admin_id: Uuid,
-    user_id: Uuid,
-    showtime_id: Uuid,
-    selection: &SeatSelection,
-    comp: bool,
+    order: &ManualOrder,
 ) -> Result<Uuid, DomainError> {
+    let ManualOrder {
+        user_id,
+        showtime_id,
+        ref selection,
+        comp,
+        ..
+    } = *order;
     let user_ok = sqlx::query_scalar!(
         r#"SELECT disabled_at IS NULL AS "ok!" FROM users WHERE id = $1"#,
         user_id
@@ -81,7 +194,7 @@ pub async fn create(
 /// Moves a held or confirmed booking to other seats of its showtime, as many as it has: the
 /// old ones go back on sale, the new ones must be free. Its price stays as it was, seat by seat
 /// (each new seat is priced as the seat it replaces). Returns the showtime and the seats before.
-pub async fn move_seats(
+async fn move_in(
     conn: &mut PgConnection,
     booking_id: Uuid,
     seat_ids: &[Uuid],
@@ -215,7 +328,7 @@ pub async fn move_seats(
 
 /// Cancels a confirmed booking without giving the money back (its seats go back on sale, its
 /// tickets are void); a held one is simply canceled. Returns the showtime.
-pub async fn cancel_without_refund(
+pub(crate) async fn cancel_in(
     conn: &mut PgConnection,
     booking_id: Uuid,
 ) -> Result<Uuid, DomainError> {

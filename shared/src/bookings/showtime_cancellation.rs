@@ -16,21 +16,19 @@
 //! any whose job was lost, and cancelling the showtime again publishes every refund still open
 //! (and asks for any missing).
 
-use std::time::Duration;
-
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{
-    BookingStatus,
+    BookingStatus, changes,
     holds::{SeatRelease, release_held_seats},
-    manual, view,
+    manual,
 };
 use crate::{
-    audit::{self, AuditEntry},
-    jobs::{JobPublisher, Refund},
-    redis_client::RedisClient,
+    audit::{self, Actor},
+    core::Core,
+    jobs::Refund,
 };
 
 /// The reason recorded on the refunds a cancellation asks for.
@@ -57,7 +55,7 @@ pub struct CanceledBookings {
 pub(crate) async fn cancel_bookings(
     tx: &mut PgConnection,
     showtime_id: Uuid,
-    by: &AuditEntry<'_>,
+    by: &Actor,
 ) -> Result<CanceledBookings, sqlx::Error> {
     // The bookings acted on, in id order (the lock order in `bookings`).
     let bookings = sqlx::query!(
@@ -138,12 +136,12 @@ pub(crate) async fn cancel_bookings(
         &refunding_ids,
         &refunding.iter().map(|p| p.left).collect::<Vec<_>>(),
         REFUND_REASON,
-        by.actor_id
+        by.user_id
     )
     .fetch_all(&mut *tx)
     .await?;
     for comp in &comps {
-        manual::cancel_without_refund(tx, *comp)
+        manual::cancel_in(tx, *comp)
             .await
             .map_err(|error| match error {
                 crate::error::DomainError::Database(error) => error,
@@ -151,17 +149,7 @@ pub(crate) async fn cancel_bookings(
             })?;
     }
 
-    let entries = |action| AuditEntry {
-        actor_id: by.actor_id,
-        actor_role: by.actor_role,
-        action,
-        resource_type: "booking",
-        resource_id: String::new(),
-        ip: by.ip,
-        request_id: by.request_id,
-        before: None,
-        after: None,
-    };
+    let entries = |action| by.entry(action, "booking", "");
     let why = json!({"reason": REFUND_REASON});
     let each = |ids: &[Uuid]| -> Vec<(String, serde_json::Value)> {
         ids.iter().map(|id| (id.to_string(), why.clone())).collect()
@@ -206,36 +194,31 @@ pub(crate) async fn cancel_bookings(
 
 /// After the commit: tells every buyer whose booking changed, and publishes the refund jobs.
 /// A job that cannot be published now is published by the sweep. Thousands of bookings take a
-/// while: run it on a task of its own, not in the request.
-pub async fn publish_refunds(
-    db: &PgPool,
-    redis: &RedisClient,
-    jobs: &JobPublisher,
-    status_ttl: Duration,
-    canceled: &CanceledBookings,
-) {
-    super::availability::invalidate(redis, canceled.showtime_id).await;
-    let changed: Vec<Uuid> = canceled
-        .turned_away
-        .iter()
-        .chain(&canceled.released)
-        .chain(&canceled.refunding)
-        .chain(&canceled.comps)
-        .copied()
-        .collect();
-    for chunk in changed.chunks(500) {
-        view::announce_many(db, redis, chunk, status_ttl).await;
-    }
-    for refund_id in &canceled.open_refunds {
-        let job = Refund {
-            refund_id: *refund_id,
-            event_id: None,
-        };
-        if let Err(error) = jobs.publish(&job).await {
-            tracing::warn!(%error, %refund_id, "refund job not published yet; the sweep will");
-            break;
+/// while: this runs on a task of its own, which neither holds the editor's answer nor stops
+/// when they hang up.
+pub(crate) fn publish_refunds(core: &Core, canceled: CanceledBookings) {
+    let core = core.clone();
+    tokio::spawn(async move {
+        let changed: Vec<Uuid> = canceled
+            .turned_away
+            .iter()
+            .chain(&canceled.released)
+            .chain(&canceled.refunding)
+            .chain(&canceled.comps)
+            .copied()
+            .collect();
+        changes::bookings_changed(&core, &[canceled.showtime_id], &[], &changed).await;
+        for refund_id in &canceled.open_refunds {
+            let job = Refund {
+                refund_id: *refund_id,
+                event_id: None,
+            };
+            if let Err(error) = core.jobs.publish(&job).await {
+                tracing::warn!(%error, %refund_id, "refund job not published yet; the sweep will");
+                break;
+            }
         }
-    }
+    });
 }
 
 /// How the refunds of a showtime stand: what was asked for, what Razorpay has paid back, what

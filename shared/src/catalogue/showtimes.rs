@@ -15,12 +15,10 @@ use super::{
     venues::VenueBrief,
 };
 use crate::{
-    audit::{self, AuditEntry},
-    bookings::{
-        availability,
-        showtime_cancellation::{self, CanceledBookings},
-    },
+    audit::{self, Actor, AuditEntry},
+    bookings::{availability, showtime_cancellation},
     cache::Cache,
+    core::Core,
     redis_client::RedisClient,
     validation::FieldError,
 };
@@ -350,29 +348,17 @@ pub async fn publish(
 /// Cancels a showtime for good, and with it its bookings: holds released, paid bookings
 /// refunded, all audited, in one transaction (`bookings::showtime_cancellation`). Cancelling a
 /// canceled showtime again asks for any refund missing and hands back every refund still open,
-/// so a cancellation interrupted after its commit is finished by running it again. The caller
-/// publishes the refunds with `showtime_cancellation::publish_refunds` after this returns.
-#[tracing::instrument(skip(db, cache, by))]
-pub async fn cancel(
-    db: &PgPool,
-    cache: &Cache,
-    id: Uuid,
-    by: &AuditEntry<'_>,
-) -> Result<(Showtime, CanceledBookings), DomainError> {
-    let mut tx = db.begin().await?;
+/// so a cancellation interrupted after its commit is finished by running it again. After the
+/// commit, the buyers are told and the refund jobs published on a task of their own.
+#[tracing::instrument(skip(core, by))]
+pub async fn cancel(core: &Core, by: &Actor, id: Uuid) -> Result<Showtime, DomainError> {
+    let mut tx = core.db.begin().await?;
     let current = lock(&mut tx, id).await?;
     set_status(&mut tx, id, current.status, ShowtimeStatus::Canceled).await?;
     let canceled = showtime_cancellation::cancel_bookings(&mut tx, id, by).await?;
     audit::record(
         &mut tx,
         AuditEntry {
-            actor_id: by.actor_id,
-            actor_role: by.actor_role,
-            action: "showtime.canceled",
-            resource_type: "showtime",
-            resource_id: id.to_string(),
-            ip: by.ip,
-            request_id: by.request_id,
             before: Some(serde_json::json!({"status": current.status})),
             after: Some(serde_json::json!({
                 "status": ShowtimeStatus::Canceled,
@@ -382,11 +368,14 @@ pub async fn cancel(
                 "comps_canceled": canceled.comps.len(),
                 "refunds_open": canceled.open_refunds.len(),
             })),
+            ..by.entry("showtime.canceled", "showtime", id)
         },
     )
     .await?;
-    let showtime = finish(tx, cache, id).await?;
-    Ok((showtime, canceled))
+    let showtime = finish(tx, &core.cache, id).await?;
+    core.availability.forget(id).await;
+    showtime_cancellation::publish_refunds(core, canceled);
+    Ok(showtime)
 }
 
 /// Deletes a showtime no booking refers to; one with bookings must be canceled instead.

@@ -22,7 +22,10 @@ use utoipa::ToSchema;
 use super::{
     Job, QueueTopology, Refund, ReserveSeats, SendEmailVerification, SendOtp, VerifyPayment,
 };
-use crate::config::RabbitMqSettings;
+use crate::{
+    audit::{self, Actor},
+    config::RabbitMqSettings,
+};
 
 /// The names of every job kind, as their queues are named.
 pub const KINDS: [&str; 5] = [
@@ -74,6 +77,8 @@ pub enum QueueAdminError {
     Broker(#[from] lapin::Error),
     #[error("the broker did not confirm the replayed message")]
     NotConfirmed,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
 #[derive(Clone)]
@@ -167,8 +172,25 @@ impl QueueAdmin {
         Ok(letters)
     }
 
+    /// Puts a dead letter back on its work queue once its cause is fixed, and records who did
+    /// it. `false` if there is none.
+    pub async fn replay_for(
+        &self,
+        db: &sqlx::PgPool,
+        actor: &Actor,
+        kind: &str,
+        message_id: &str,
+    ) -> Result<bool, QueueAdminError> {
+        if !self.replay(kind, message_id).await? {
+            return Ok(false);
+        }
+        let job = format!("{kind}:{message_id}");
+        audit::record_one(db, actor.entry("job.replayed", "job", job)).await?;
+        Ok(true)
+    }
+
     /// Moves the dead letter with `message_id` back to its work queue. `false` if there is none.
-    pub async fn replay(&self, kind: &str, message_id: &str) -> Result<bool, QueueAdminError> {
+    async fn replay(&self, kind: &str, message_id: &str) -> Result<bool, QueueAdminError> {
         let kind = Self::kind(kind)?;
         let connection = self.connect().await?;
         let channel = connection.create_channel().await?;

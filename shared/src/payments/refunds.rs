@@ -19,7 +19,14 @@ use super::{
     PaymentStatus, RefundStatus, SettleError, history_entry,
     razorpay::{Razorpay, RazorpayError, RefundEntity},
 };
-use crate::{bookings::BookingStatus, error::DomainError, validation::FieldError};
+use crate::{
+    audit::{self, Actor, AuditEntry, Reason},
+    bookings::{BookingStatus, changes, view::BookingView},
+    core::Core,
+    error::DomainError,
+    jobs::Refund,
+    validation::FieldError,
+};
 
 /// Who asks for a refund, which decides the rules that apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +53,68 @@ pub struct RefundView {
     pub processed_at: Option<DateTime<Utc>>,
 }
 
+/// A refund asked for by `actor`, start to finish: the request and its audit entry in one
+/// transaction, then the booking's new status (REFUND_PENDING) announced, then the refund job
+/// published (the sweep publishes it again if this fails). Announced before the job, so the
+/// worker's later announcement of the outcome is the one that stays. Returns the request and
+/// the booking as it now stands.
+pub async fn request(
+    core: &Core,
+    actor: &Actor,
+    booking_id: Uuid,
+    seat_ids: &[Uuid],
+    reason: &Reason,
+    requester: Requester,
+) -> Result<(RefundView, BookingView), DomainError> {
+    let mut tx = core.db.begin().await?;
+    let refund =
+        request_for_booking(&mut tx, booking_id, seat_ids, reason.as_str(), requester).await?;
+    record_request(&mut tx, actor, &refund).await?;
+    tx.commit().await?;
+    let view = start(core, &refund).await?;
+    Ok((refund, view))
+}
+
+/// The audit entry of a refund request, in the request's transaction.
+pub(crate) async fn record_request(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    refund: &RefundView,
+) -> Result<(), sqlx::Error> {
+    audit::record(
+        tx,
+        AuditEntry {
+            after: Some(
+                json!({"refund_id": refund.id, "amount_paise": refund.amount_paise,
+                               "seat_ids": refund.seat_ids, "reason": refund.reason}),
+            ),
+            ..actor.entry("booking.refund_requested", "booking", refund.booking_id)
+        },
+    )
+    .await
+}
+
+/// After a refund request committed: the booking's new status announced, then the refund job
+/// published. Returns the booking as it now stands.
+pub(crate) async fn start(core: &Core, refund: &RefundView) -> Result<BookingView, DomainError> {
+    let view = changes::status_changed(core, refund.booking_id)
+        .await?
+        .ok_or(DomainError::NotFound("booking"))?;
+    let job = Refund {
+        refund_id: refund.id,
+        event_id: None,
+    };
+    if let Err(error) = core.jobs.publish(&job).await {
+        tracing::error!(%error, refund_id = %refund.id, "refund job not published yet; the sweep will");
+    }
+    Ok(view)
+}
+
 /// Asks for a refund of a confirmed booking, whole (`seat_ids` empty) or of some seats, in the
 /// caller's transaction (which also records who asked). Returns the request, to be carried
 /// out by a refund job after the commit.
 #[tracing::instrument(skip(tx))]
-pub async fn request_for_booking(
+pub(crate) async fn request_for_booking(
     tx: &mut PgConnection,
     booking_id: Uuid,
     seat_ids: &[Uuid],

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use shared::bookings::{
     SeatSelection,
-    create::{self, BookingRequest},
+    create::{self, BookingRequest, IdempotencyKey},
     expire_overdue_holds, reserve,
 };
 use sqlx::PgPool;
@@ -40,7 +40,7 @@ async fn pending(db: &PgPool, showtime_id: Uuid, seats: &[Uuid]) -> Uuid {
             user_id: fixtures::buyer(db).await,
             showtime_id,
             selection,
-            idempotency_key: Uuid::new_v4().to_string(),
+            idempotency_key: IdempotencyKey::parse(&Uuid::new_v4().to_string()).unwrap(),
         },
         Uuid::now_v7(),
     )

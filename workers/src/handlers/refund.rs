@@ -3,7 +3,7 @@
 //! is Razorpay's idempotency key, and its outcome is applied once.
 
 use shared::{
-    bookings::{availability, view},
+    bookings::changes,
     jobs::Refund,
     payments::{
         SettleError,
@@ -16,34 +16,33 @@ use crate::context::{JobContext, JobError, RunJob};
 
 impl RunJob for Refund {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
-        let outcome = match refunds::carry_out(&ctx.db, &ctx.razorpay, self.refund_id).await {
+        let outcome = match refunds::carry_out(&ctx.core.db, &ctx.razorpay, self.refund_id).await {
             Ok(outcome) => outcome,
             Err(SettleError::Transient(error)) => return Err(JobError::Transient(error)),
             Err(SettleError::Permanent(error)) => {
                 if let Some(event_id) = &self.event_id {
-                    webhooks::mark_processed(&ctx.db, event_id, Some(&error.to_string())).await?;
+                    webhooks::mark_processed(&ctx.core.db, event_id, Some(&error.to_string()))
+                        .await?;
                 }
                 return Err(JobError::Permanent(error));
             }
         };
-        let status_ttl = ctx.settings.bookings.status_ttl;
         match outcome {
             RefundOutcome::Processed {
                 booking_id,
                 showtime_id,
             } => {
                 tracing::info!(refund_id = %self.refund_id, %booking_id, "refund processed");
-                availability::invalidate(&ctx.redis, showtime_id).await;
-                view::announce(&ctx.db, &ctx.redis, booking_id, status_ttl).await;
+                changes::bookings_changed(&ctx.core, &[showtime_id], &[], &[booking_id]).await;
             }
             RefundOutcome::Failed { booking_id } => {
                 tracing::warn!(refund_id = %self.refund_id, %booking_id, "refund failed");
-                view::announce(&ctx.db, &ctx.redis, booking_id, status_ttl).await;
+                changes::bookings_changed(&ctx.core, &[], &[], &[booking_id]).await;
             }
             RefundOutcome::Pending | RefundOutcome::AlreadyDone => {}
         }
         if let Some(event_id) = &self.event_id {
-            webhooks::mark_processed(&ctx.db, event_id, None).await?;
+            webhooks::mark_processed(&ctx.core.db, event_id, None).await?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ impl RunJob for ReserveSeats {
         let id = self.booking_id;
         let scope = match self.scope {
             Some(scope) => scope,
-            None => match reserve::lock_scope(&ctx.db, id).await? {
+            None => match reserve::lock_scope(&ctx.core.db, id).await? {
                 Some(scope) => scope,
                 None => {
                     tracing::warn!(booking_id = %id, "no such booking; nothing to reserve");

@@ -15,7 +15,7 @@ use crate::context::{JobContext, JobError, RunJob};
 impl RunJob for SendEmailVerification {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         let id = self.verification_id;
-        let Some(pending) = email_verification::pending(&ctx.db, id).await? else {
+        let Some(pending) = email_verification::pending(&ctx.core.db, id).await? else {
             // The API removes a request only when it could not enqueue this job.
             tracing::warn!(verification_id = %id, "verification request no longer exists; nothing to send");
             return Ok(());
@@ -24,9 +24,15 @@ impl RunJob for SendEmailVerification {
             return Ok(());
         }
         let code = otp::new_code();
-        let hash = otp::code_hash(&ctx.settings.otp, id, &code);
-        email_verification::store_code_hash(&ctx.db, id, &hash).await?;
-        let minutes = ctx.settings.email_verification.ttl.as_secs().div_ceil(60);
+        let hash = otp::code_hash(&ctx.core.settings.otp, id, &code);
+        email_verification::store_code_hash(&ctx.core.db, id, &hash).await?;
+        let minutes = ctx
+            .core
+            .settings
+            .email_verification
+            .ttl
+            .as_secs()
+            .div_ceil(60);
         let text = format!(
             "{code} is your BMS email verification code. It expires in {minutes} minutes.\n\n\
              If you did not create a BMS account with this address, ignore this message: \
@@ -41,7 +47,7 @@ impl RunJob for SendEmailVerification {
             MailError::Refused { .. } => JobError::Permanent(error.into()),
             MailError::Unavailable(_) => JobError::Transient(error.into()),
         })?;
-        email_verification::mark_sent(&ctx.db, id).await?;
+        email_verification::mark_sent(&ctx.core.db, id).await?;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use crate::context::{JobContext, JobError, RunJob};
 impl RunJob for SendOtp {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         let id = self.otp_request_id;
-        let Some(pending) = otp::pending(&ctx.db, id).await? else {
+        let Some(pending) = otp::pending(&ctx.core.db, id).await? else {
             // The API removes a request only when it could not enqueue this job.
             tracing::warn!(otp_request_id = %id, "OTP request no longer exists; nothing to send");
             return Ok(());
@@ -18,9 +18,9 @@ impl RunJob for SendOtp {
         if pending.already_sent || pending.expired {
             return Ok(());
         }
-        let settings = &ctx.settings.otp;
+        let settings = &ctx.core.settings.otp;
         let code = otp::new_code();
-        otp::store_code_hash(&ctx.db, id, &otp::code_hash(settings, id, &code)).await?;
+        otp::store_code_hash(&ctx.core.db, id, &otp::code_hash(settings, id, &code)).await?;
         let minutes = settings.ttl.as_secs().div_ceil(60);
         let body = format!(
             "{code} is your BMS sign-in code. It expires in {minutes} minutes. Never share it."
@@ -32,7 +32,7 @@ impl RunJob for SendOtp {
                 SmsError::Refused { .. } => JobError::Permanent(error.into()),
                 SmsError::Unavailable(_) => JobError::Transient(error.into()),
             })?;
-        otp::mark_sent(&ctx.db, id).await?;
+        otp::mark_sent(&ctx.core.db, id).await?;
         Ok(())
     }
 }

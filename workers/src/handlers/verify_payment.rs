@@ -3,7 +3,7 @@
 //! or a racing worker finds it settled and does nothing more.
 
 use shared::{
-    bookings::{availability, view},
+    bookings::changes,
     jobs::{Job, PaymentSignal, Refund, VerifyPayment},
     payments::{
         SettleError,
@@ -16,8 +16,8 @@ use crate::context::{JobContext, JobError, RunJob};
 
 impl RunJob for VerifyPayment {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
-        let key_secret = ctx.settings.razorpay.key_secret.expose();
-        let outcome = settle::settle(&ctx.db, &ctx.razorpay, key_secret, &self).await;
+        let key_secret = ctx.core.settings.razorpay.key_secret.expose();
+        let outcome = settle::settle(&ctx.core.db, &ctx.razorpay, key_secret, &self).await;
         let event_id = match &self.signal {
             PaymentSignal::Webhook { event_id } => Some(event_id.as_str()),
             PaymentSignal::Checkout { .. } | PaymentSignal::Reconciliation => None,
@@ -27,34 +27,34 @@ impl RunJob for VerifyPayment {
             Err(SettleError::Transient(error)) => return Err(JobError::Transient(error)),
             Err(SettleError::Permanent(error)) => {
                 if let Some(event_id) = event_id {
-                    webhooks::mark_processed(&ctx.db, event_id, Some(&error.to_string())).await?;
+                    webhooks::mark_processed(&ctx.core.db, event_id, Some(&error.to_string()))
+                        .await?;
                 }
                 return Err(JobError::Permanent(error));
             }
         };
-        let status_ttl = ctx.settings.bookings.status_ttl;
         match settled {
             Settled::Confirmed {
                 booking_id,
                 showtime_id,
             } => {
                 tracing::info!(%booking_id, "payment captured; booking confirmed");
-                availability::invalidate(&ctx.redis, showtime_id).await;
-                view::announce(&ctx.db, &ctx.redis, booking_id, status_ttl).await;
+                changes::bookings_changed(&ctx.core, &[showtime_id], &[], &[booking_id]).await;
             }
             Settled::Refunding {
                 booking_id,
                 refund_id,
             } => {
                 tracing::warn!(%booking_id, %refund_id, "payment captured for a booking that cannot keep it; refunding");
-                ctx.jobs
+                ctx.core
+                    .jobs
                     .publish(&Refund {
                         refund_id,
                         event_id: None,
                     })
                     .await
                     .map_err(|error| JobError::Transient(error.into()))?;
-                view::announce(&ctx.db, &ctx.redis, booking_id, status_ttl).await;
+                changes::bookings_changed(&ctx.core, &[], &[], &[booking_id]).await;
             }
             Settled::Failed { booking_id } => {
                 tracing::info!(%booking_id, "payment failed; the hold stays as it was");
@@ -64,7 +64,7 @@ impl RunJob for VerifyPayment {
             }
         }
         if let Some(event_id) = event_id {
-            webhooks::mark_processed(&ctx.db, event_id, None).await?;
+            webhooks::mark_processed(&ctx.core.db, event_id, None).await?;
         }
         Ok(())
     }

@@ -56,11 +56,11 @@ impl RunJob for Probe {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         sqlx::query("INSERT INTO probe_attempts (id) VALUES ($1)")
             .bind(self.id)
-            .execute(&ctx.db)
+            .execute(&ctx.core.db)
             .await?;
         let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_attempts WHERE id = $1")
             .bind(self.id)
-            .fetch_one(&ctx.db)
+            .fetch_one(&ctx.core.db)
             .await?;
         if self.permanent_failure {
             return Err(JobError::Permanent(anyhow::anyhow!(
@@ -75,7 +75,7 @@ impl RunJob for Probe {
         if self.work_ms > 0 {
             sqlx::query("INSERT INTO probe_started (id) VALUES ($1)")
                 .bind(self.id)
-                .execute(&ctx.db)
+                .execute(&ctx.core.db)
                 .await?;
             tokio::time::sleep(Duration::from_millis(self.work_ms)).await;
         }
@@ -83,7 +83,7 @@ impl RunJob for Probe {
             "INSERT INTO probe_done (id, worker) VALUES ($1, current_setting('application_name'))",
         )
         .bind(self.id)
-        .execute(&ctx.db)
+        .execute(&ctx.core.db)
         .await?;
         Ok(())
     }

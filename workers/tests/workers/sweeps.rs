@@ -4,7 +4,7 @@
 use shared::{
     bookings::{
         SeatSelection,
-        create::{self, BookingRequest},
+        create::{self, BookingRequest, IdempotencyKey},
     },
     jobs::ReserveSeats,
 };
@@ -42,7 +42,7 @@ async fn one_replica_republishes_a_stale_booking_once_while_its_copy_waits() {
                 user_id: buyer.user_id,
                 showtime_id: showtime.showtime_id,
                 selection,
-                idempotency_key: Uuid::new_v4().to_string(),
+                idempotency_key: IdempotencyKey::parse(&Uuid::new_v4().to_string()).unwrap(),
             },
             Uuid::now_v7(),
         )

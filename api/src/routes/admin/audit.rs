@@ -17,5 +17,7 @@ pub async fn audit_log(
     Query(filters): Query<AuditFilters>,
 ) -> Result<axum::Json<Vec<AuditRecord>>, ApiError> {
     let limit = PageSize::parse(filters.limit, 100, 500)?.as_i64();
-    Ok(axum::Json(audit::search(&state.db, &filters, limit).await?))
+    Ok(axum::Json(
+        audit::search(&state.core.db, &filters, limit).await?,
+    ))
 }

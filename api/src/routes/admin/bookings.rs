@@ -6,23 +6,19 @@ use axum::{
     http::StatusCode,
 };
 use serde::Deserialize;
-use serde_json::json;
 use shared::{
-    audit::{self, AuditEntry},
-    bookings::{SeatSelection, manual, view::BookingView},
-    jobs::{ReservationScope, ReserveSeats},
-    payments::refunds::{RefundView, Requester},
-    validation::FieldError,
+    audit::{Actor, Reason},
+    bookings::{
+        SeatSelection,
+        manual::{self, ManualOrder},
+        view::BookingView,
+    },
+    payments::refunds::{self, RefundView, Requester},
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{
-    auth::AuthUser,
-    error::ApiError,
-    extract::{ClientInfo, Json, RequestId},
-    state::AppState,
-};
+use crate::{error::ApiError, extract::Json, state::AppState};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,24 +37,14 @@ pub struct RefundOrder {
 #[tracing::instrument(skip_all, fields(admin_id = %admin.user_id, booking_id = %id))]
 pub async fn refund_booking(
     State(state): State<AppState>,
-    admin: AuthUser,
-    client: ClientInfo,
-    RequestId(request_id): RequestId,
+    admin: Actor,
     Path(id): Path<Uuid>,
     Json(order): Json<RefundOrder>,
 ) -> Result<(StatusCode, axum::Json<RefundView>), ApiError> {
-    let why = reason(&order.reason)?;
-    let (refund, _) = crate::routes::bookings::refund(
-        &state,
-        &admin,
-        &client,
-        &request_id,
-        id,
-        &order.seat_ids,
-        why,
-        Requester::Admin(admin.user_id),
-    )
-    .await?;
+    let reason = Reason::parse(&order.reason)?;
+    let requester = Requester::Admin(admin.user_id);
+    let (refund, _) =
+        refunds::request(&state.core, &admin, id, &order.seat_ids, &reason, requester).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(refund)))
 }
 
@@ -80,14 +66,6 @@ pub struct ManualAccepted {
     status_url: String,
 }
 
-fn reason(text: &str) -> Result<&str, ApiError> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > 500 {
-        return Err(FieldError::new("reason", "say why, in at most 500 characters").into());
-    }
-    Ok(text)
-}
-
 /// Books named seats for a user, outside the sale window and past the per-buyer cap if need
 /// be, through the same reservation path as buyers (202; follow the status URL).
 #[utoipa::path(post, path = "/api/admin/bookings", tag = "admin", security(("bearer" = [])),
@@ -96,45 +74,19 @@ fn reason(text: &str) -> Result<&str, ApiError> {
 #[tracing::instrument(skip_all, fields(admin_id = %admin.user_id))]
 pub async fn manual_booking(
     State(state): State<AppState>,
-    admin: AuthUser,
-    client: ClientInfo,
-    RequestId(request_id): RequestId,
+    admin: Actor,
     Json(order): Json<ManualBooking>,
 ) -> Result<(StatusCode, axum::Json<ManualAccepted>), ApiError> {
-    let why = reason(&order.reason)?;
-    let max = state.settings.bookings.max_seats_per_booking;
-    let selection = SeatSelection::parse(Some(order.seat_ids), None, None, max)?;
-    let mut tx = state.db.begin().await?;
-    let booking_id = manual::create(
-        &mut tx,
-        admin.user_id,
-        order.user_id,
-        order.showtime_id,
-        &selection,
-        order.comp,
-    )
-    .await?;
-    audit::record(
-        &mut tx,
-        AuditEntry {
-            after: Some(json!({"user_id": order.user_id, "showtime_id": order.showtime_id,
-                               "seats": selection.named_seats(), "comp": order.comp, "reason": why})),
-            ..crate::routes::audit_by(&admin, &client, &request_id, "booking.manual_created", "booking", booking_id.to_string())
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    let job = ReserveSeats {
-        booking_id,
-        scope: Some(ReservationScope {
-            showtime_id: order.showtime_id,
-            section_id: None,
-        }),
-        request: None,
+    let reason = Reason::parse(&order.reason)?;
+    let max = state.core.settings.bookings.max_seats_per_booking;
+    let order = ManualOrder {
+        user_id: order.user_id,
+        showtime_id: order.showtime_id,
+        selection: SeatSelection::parse(Some(order.seat_ids), None, None, max)?,
+        comp: order.comp,
+        reason,
     };
-    if let Err(error) = state.jobs.publish(&job).await {
-        tracing::error!(%error, %booking_id, "reservation job not published yet; the sweep will");
-    }
+    let booking_id = manual::book(&state.core, &admin, &order).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(ManualAccepted {
@@ -158,33 +110,13 @@ pub struct SeatChange {
 #[tracing::instrument(skip_all, fields(admin_id = %admin.user_id, booking_id = %id))]
 pub async fn move_seats(
     State(state): State<AppState>,
-    admin: AuthUser,
-    client: ClientInfo,
-    RequestId(request_id): RequestId,
+    admin: Actor,
     Path(id): Path<Uuid>,
     Json(change): Json<SeatChange>,
 ) -> Result<axum::Json<BookingView>, ApiError> {
-    let why = reason(&change.reason)?;
-    let mut tx = state.db.begin().await?;
-    let (showtime_id, before) = manual::move_seats(&mut tx, id, &change.seat_ids).await?;
-    audit::record(
-        &mut tx,
-        AuditEntry {
-            before: Some(json!({"seats": before})),
-            after: Some(json!({"seats": change.seat_ids, "reason": why})),
-            ..crate::routes::audit_by(
-                &admin,
-                &client,
-                &request_id,
-                "booking.seats_moved",
-                "booking",
-                id.to_string(),
-            )
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    crate::routes::bookings::seats_changed(&state, id, showtime_id).await
+    let reason = Reason::parse(&change.reason)?;
+    let view = manual::move_seats(&state.core, &admin, id, &change.seat_ids, &reason).await?;
+    Ok(axum::Json(view))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -203,47 +135,16 @@ pub struct Cancellation {
 #[tracing::instrument(skip_all, fields(admin_id = %admin.user_id, booking_id = %id))]
 pub async fn cancel_booking(
     State(state): State<AppState>,
-    admin: AuthUser,
-    client: ClientInfo,
-    RequestId(request_id): RequestId,
+    admin: Actor,
     Path(id): Path<Uuid>,
     Json(cancellation): Json<Cancellation>,
 ) -> Result<(StatusCode, axum::Json<BookingView>), ApiError> {
-    let why = reason(&cancellation.reason)?;
+    let reason = Reason::parse(&cancellation.reason)?;
     if cancellation.refund {
-        let (_, view) = crate::routes::bookings::refund(
-            &state,
-            &admin,
-            &client,
-            &request_id,
-            id,
-            &[],
-            why,
-            Requester::Admin(admin.user_id),
-        )
-        .await?;
+        let requester = Requester::Admin(admin.user_id);
+        let (_, view) = refunds::request(&state.core, &admin, id, &[], &reason, requester).await?;
         return Ok((StatusCode::ACCEPTED, axum::Json(view)));
     }
-    let mut tx = state.db.begin().await?;
-    let showtime_id = manual::cancel_without_refund(&mut tx, id).await?;
-    audit::record(
-        &mut tx,
-        AuditEntry {
-            after: Some(json!({"reason": why})),
-            ..crate::routes::audit_by(
-                &admin,
-                &client,
-                &request_id,
-                "booking.canceled_without_refund",
-                "booking",
-                id.to_string(),
-            )
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::OK,
-        crate::routes::bookings::seats_changed(&state, id, showtime_id).await?,
-    ))
+    let view = manual::cancel_without_refund(&state.core, &admin, id, &reason).await?;
+    Ok((StatusCode::OK, axum::Json(view)))
 }

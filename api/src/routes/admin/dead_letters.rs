@@ -6,18 +6,13 @@ use axum::{
 };
 use serde::Deserialize;
 use shared::{
-    audit::{self},
+    audit::Actor,
     jobs::admin::{DeadLetter, QueueAdminError},
     validation::PageSize,
 };
 use utoipa::IntoParams;
 
-use crate::{
-    auth::AuthUser,
-    error::ApiError,
-    extract::{ClientInfo, RequestId},
-    state::AppState,
-};
+use crate::{error::ApiError, state::AppState};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +30,7 @@ impl From<QueueAdminError> for ApiError {
                 ApiError::Unavailable("the job queue")
             }
             QueueAdminError::NotConfirmed => ApiError::Unavailable("the job queue"),
+            QueueAdminError::Database(error) => error.into(),
         }
     }
 }
@@ -63,25 +59,15 @@ pub async fn dead_letters(
 #[tracing::instrument(skip_all, fields(admin_id = %admin.user_id, kind = %kind))]
 pub async fn replay_dead_letter(
     State(state): State<AppState>,
-    admin: AuthUser,
-    client: ClientInfo,
-    RequestId(request_id): RequestId,
+    admin: Actor,
     Path((kind, message_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.queues.replay(&kind, &message_id).await? {
+    let queues = &state.queues;
+    if !queues
+        .replay_for(&state.core.db, &admin, &kind, &message_id)
+        .await?
+    {
         return Err(ApiError::NotFound("dead letter"));
     }
-    audit::record_one(
-        &state.db,
-        crate::routes::audit_by(
-            &admin,
-            &client,
-            &request_id,
-            "job.replayed",
-            "job",
-            format!("{kind}:{message_id}"),
-        ),
-    )
-    .await?;
     Ok(StatusCode::ACCEPTED)
 }

@@ -27,7 +27,7 @@ pub async fn payments(
 ) -> Result<axum::Json<Vec<PaymentRecord>>, ApiError> {
     let limit = PageSize::parse(filters.limit, 50, 200)?.as_i64();
     Ok(axum::Json(
-        reconcile::list(&state.db, &filters, limit).await?,
+        reconcile::list(&state.core.db, &filters, limit).await?,
     ))
 }
 
@@ -40,7 +40,7 @@ pub async fn payment(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<PaymentDetail>, ApiError> {
-    reconcile::detail(&state.db, id)
+    reconcile::detail(&state.core.db, id)
         .await?
         .map(axum::Json)
         .ok_or(ApiError::NotFound("payment"))
@@ -57,7 +57,7 @@ pub async fn recheck_payment(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let order_id = sqlx::query_scalar!("SELECT provider_order_id FROM payments WHERE id = $1", id)
-        .fetch_optional(&state.db)
+        .fetch_optional(&state.core.db)
         .await?
         .ok_or(ApiError::NotFound("payment"))?;
     let paid = state
@@ -74,7 +74,7 @@ pub async fn recheck_payment(
             provider_payment_id: payment.id,
             signal: PaymentSignal::Reconciliation,
         };
-        state.jobs.publish(&job).await?;
+        state.core.jobs.publish(&job).await?;
     }
     Ok(StatusCode::ACCEPTED)
 }
@@ -89,7 +89,7 @@ pub async fn showtime_refunds(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<RefundProgress>, ApiError> {
-    showtime_cancellation::refund_progress(&state.db, id)
+    showtime_cancellation::refund_progress(&state.core.db, id)
         .await?
         .map(axum::Json)
         .ok_or(ApiError::NotFound("showtime"))

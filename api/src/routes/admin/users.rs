@@ -5,24 +5,18 @@ use axum::{
     http::StatusCode,
 };
 use serde::Deserialize;
-use serde_json::json;
 use shared::{
     accounts::{
-        Role,
+        self, Role,
         users::{self, User, UserSummary},
     },
-    audit::{self, AuditEntry},
+    audit::Actor,
     validation::{FieldError, PageSize},
 };
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::{
-    auth::{AuthUser, account_changed},
-    error::ApiError,
-    extract::{ClientInfo, Json, RequestId},
-    state::AppState,
-};
+use crate::{error::ApiError, extract::Json, state::AppState};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -37,47 +31,11 @@ pub struct RoleChange {
 #[tracing::instrument(skip_all, fields(admin_id = %admin.user_id, user_id = %id))]
 pub async fn change_role(
     State(state): State<AppState>,
-    admin: AuthUser,
-    client: ClientInfo,
-    RequestId(request_id): RequestId,
+    admin: Actor,
     Path(id): Path<Uuid>,
     Json(change): Json<RoleChange>,
 ) -> Result<axum::Json<User>, ApiError> {
-    if id == admin.user_id {
-        return Err(ApiError::Conflict {
-            code: "OWN_ROLE",
-            message: "you cannot change your own role".into(),
-        });
-    }
-    let mut tx = state.db.begin().await?;
-    let before: Option<Role> = sqlx::query_scalar!(
-        r#"SELECT role AS "role: Role" FROM users WHERE id = $1 FOR UPDATE"#,
-        id
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let before = before.ok_or(ApiError::NotFound("user"))?;
-    let user = users::set_role(&mut tx, id, change.role)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    audit::record(
-        &mut tx,
-        AuditEntry {
-            before: Some(json!({ "role": before })),
-            after: Some(json!({ "role": user.role })),
-            ..crate::routes::audit_by(
-                &admin,
-                &client,
-                &request_id,
-                "user.role_changed",
-                "user",
-                id.to_string(),
-            )
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    account_changed(&state, id).await;
+    let user = accounts::admin::change_role(&state.core, &admin, id, change.role).await?;
     Ok(axum::Json(user))
 }
 
@@ -111,7 +69,7 @@ pub async fn users(
         return Err(FieldError::new("q", "must be at most 200 characters").into());
     }
     Ok(axum::Json(
-        users::search(&state.db, text, filters.role, filters.before, limit).await?,
+        users::search(&state.core.db, text, filters.role, filters.before, limit).await?,
     ))
 }
 
@@ -128,43 +86,10 @@ pub struct Standing {
 #[tracing::instrument(skip_all, fields(admin_id = %admin.user_id, user_id = %id))]
 pub async fn set_disabled(
     State(state): State<AppState>,
-    admin: AuthUser,
-    client: ClientInfo,
-    RequestId(request_id): RequestId,
+    admin: Actor,
     Path(id): Path<Uuid>,
     Json(standing): Json<Standing>,
 ) -> Result<StatusCode, ApiError> {
-    if id == admin.user_id {
-        return Err(ApiError::Conflict {
-            code: "OWN_ACCOUNT",
-            message: "you cannot disable your own account".into(),
-        });
-    }
-    let mut tx = state.db.begin().await?;
-    let before = users::set_disabled(&mut tx, id, standing.disabled)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    audit::record(
-        &mut tx,
-        AuditEntry {
-            before: Some(json!({ "disabled": before })),
-            after: Some(json!({ "disabled": standing.disabled })),
-            ..crate::routes::audit_by(
-                &admin,
-                &client,
-                &request_id,
-                if standing.disabled {
-                    "user.disabled"
-                } else {
-                    "user.enabled"
-                },
-                "user",
-                id.to_string(),
-            )
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    account_changed(&state, id).await;
+    accounts::admin::set_disabled(&state.core, &admin, id, standing.disabled).await?;
     Ok(StatusCode::NO_CONTENT)
 }
