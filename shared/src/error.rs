@@ -45,6 +45,8 @@ impl From<sqlx::Error> for DomainError {
         else {
             return Self::Database(error);
         };
+        // What the caller is told names no table; the log keeps the database's own words.
+        tracing::info!(%error, "a constraint refused the write");
         match constraint.as_str() {
             "seat_sections_venue_id_name_key" => {
                 FieldError::new("sections", "section names must be unique in a venue").into()

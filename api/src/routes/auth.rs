@@ -10,7 +10,7 @@ use shared::{
         google::GoogleError,
         otp::{self, OtpError},
         sessions::{Device, SessionError, TokenPair},
-        sign_in::{self, PhoneVerified, Registration},
+        sign_in::{self, OtpVerified, Registration},
         users::{self, User, UserError},
     },
     validation::FieldError,
@@ -152,13 +152,12 @@ pub async fn login(
 ) -> Result<axum::Json<TokenPair>, ApiError> {
     let email = Email::parse(&body.email)?;
     let device = device(&client, body.device_name)?;
-    let password = Password::attempt(&body.password)?;
     let pair = sign_in::with_password(
         &state.core,
         &state.passwords,
         &state.login_throttle,
         email,
-        password,
+        &body.password,
         device,
     )
     .await?;
@@ -193,7 +192,7 @@ pub async fn refresh(
     responses((status = 204), (status = 401)))]
 #[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
 pub async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
-    sign_in::end_session(&state.core, user.user_id, user.session_id, "signed out").await?;
+    sign_in::sign_out(&state.core, user.user_id, user.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -315,7 +314,7 @@ pub struct OtpVerifyRequest {
 /// Checks a code. Signed out, it signs in the phone's account (creating it if needed); signed
 /// in, it attaches the phone to the caller's account. 5 wrong codes lock a code.
 #[utoipa::path(post, path = "/api/auth/otp/verify", tag = "auth", request_body = OtpVerifyRequest,
-    responses((status = 200, body = PhoneVerified), (status = 401, description = "Wrong, expired or locked code"),
+    responses((status = 200, body = OtpVerified), (status = 401, description = "Wrong, expired or locked code"),
               (status = 409, description = "Phone belongs to another account")))]
 #[tracing::instrument(skip_all)]
 pub async fn verify_otp(
@@ -323,7 +322,7 @@ pub async fn verify_otp(
     MaybeAuthUser(caller): MaybeAuthUser,
     client: ClientInfo,
     Json(body): Json<OtpVerifyRequest>,
-) -> Result<axum::Json<PhoneVerified>, ApiError> {
+) -> Result<axum::Json<OtpVerified>, ApiError> {
     let settings = &state.core.settings.otp;
     let phone = PhoneNumber::parse(&body.phone, &settings.default_region)?;
     let code = body.code.trim();

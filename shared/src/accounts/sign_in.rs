@@ -59,13 +59,14 @@ pub async fn with_password(
     passwords: &PasswordHasher,
     throttle: &LoginThrottle,
     email: Email,
-    password: Password,
+    password: &str,
     device: Device,
 ) -> Result<TokenPair, AccountError> {
     let ip = device.ip;
     if let Some(retry_after) = throttle.attempt(&email, ip).await {
         return Err(AccountError::TooManyAttempts { retry_after });
     }
+    let password = Password::attempt(password)?;
     let (credentials, hash) = match check_password(core, passwords, &email, &password).await {
         Ok(Some(checked)) => checked,
         // The attempt is already counted.
@@ -196,7 +197,7 @@ pub async fn with_google(
 /// What a phone code proved.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-pub enum PhoneVerified {
+pub enum OtpVerified {
     /// Signed in (a new account if the phone had none).
     SignedIn(TokenPair),
     /// The phone was attached to the caller's account.
@@ -211,22 +212,22 @@ pub async fn with_phone(
     code: &str,
     caller: Option<Uuid>,
     device: &Device,
-) -> Result<PhoneVerified, AccountError> {
+) -> Result<OtpVerified, AccountError> {
     otp::verify(&core.db, &core.settings.otp, phone, code).await?;
     let mut tx = core.db.begin().await?;
     let outcome = match caller {
-        Some(caller) => PhoneVerified::Attached {
+        Some(caller) => OtpVerified::Attached {
             user: users::attach_phone(&mut tx, caller, phone).await?,
         },
         None => {
             let user = users::upsert_phone(&mut tx, phone).await?;
-            PhoneVerified::SignedIn(sessions::start(&mut tx, &core.tokens, user, device).await?)
+            OtpVerified::SignedIn(sessions::start(&mut tx, &core.tokens, user, device).await?)
         }
     };
     tx.commit().await?;
     let user_id = match &outcome {
-        PhoneVerified::Attached { user } => user.id,
-        PhoneVerified::SignedIn(pair) => pair.user.id,
+        OtpVerified::Attached { user } => user.id,
+        OtpVerified::SignedIn(pair) => pair.user.id,
     };
     core.profile_changed(user_id).await;
     Ok(outcome)
@@ -243,6 +244,14 @@ pub async fn refresh(core: &Core, token: &str) -> Result<TokenPair, AccountError
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// Signs `user_id` out of `session_id`. Every instance forgets the session, even one that
+/// missed an earlier revocation of it.
+pub async fn sign_out(core: &Core, user_id: Uuid, session_id: Uuid) -> Result<(), AccountError> {
+    sessions::revoke(&core.db, user_id, session_id, "signed out").await?;
+    core.account_changed(user_id).await;
+    Ok(())
 }
 
 /// Ends one of `user_id`'s sessions (`reason` says why, on the session). `false` if they have

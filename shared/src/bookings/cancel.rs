@@ -20,7 +20,6 @@ use super::{
     view::BookingView,
 };
 use crate::{
-    accounts::Role,
     audit::Actor,
     core::Core,
     error::DomainError,
@@ -40,10 +39,10 @@ pub enum Canceled {
 /// is told it does not exist). A refund request is audited in the same transaction; after the
 /// commit the seats go back on sale, or the refund starts.
 pub async fn cancel(core: &Core, actor: &Actor, booking_id: Uuid) -> Result<Canceled, DomainError> {
-    let (requester, reason) = if actor.role.includes(Role::SuperAdmin) {
-        (Requester::Admin(actor.user_id), "canceled by an admin")
-    } else {
-        (Requester::Buyer(actor.user_id), "canceled by the buyer")
+    let requester = Requester::of(actor);
+    let reason = match requester {
+        Requester::Admin(_) => "canceled by an admin",
+        Requester::Buyer(_) => "canceled by the buyer",
     };
     let mut tx = core.db.begin().await?;
     match decide(&mut tx, booking_id, requester, reason).await? {

@@ -20,6 +20,7 @@ use super::{
     razorpay::{Razorpay, RazorpayError, RefundEntity},
 };
 use crate::{
+    accounts::Role,
     audit::{self, Actor, AuditEntry, Reason},
     bookings::{BookingStatus, changes, view::BookingView},
     core::Core,
@@ -35,6 +36,17 @@ pub enum Requester {
     Buyer(Uuid),
     /// An admin: any confirmed booking, whole or by seats.
     Admin(Uuid),
+}
+
+impl Requester {
+    /// A super admin asks as an admin; anyone else as a buyer.
+    pub fn of(actor: &Actor) -> Self {
+        if actor.role.includes(Role::SuperAdmin) {
+            Self::Admin(actor.user_id)
+        } else {
+            Self::Buyer(actor.user_id)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -53,8 +65,9 @@ pub struct RefundView {
     pub processed_at: Option<DateTime<Utc>>,
 }
 
-/// A refund asked for by `actor`, start to finish: the request and its audit entry in one
-/// transaction, then the booking's new status (REFUND_PENDING) announced, then the refund job
+/// A refund asked for by `actor`, start to finish. A super admin may refund any confirmed
+/// booking, whole or by seats; anyone else only their own, within the show's refund window.
+/// The request and its audit entry are written in one transaction, then the booking's new status (REFUND_PENDING) announced, then the refund job
 /// published (the sweep publishes it again if this fails). Announced before the job, so the
 /// worker's later announcement of the outcome is the one that stays. Returns the request and
 /// the booking as it now stands.
@@ -64,8 +77,8 @@ pub async fn request(
     booking_id: Uuid,
     seat_ids: &[Uuid],
     reason: &Reason,
-    requester: Requester,
 ) -> Result<(RefundView, BookingView), DomainError> {
+    let requester = Requester::of(actor);
     let mut tx = core.db.begin().await?;
     let refund =
         request_for_booking(&mut tx, booking_id, seat_ids, reason.as_str(), requester).await?;

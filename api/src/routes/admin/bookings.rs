@@ -13,7 +13,7 @@ use shared::{
         manual::{self, ManualOrder},
         view::BookingView,
     },
-    payments::refunds::{self, RefundView, Requester},
+    payments::refunds::{self, RefundView},
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -42,9 +42,7 @@ pub async fn refund_booking(
     Json(order): Json<RefundOrder>,
 ) -> Result<(StatusCode, axum::Json<RefundView>), ApiError> {
     let reason = Reason::parse(&order.reason)?;
-    let requester = Requester::Admin(admin.user_id);
-    let (refund, _) =
-        refunds::request(&state.core, &admin, id, &order.seat_ids, &reason, requester).await?;
+    let (refund, _) = refunds::request(&state.core, &admin, id, &order.seat_ids, &reason).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(refund)))
 }
 
@@ -141,8 +139,7 @@ pub async fn cancel_booking(
 ) -> Result<(StatusCode, axum::Json<BookingView>), ApiError> {
     let reason = Reason::parse(&cancellation.reason)?;
     if cancellation.refund {
-        let requester = Requester::Admin(admin.user_id);
-        let (_, view) = refunds::request(&state.core, &admin, id, &[], &reason, requester).await?;
+        let (_, view) = refunds::request(&state.core, &admin, id, &[], &reason).await?;
         return Ok((StatusCode::ACCEPTED, axum::Json(view)));
     }
     let view = manual::cancel_without_refund(&state.core, &admin, id, &reason).await?;
