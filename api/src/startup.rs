@@ -8,7 +8,6 @@ use axum::{
     extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware,
-    routing::{delete, get, patch, post, put},
 };
 use shared::config::{CorsOrigins, Environment, Settings};
 use tokio::net::TcpListener;
@@ -22,6 +21,7 @@ use tower_http::{
 };
 use tracing::Level;
 use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use utoipa_swagger_ui::SwaggerUi;
 
 use shared::accounts::Role;
@@ -110,152 +110,35 @@ pub fn router(state: AppState) -> Router {
     // Layers wrap from the bottom up: the request id is set first, so every log line and every
     // error body of the request carries it.
     let super_admin = RoleGuard::new(&state, Role::SuperAdmin);
-    // The operator's pages: open on a laptop, behind OPS_TOKEN when it is set.
-    let operations = Router::new()
-        .route("/metrics", get(observe::metrics))
-        .merge(SwaggerUi::new("/docs").url("/api/openapi.json", ApiDoc::openapi()))
+    let admin =
+        admin::router().route_layer(middleware::from_fn_with_state(super_admin, require_role));
+    let (routes, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(bookings::router())
+        .merge(payments::router())
+        .merge(categories::router())
+        .merge(venues::router())
+        .merge(shows::router())
+        .merge(events::router())
+        .merge(stats::router())
+        .merge(showtimes::router())
+        .merge(admin)
+        .split_for_parts();
+    // The operator's pages: open on a laptop, behind OPS_TOKEN when it is set; neither rate
+    // limited nor counted.
+    let (metrics, metrics_document) = OpenApiRouter::new()
+        .routes(routes!(observe::metrics))
+        .split_for_parts();
+    document.merge(metrics_document);
+    let operations = metrics
+        .merge(SwaggerUi::new("/docs").url("/api/openapi.json", document))
         .route_layer(middleware::from_fn_with_state(
             http.ops_token.clone(),
             observe::operators_only,
         ));
-    let admin_routes = Router::new()
-        .route("/api/admin/users", get(admin::users::users))
-        .route(
-            "/api/admin/users/{id}/role",
-            patch(admin::users::change_role),
-        )
-        .route(
-            "/api/admin/users/{id}/disabled",
-            put(admin::users::set_disabled),
-        )
-        .route("/api/admin/audit", get(admin::audit::audit_log))
-        .route(
-            "/api/admin/dead-letters/{kind}",
-            get(admin::dead_letters::dead_letters),
-        )
-        .route(
-            "/api/admin/dead-letters/{kind}/{message_id}/replay",
-            post(admin::dead_letters::replay_dead_letter),
-        )
-        .route("/api/admin/bookings", post(admin::bookings::manual_booking))
-        .route(
-            "/api/admin/bookings/{id}/refund",
-            post(admin::bookings::refund_booking),
-        )
-        .route(
-            "/api/admin/bookings/{id}/seats",
-            put(admin::bookings::move_seats),
-        )
-        .route(
-            "/api/admin/bookings/{id}/cancel",
-            post(admin::bookings::cancel_booking),
-        )
-        .route("/api/admin/payments", get(admin::payments::payments))
-        .route(
-            "/api/admin/showtimes/{id}/refunds",
-            get(admin::payments::showtime_refunds),
-        )
-        .route("/api/admin/payments/{id}", get(admin::payments::payment))
-        .route(
-            "/api/admin/payments/{id}/recheck",
-            post(admin::payments::recheck_payment),
-        )
-        .route_layer(middleware::from_fn_with_state(super_admin, require_role));
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/health/live", get(health::live))
-        .route("/api/auth/register", post(auth::register))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/auth/refresh", post(auth::refresh))
-        .route("/api/auth/logout", post(auth::logout))
-        .route("/api/auth/google", post(auth::google))
-        .route("/api/auth/otp/request", post(auth::request_otp))
-        .route("/api/auth/otp/verify", post(auth::verify_otp))
-        .route(
-            "/api/auth/email/verification",
-            post(auth::request_email_verification),
-        )
-        .route("/api/auth/email/verify", post(auth::verify_email))
-        .route("/api/users/me", get(users::me).patch(users::update_me))
-        .route(
-            "/api/users/me/sessions",
-            get(users::list_sessions).delete(users::revoke_other_sessions),
-        )
-        .route("/api/users/me/sessions/{id}", delete(users::revoke_session))
-        .route("/api/users/me/bookings", get(bookings::history))
-        .route("/api/bookings", post(bookings::create))
-        .route("/api/bookings/{id}", get(bookings::status))
-        .route("/api/bookings/{id}/events", get(bookings::events))
-        .route("/api/bookings/{id}/cancel", post(bookings::cancel))
-        .route("/api/bookings/{id}/tickets", get(bookings::tickets))
-        .route("/api/razorpay/orders", post(payments::create_order))
-        .route("/api/razorpay/verify", post(payments::verify))
-        .route("/api/razorpay/webhook", post(payments::webhook))
-        .route(
-            "/api/categories",
-            get(categories::list).post(categories::create),
-        )
-        .route(
-            "/api/categories/{id}",
-            put(categories::update).delete(categories::delete),
-        )
-        .route("/api/venues", get(venues::list).post(venues::create))
-        .route(
-            "/api/venues/{id}",
-            get(venues::details)
-                .patch(venues::update)
-                .delete(venues::delete),
-        )
-        .route(
-            "/api/venues/{id}/layout",
-            get(venues::layout).put(venues::replace_layout),
-        )
-        .route("/api/venues/{id}/archive", post(venues::archive))
-        .route("/api/shows", get(shows::list).post(shows::create))
-        .route(
-            "/api/shows/{id}",
-            get(shows::details)
-                .patch(shows::update)
-                .delete(shows::delete),
-        )
-        .route("/api/shows/{id}/archive", post(shows::archive))
-        .route("/api/events", post(events::create))
-        .route(
-            "/api/events/{id}",
-            get(events::details)
-                .patch(events::update)
-                .delete(events::delete),
-        )
-        .route("/api/events/{id}/archive", post(events::archive))
-        .route("/api/stats/showtimes/{id}", get(stats::showtime))
-        .route("/api/stats/shows/{id}", get(stats::show))
-        .route("/api/stats/sales", get(stats::sales))
-        .route("/api/stats/top-shows", get(stats::top_shows))
-        .route("/api/stats/conversion", get(stats::conversion))
-        .route("/api/stats/queues", get(stats::queues))
-        .route("/api/showtimes", post(showtimes::create))
-        .route(
-            "/api/showtimes/{id}",
-            get(showtimes::details)
-                .patch(showtimes::update)
-                .delete(showtimes::delete),
-        )
-        .route(
-            "/api/showtimes/{id}/price-tiers",
-            put(showtimes::replace_price_tiers),
-        )
-        .route("/api/showtimes/{id}/publish", post(showtimes::publish))
-        .route("/api/showtimes/{id}/cancel", post(showtimes::cancel))
-        .route(
-            "/api/showtimes/{id}/availability",
-            get(showtimes::availability),
-        )
-        .route(
-            "/api/showtimes/{id}/availability/compact",
-            get(showtimes::compact_availability),
-        )
-        .route("/api/showtimes/{id}/seats", get(showtimes::seat_map))
-        .merge(admin_routes)
+    routes
         // Inner to outer: limits, then metrics, so refused requests are counted too.
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::limit))
         .route_layer(middleware::from_fn(observe::track))

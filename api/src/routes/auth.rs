@@ -17,12 +17,28 @@ use shared::{
 };
 use utoipa::ToSchema;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     auth::{AuthUser, MaybeAuthUser},
     error::ApiError,
     extract::{ClientInfo, Json, RequestId},
     state::AppState,
 };
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(google))
+        .routes(routes!(request_otp))
+        .routes(routes!(verify_otp))
+        .routes(routes!(request_email_verification))
+        .routes(routes!(verify_email))
+}
 
 fn device(client: &ClientInfo, name: Option<String>) -> Result<Device, ApiError> {
     let name = name

@@ -30,6 +30,8 @@ use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     auth::AuthUser,
     error::ApiError,
@@ -37,6 +39,17 @@ use crate::{
     live::{AccountWatch, Held, HoldRefused, Watch},
     state::AppState,
 };
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(history))
+        .routes(routes!(create))
+        .routes(routes!(status))
+        .routes(routes!(events))
+        .routes(routes!(cancel))
+        .routes(routes!(tickets))
+}
 
 const LONGEST_WAIT: u64 = 30;
 

@@ -15,7 +15,16 @@ use shared::{
 use uuid::Uuid;
 
 use super::cached_json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{auth::Editor, error::ApiError, extract::Json, state::AppState};
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(update, delete))
+}
 
 #[utoipa::path(get, path = "/api/categories", tag = "catalogue",
     responses((status = 200, body = [Category])))]

@@ -12,12 +12,22 @@ use shared::catalogue::{
 use uuid::Uuid;
 
 use super::catalogue_page;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,
     extract::Json,
     state::AppState,
 };
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(details, update, delete))
+        .routes(routes!(archive))
+}
 
 /// An event with its venue and showtimes.
 #[utoipa::path(get, path = "/api/events/{id}", tag = "events",

@@ -3,7 +3,16 @@
 use axum::{Json, extract::State, http::StatusCode};
 use shared::health::{HealthReport, Status};
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::state::AppState;
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(live))
+}
 
 /// Readiness: every component is probed with a real round trip; 503 when any is down.
 #[utoipa::path(

@@ -17,7 +17,17 @@ use shared::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{auth::AuthUser, error::ApiError, extract::Json, state::AppState};
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_order))
+        .routes(routes!(verify))
+        .routes(routes!(webhook))
+}
 
 impl From<PublishError> for ApiError {
     fn from(error: PublishError) -> Self {

@@ -13,12 +13,22 @@ use shared::catalogue::{
 use uuid::Uuid;
 
 use super::{cached_json, catalogue_page};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,
     extract::Json,
     state::AppState,
 };
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(details, update, delete))
+        .routes(routes!(archive))
+}
 
 /// Shows with upcoming published showtimes, by city, category, dates, artist and free text.
 #[utoipa::path(get, path = "/api/shows", tag = "shows", params(ShowFilters),

@@ -17,12 +17,27 @@ use shared::{
 use uuid::Uuid;
 
 use super::catalogue_page;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,
     extract::Json,
     state::AppState,
 };
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(details, update, delete))
+        .routes(routes!(replace_price_tiers))
+        .routes(routes!(publish))
+        .routes(routes!(cancel))
+        .routes(routes!(availability))
+        .routes(routes!(compact_availability))
+        .routes(routes!(seat_map))
+}
 
 /// A showtime with its show, venue and price tiers.
 #[utoipa::path(get, path = "/api/showtimes/{id}", tag = "showtimes",

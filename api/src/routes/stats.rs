@@ -11,7 +11,20 @@ use shared::{
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{auth::Editor, error::ApiError, state::AppState};
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(showtime))
+        .routes(routes!(show))
+        .routes(routes!(sales))
+        .routes(routes!(top_shows))
+        .routes(routes!(conversion))
+        .routes(routes!(queues))
+}
 
 /// Seats sold, held and free, occupancy, and money of one showtime.
 #[utoipa::path(get, path = "/api/stats/showtimes/{id}", tag = "stats", security(("bearer" = [])),

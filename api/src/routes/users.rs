@@ -16,7 +16,17 @@ use shared::accounts::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{auth::AuthUser, error::ApiError, extract::Json, state::AppState};
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me, update_me))
+        .routes(routes!(list_sessions, revoke_other_sessions))
+        .routes(routes!(revoke_session))
+}
 
 /// The caller's profile (cached; `X-Cache` says from where).
 #[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),

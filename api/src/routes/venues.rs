@@ -14,7 +14,18 @@ use shared::catalogue::{
 use uuid::Uuid;
 
 use super::cached_json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{auth::Editor, error::ApiError, extract::Json, state::AppState};
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(details, update, delete))
+        .routes(routes!(layout, replace_layout))
+        .routes(routes!(archive))
+}
 
 /// Venues by name, filtered by city or part of the name.
 #[utoipa::path(get, path = "/api/venues", tag = "venues", params(VenueFilters),

@@ -6,7 +6,14 @@ use shared::{
     validation::PageSize,
 };
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{error::ApiError, state::AppState};
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(audit_log))
+}
 
 /// The audit log, newest first, by actor, action, resource and time.
 #[utoipa::path(get, path = "/api/admin/audit", tag = "admin", security(("bearer" = [])),

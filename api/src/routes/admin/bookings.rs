@@ -18,7 +18,18 @@ use shared::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{error::ApiError, extract::Json, state::AppState};
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(manual_booking))
+        .routes(routes!(refund_booking))
+        .routes(routes!(move_seats))
+        .routes(routes!(cancel_booking))
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -12,7 +12,16 @@ use shared::{
 };
 use utoipa::IntoParams;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{error::ApiError, state::AppState};
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(dead_letters))
+        .routes(routes!(replay_dead_letter))
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

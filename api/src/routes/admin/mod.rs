@@ -6,3 +6,18 @@ pub mod bookings;
 pub mod dead_letters;
 pub mod payments;
 pub mod users;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+/// Every admin route, each registered with its OpenAPI entry; `startup` puts the role guard in
+/// front of them.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(users::router())
+        .merge(audit::router())
+        .merge(dead_letters::router())
+        .merge(bookings::router())
+        .merge(payments::router())
+}

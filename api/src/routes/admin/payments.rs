@@ -14,7 +14,18 @@ use shared::{
 };
 use uuid::Uuid;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{error::ApiError, state::AppState};
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(payments))
+        .routes(routes!(showtime_refunds))
+        .routes(routes!(payment))
+        .routes(routes!(recheck_payment))
+}
 
 /// Payment records, newest first: Razorpay ids, amounts, method, status history, and where money
 /// and booking disagree (`mismatched=true` lists only those).

@@ -16,7 +16,17 @@ use shared::{
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{error::ApiError, extract::Json, state::AppState};
+
+/// This module's routes, each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(users))
+        .routes(routes!(change_role))
+        .routes(routes!(set_disabled))
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
