@@ -69,17 +69,6 @@ pub enum Source {
     Database,
 }
 
-impl Source {
-    /// As shown in the `X-Cache` debug header.
-    pub fn as_header(self) -> &'static str {
-        match self {
-            Self::Process => "hit-process",
-            Self::Redis => "hit-redis",
-            Self::Database => "miss",
-        }
-    }
-}
-
 /// An answer as JSON, ready to send.
 #[derive(Debug, Clone)]
 pub struct Cached {

@@ -30,7 +30,12 @@ pub fn cached_json(json: Bytes, source: Source) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    headers.insert("x-cache", HeaderValue::from_static(source.as_header()));
+    let level = match source {
+        Source::Process => "hit-process",
+        Source::Redis => "hit-redis",
+        Source::Database => "miss",
+    };
+    headers.insert("x-cache", HeaderValue::from_static(level));
     response
 }
 
