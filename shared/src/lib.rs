@@ -26,6 +26,7 @@ pub mod health;
 pub mod jobs;
 pub mod mail;
 pub mod metrics;
+pub mod money;
 pub mod payments;
 pub mod rate_limit;
 pub mod redis_client;

@@ -845,7 +845,7 @@ fn rejected_view(
         reject_reason,
         quantity,
         seats: Vec::new(),
-        total_paise: 0,
+        total_paise: crate::money::Paise::ZERO,
         currency,
         hold_expires_at: None,
         created_at,

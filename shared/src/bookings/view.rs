@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{BookingStatus, RejectReason};
-use crate::redis_client::RedisClient;
+use crate::{money::Paise, redis_client::RedisClient};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BookedSeat {
@@ -22,7 +22,7 @@ pub struct BookedSeat {
     pub section: String,
     pub row: String,
     pub number: i32,
-    pub price_paise: i64,
+    pub price_paise: Paise,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -35,7 +35,7 @@ pub struct BookingView {
     pub quantity: i32,
     /// The seats held or bought; empty until the booking is RESERVED.
     pub seats: Vec<BookedSeat>,
-    pub total_paise: i64,
+    pub total_paise: Paise,
     pub currency: String,
     /// Until when the seats are held for payment (RESERVED only).
     pub hold_expires_at: Option<DateTime<Utc>>,
@@ -54,7 +54,7 @@ impl BookingView {
             reject_reason: None,
             quantity: i32::try_from(request.selection.quantity()).unwrap_or(i32::MAX),
             seats: Vec::new(),
-            total_paise: 0,
+            total_paise: Paise::ZERO,
             currency: "INR".into(),
             hold_expires_at: None,
             created_at: at,
@@ -74,7 +74,7 @@ impl BookingView {
             reject_reason: None,
             quantity: 0,
             seats: Vec::new(),
-            total_paise: 0,
+            total_paise: Paise::ZERO,
             currency: "INR".into(),
             hold_expires_at: None,
             created_at: now,
@@ -101,7 +101,8 @@ pub async fn load(db: &PgPool, id: Uuid) -> Result<Option<BookingView>, sqlx::Er
 pub async fn load_many(db: &PgPool, ids: &[Uuid]) -> Result<Vec<BookingView>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT id, user_id, showtime_id, status AS "status: BookingStatus",
-                  reject_reason AS "reject_reason: RejectReason", quantity, total_paise,
+                  reject_reason AS "reject_reason: RejectReason", quantity,
+                  total_paise AS "total_paise: Paise",
                   currency, hold_expires_at, created_at, updated_at
            FROM bookings WHERE id = ANY($1)"#,
         ids
@@ -117,7 +118,8 @@ pub async fn load_many(db: &PgPool, ids: &[Uuid]) -> Result<Vec<BookingView>, sq
     if !holding.is_empty() {
         let rows = sqlx::query!(
             r#"SELECT bs.booking_id, bs.seat_id, sec.name AS section, s.row_label AS row,
-                      s.seat_number AS number, bs.price_paise
+                      s.seat_number AS number,
+                      bs.price_paise AS "price_paise: Paise"
                FROM booking_seats bs
                JOIN seats s ON s.id = bs.seat_id
                JOIN seat_sections sec ON sec.id = s.section_id

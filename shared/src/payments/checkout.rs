@@ -15,6 +15,7 @@ use crate::{
     bookings::BookingStatus,
     error::DomainError,
     jobs::{PaymentSignal, VerifyPayment},
+    money::Paise,
 };
 
 /// What Razorpay Checkout needs to take the payment.
@@ -22,7 +23,7 @@ use crate::{
 pub struct CheckoutOrder {
     pub key_id: String,
     pub order_id: String,
-    pub amount_paise: i64,
+    pub amount_paise: Paise,
     pub currency: String,
     pub booking_id: Uuid,
     /// The seats are held until then; pay before. A payment after it is a late one: kept only
@@ -44,8 +45,8 @@ pub async fn order_for_booking(
     booking_id: Uuid,
 ) -> Result<CheckoutOrder, DomainError> {
     let booking = sqlx::query!(
-        r#"SELECT user_id, status AS "status: BookingStatus", hold_expires_at, total_paise,
-                  currency::text AS "currency!"
+        r#"SELECT user_id, status AS "status: BookingStatus", hold_expires_at,
+                  total_paise AS "total_paise: Paise", currency::text AS "currency!"
            FROM bookings WHERE id = $1"#,
         booking_id
     )
@@ -53,7 +54,7 @@ pub async fn order_for_booking(
     .await?
     .filter(|booking| booking.user_id == user_id)
     .ok_or(DomainError::NotFound("booking"))?;
-    let order = |order_id: String, amount_paise: i64, currency: String| CheckoutOrder {
+    let order = |order_id: String, amount_paise: Paise, currency: String| CheckoutOrder {
         key_id: razorpay.key_id().to_owned(),
         order_id,
         amount_paise,
@@ -104,7 +105,7 @@ pub async fn order_for_booking(
             ));
         }
     }
-    if booking.total_paise <= 0 {
+    if booking.total_paise == Paise::ZERO {
         return Err(DomainError::conflict(
             "NOTHING_TO_PAY",
             "this booking costs nothing",
@@ -129,7 +130,7 @@ pub async fn order_for_booking(
          ON CONFLICT (booking_id) WHERE status <> 'FAILED' DO NOTHING",
         booking_id,
         created.id,
-        booking.total_paise,
+        booking.total_paise.get(),
         booking.currency,
         history
     )
@@ -147,7 +148,7 @@ pub async fn order_for_booking(
 
 struct ExistingOrder {
     provider_order_id: String,
-    amount_paise: i64,
+    amount_paise: Paise,
     currency: String,
     status: PaymentStatus,
 }
@@ -158,7 +159,7 @@ async fn existing_order(
 ) -> Result<Option<ExistingOrder>, sqlx::Error> {
     sqlx::query_as!(
         ExistingOrder,
-        r#"SELECT provider_order_id, amount_paise, currency::text AS "currency!",
+        r#"SELECT provider_order_id, amount_paise AS "amount_paise: Paise", currency::text AS "currency!",
                   status AS "status: PaymentStatus"
            FROM payments WHERE booking_id = $1
            ORDER BY (status = 'FAILED'), created_at DESC LIMIT 1"#,

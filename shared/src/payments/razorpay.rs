@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use crate::config::RazorpaySettings;
+use crate::{config::RazorpaySettings, money::Paise};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RazorpayError {
@@ -37,7 +37,7 @@ fn retryable(status: reqwest::StatusCode) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub id: String,
-    pub amount: i64,
+    pub amount: Paise,
     pub currency: String,
     pub status: String,
 }
@@ -48,7 +48,7 @@ pub struct Order {
 pub struct Payment {
     pub id: String,
     pub order_id: Option<String>,
-    pub amount: i64,
+    pub amount: Paise,
     pub currency: String,
     pub status: String,
     pub method: Option<String>,
@@ -61,7 +61,7 @@ pub struct Payment {
 pub struct RefundEntity {
     pub id: String,
     pub payment_id: String,
-    pub amount: i64,
+    pub amount: Paise,
     pub status: String,
     /// Ours: the id of our refund request.
     #[serde(default)]
@@ -151,7 +151,7 @@ impl Razorpay {
     /// `POST /v1/orders`: an order for `amount` paise that Checkout can pay.
     pub async fn create_order(
         &self,
-        amount: i64,
+        amount: Paise,
         currency: &str,
         receipt: &str,
         notes: Value,
@@ -171,7 +171,7 @@ impl Razorpay {
     pub async fn capture(
         &self,
         payment_id: &str,
-        amount: i64,
+        amount: Paise,
         currency: &str,
     ) -> Result<Payment, RazorpayError> {
         let body = json!({"amount": amount, "currency": currency});
@@ -199,7 +199,7 @@ impl Razorpay {
     pub async fn refund(
         &self,
         payment_id: &str,
-        amount: i64,
+        amount: Paise,
         idempotency_key: &str,
         notes: Value,
     ) -> Result<RefundEntity, RazorpayError> {

@@ -26,6 +26,7 @@ use crate::{
     core::Core,
     error::DomainError,
     jobs::Refund,
+    money::Paise,
     validation::FieldError,
 };
 
@@ -54,7 +55,7 @@ pub struct RefundView {
     pub id: Uuid,
     pub booking_id: Uuid,
     pub payment_id: Uuid,
-    pub amount_paise: i64,
+    pub amount_paise: Paise,
     pub status: RefundStatus,
     /// The seats refunded; empty for the whole payment.
     pub seat_ids: Vec<Uuid>,
@@ -171,8 +172,9 @@ pub(crate) async fn request_for_booking(
         }
     }
     let payment = sqlx::query!(
-        "SELECT id, amount_paise, refunded_paise FROM payments
-         WHERE booking_id = $1 AND status = 'CAPTURED' FOR UPDATE",
+        r#"SELECT id, amount_paise AS "amount_paise: Paise",
+                  refunded_paise AS "refunded_paise: Paise"
+           FROM payments WHERE booking_id = $1 AND status = 'CAPTURED' FOR UPDATE"#,
         booking_id
     )
     .fetch_optional(&mut *tx)
@@ -192,8 +194,9 @@ pub(crate) async fn request_for_booking(
             "a refund of this booking is under way",
         ));
     }
-    let live: Vec<(Uuid, i64)> = sqlx::query!(
-        "SELECT seat_id, price_paise FROM booking_seats WHERE booking_id = $1 AND released_at IS NULL",
+    let live: Vec<(Uuid, Paise)> = sqlx::query!(
+        r#"SELECT seat_id, price_paise AS "price_paise: Paise" FROM booking_seats
+           WHERE booking_id = $1 AND released_at IS NULL"#,
         booking_id
     )
     .fetch_all(&mut *tx)
@@ -219,16 +222,19 @@ pub(crate) async fn request_for_booking(
     }
     let whole = wanted.is_empty() || wanted.len() == live.len();
     let (amount, stored_seats) = if whole {
-        (payment.amount_paise - payment.refunded_paise, Vec::new())
+        (
+            payment.amount_paise.saturating_sub(payment.refunded_paise),
+            Vec::new(),
+        )
     } else {
         let amount = live
             .iter()
             .filter(|(id, _)| wanted.contains(id))
-            .map(|(_, price)| price)
+            .map(|(_, price)| *price)
             .sum();
         (amount, wanted)
     };
-    if amount <= 0 {
+    if amount == Paise::ZERO {
         return Err(DomainError::conflict(
             "NOTHING_TO_REFUND",
             "these seats cost nothing",
@@ -266,7 +272,7 @@ pub(crate) async fn request_whole(
     reason: &str,
 ) -> Result<Uuid, sqlx::Error> {
     let amount = sqlx::query_scalar!(
-        "SELECT amount_paise - refunded_paise FROM payments WHERE id = $1",
+        r#"SELECT amount_paise - refunded_paise AS "left: Paise" FROM payments WHERE id = $1"#,
         payment_id
     )
     .fetch_one(&mut *conn)
@@ -283,7 +289,7 @@ async fn insert(
     conn: &mut PgConnection,
     payment_id: Uuid,
     booking_id: Uuid,
-    amount: i64,
+    amount: Paise,
     seat_ids: &[Uuid],
     reason: &str,
     requested_by: Option<Uuid>,
@@ -292,11 +298,12 @@ async fn insert(
         RefundView,
         r#"INSERT INTO refunds (payment_id, booking_id, amount_paise, seat_ids, reason, requested_by)
            VALUES ($1, $2, $3, $4, $5, $6)
-           RETURNING id, booking_id, payment_id, amount_paise, status AS "status: RefundStatus",
-                     seat_ids, reason, provider_refund_id, failure_reason, created_at, processed_at"#,
+           RETURNING id, booking_id, payment_id, amount_paise AS "amount_paise: Paise",
+                     status AS "status: RefundStatus", seat_ids, reason, provider_refund_id,
+                     failure_reason, created_at, processed_at"#,
         payment_id,
         booking_id,
-        amount,
+        amount.get(),
         seat_ids,
         reason,
         requested_by
@@ -334,8 +341,8 @@ pub async fn carry_out(
     refund_id: Uuid,
 ) -> Result<RefundOutcome, SettleError> {
     let refund = sqlx::query!(
-        r#"SELECT r.status AS "status: RefundStatus", r.amount_paise, r.booking_id,
-                  r.provider_refund_id, p.provider_payment_id
+        r#"SELECT r.status AS "status: RefundStatus", r.amount_paise AS "amount_paise: Paise",
+                  r.booking_id, r.provider_refund_id, p.provider_payment_id
            FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.id = $1"#,
         refund_id
     )
@@ -626,8 +633,9 @@ async fn release_sold_seats(
 pub async fn of_booking(db: &PgPool, booking_id: Uuid) -> Result<Vec<RefundView>, sqlx::Error> {
     sqlx::query_as!(
         RefundView,
-        r#"SELECT id, booking_id, payment_id, amount_paise, status AS "status: RefundStatus",
-                  seat_ids, reason, provider_refund_id, failure_reason, created_at, processed_at
+        r#"SELECT id, booking_id, payment_id, amount_paise AS "amount_paise: Paise",
+                  status AS "status: RefundStatus", seat_ids, reason, provider_refund_id,
+                  failure_reason, created_at, processed_at
            FROM refunds WHERE booking_id = $1 ORDER BY created_at DESC"#,
         booking_id
     )

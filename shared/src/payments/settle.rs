@@ -33,6 +33,7 @@ use crate::{
     },
     catalogue::showtimes::ShowtimeStatus,
     jobs::{PaymentSignal, VerifyPayment},
+    money::Paise,
 };
 
 /// What settling did, for the status announcements and follow-up jobs of the caller.
@@ -53,7 +54,7 @@ struct Stored {
     booking_id: Uuid,
     provider_order_id: String,
     provider_payment_id: Option<String>,
-    amount_paise: i64,
+    amount_paise: Paise,
     currency: String,
     status: PaymentStatus,
 }
@@ -68,8 +69,8 @@ pub async fn settle(
 ) -> Result<Settled, SettleError> {
     let stored = sqlx::query_as!(
         Stored,
-        r#"SELECT id, booking_id, provider_order_id, provider_payment_id, amount_paise,
-                  currency::text AS "currency!", status AS "status: PaymentStatus"
+        r#"SELECT id, booking_id, provider_order_id, provider_payment_id,
+                  amount_paise AS "amount_paise: Paise", currency::text AS "currency!", status AS "status: PaymentStatus"
            FROM payments WHERE provider_order_id = $1"#,
         job.provider_order_id
     )

@@ -21,7 +21,7 @@ fn view_at(id: Uuid, status: BookingStatus, updated_at: chrono::DateTime<Utc>) -
         reject_reason: None,
         quantity: 1,
         seats: Vec::new(),
-        total_paise: 0,
+        total_paise: shared::money::Paise::ZERO,
         currency: "INR".into(),
         hold_expires_at: None,
         created_at: updated_at,

@@ -1,207 +1,29 @@
-//! Showtimes: one performance of an event, its sale window, its price tiers per seat section,
-//! and its lifecycle. Publishing turns the venue's layout into the showtime's seat inventory
-//! in the same transaction that puts it on sale.
+//! Creating, changing, publishing, cancelling and deleting a showtime, each in one transaction
+//! that also says which cached pages it made stale.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
+    ShowtimeStatus,
+    read::{Showtime, load},
+    requests::{NewShowtime, Schedule, ShowtimeChanges, TierInput, seats_per_user},
+};
+use crate::catalogue::{
     DomainError,
     parse::required_text,
     scopes::{self, Changed},
-    venues::VenueBrief,
 };
 use crate::{
     audit::{self, Actor, AuditEntry},
     bookings::{availability, showtime_cancellation},
     cache::Cache,
     core::Core,
+    money::Paise,
     redis_client::RedisClient,
     validation::FieldError,
 };
-
-/// Where a showtime is in its life. Buyers see every status but `Draft`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[sqlx(type_name = "showtime_status", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ShowtimeStatus {
-    Draft,
-    OnSale,
-    SoldOut,
-    Canceled,
-    Completed,
-}
-
-impl ShowtimeStatus {
-    /// The moves the lifecycle allows; the database refuses the others too
-    /// (`showtime_transition_allowed`).
-    pub fn can_become(self, next: Self) -> bool {
-        use ShowtimeStatus::*;
-        self == next
-            || matches!(
-                (self, next),
-                (Draft, OnSale | Canceled)
-                    | (OnSale, SoldOut | Canceled | Completed)
-                    | (SoldOut, OnSale | Canceled | Completed)
-            )
-    }
-
-    fn is_final(self) -> bool {
-        matches!(self, Self::Canceled | Self::Completed)
-    }
-}
-
-/// An amount of money in paise: never negative, at most ₹1 crore.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Paise(i64);
-
-impl Paise {
-    const MAX: i64 = 1_000_000_000;
-
-    pub fn parse(field: &'static str, value: i64) -> Result<Self, FieldError> {
-        if value < 0 {
-            return Err(FieldError::new(field, "a price cannot be negative"));
-        }
-        if value > Self::MAX {
-            return Err(FieldError::new(
-                field,
-                format!("at most {} paise", Self::MAX),
-            ));
-        }
-        Ok(Self(value))
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewShowtime {
-    pub event_id: Uuid,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub sale_starts_at: DateTime<Utc>,
-    pub sale_ends_at: DateTime<Utc>,
-    /// Seats one buyer may hold or own for this showtime (default 10).
-    pub max_seats_per_user: Option<i32>,
-    #[serde(default)]
-    pub price_tiers: Vec<TierInput>,
-}
-
-/// Changes to a showtime; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShowtimeChanges {
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub sale_starts_at: Option<DateTime<Utc>>,
-    pub sale_ends_at: Option<DateTime<Utc>>,
-    pub max_seats_per_user: Option<i32>,
-}
-
-/// The price of one section of the venue at this showtime.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TierInput {
-    pub section_id: Uuid,
-    /// Defaults to the section's name.
-    pub name: Option<String>,
-    pub price_paise: i64,
-    /// Seats of the section put on sale, best first (default: all of them).
-    pub allocated_capacity: Option<i32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct PriceTier {
-    pub id: Uuid,
-    pub section_id: Uuid,
-    pub section_name: String,
-    pub name: String,
-    pub price_paise: i64,
-    pub currency: String,
-    pub allocated_capacity: i32,
-}
-
-/// A showtime as its page and the show page show it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Showtime {
-    pub id: Uuid,
-    pub event_id: Uuid,
-    pub show_id: Uuid,
-    pub show_title: String,
-    pub venue: VenueBrief,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub sale_starts_at: DateTime<Utc>,
-    pub sale_ends_at: DateTime<Utc>,
-    pub status: ShowtimeStatus,
-    pub max_seats_per_user: i32,
-    pub published_at: Option<DateTime<Utc>>,
-    pub price_tiers: Vec<PriceTier>,
-}
-
-/// When a showtime happens and when it sells, checked against each other.
-#[derive(Debug, Clone, Copy)]
-struct Schedule {
-    starts_at: DateTime<Utc>,
-    ends_at: Option<DateTime<Utc>>,
-    sale_starts_at: DateTime<Utc>,
-    sale_ends_at: DateTime<Utc>,
-}
-
-impl Schedule {
-    fn parse(
-        starts_at: DateTime<Utc>,
-        ends_at: Option<DateTime<Utc>>,
-        sale_starts_at: DateTime<Utc>,
-        sale_ends_at: DateTime<Utc>,
-    ) -> Result<Self, FieldError> {
-        if ends_at.is_some_and(|end| end <= starts_at) {
-            return Err(FieldError::new("ends_at", "must be after starts_at"));
-        }
-        if sale_ends_at <= sale_starts_at {
-            return Err(FieldError::new(
-                "sale_ends_at",
-                "must be after sale_starts_at",
-            ));
-        }
-        if starts_at < sale_starts_at {
-            return Err(FieldError::new(
-                "starts_at",
-                "a showtime cannot start before its sale opens",
-            ));
-        }
-        if sale_ends_at > ends_at.unwrap_or(starts_at) {
-            return Err(FieldError::new(
-                "sale_ends_at",
-                "the sale must close by the time the show ends",
-            ));
-        }
-        Ok(Self {
-            starts_at,
-            ends_at,
-            sale_starts_at,
-            sale_ends_at,
-        })
-    }
-}
-
-fn seats_per_user(value: Option<i32>) -> Result<i32, FieldError> {
-    let value = value.unwrap_or(10);
-    if (1..=100).contains(&value) {
-        Ok(value)
-    } else {
-        Err(FieldError::new(
-            "max_seats_per_user",
-            "must be between 1 and 100",
-        ))
-    }
-}
 
 #[tracing::instrument(skip_all, fields(event_id = %new.event_id))]
 pub async fn create(db: &PgPool, cache: &Cache, new: NewShowtime) -> Result<Showtime, DomainError> {
@@ -331,7 +153,7 @@ pub async fn publish(
         )
         .into());
     }
-    let seats = super::create_showtime_inventory(&mut tx, id).await?;
+    let seats = crate::catalogue::create_showtime_inventory(&mut tx, id).await?;
     if seats == 0 {
         return Err(FieldError::new(
             "price_tiers",
@@ -505,7 +327,7 @@ async fn write_tiers(
             tier.name.as_deref().unwrap_or(&section.name),
             100,
         )?);
-        prices.push(Paise::parse("price_tiers.price_paise", tier.price_paise)?.get());
+        prices.push(Paise::price("price_tiers.price_paise", tier.price_paise)?.get());
         capacities.push(allocated);
     }
     sqlx::query!(
@@ -528,136 +350,8 @@ async fn finish(
     cache: &Cache,
     id: Uuid,
 ) -> Result<Showtime, DomainError> {
-    super::finish(tx, cache, Changed::Showtime(id), "showtime", async |conn| {
+    crate::catalogue::finish(tx, cache, Changed::Showtime(id), "showtime", async |conn| {
         Ok(load(conn, &[id], true).await?.pop())
     })
     .await
-}
-
-/// The showtime page: `None` if there is none, or (for buyers) it is a draft.
-pub async fn details(
-    db: &PgPool,
-    id: Uuid,
-    include_drafts: bool,
-) -> Result<Option<Showtime>, sqlx::Error> {
-    let mut conn = db.acquire().await?;
-    Ok(load(&mut conn, &[id], include_drafts).await?.pop())
-}
-
-/// Showtimes by id, soonest first, with their venue and tiers.
-pub(super) async fn load(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-    include_drafts: bool,
-) -> Result<Vec<Showtime>, sqlx::Error> {
-    let rows = sqlx::query!(
-        r#"SELECT st.id, st.event_id, e.show_id, sh.title AS show_title,
-                  v.id AS venue_id, v.name AS venue_name, v.city, v.address, v.latitude, v.longitude,
-                  st.starts_at, st.ends_at, st.sale_starts_at, st.sale_ends_at,
-                  st.status AS "status: ShowtimeStatus", st.max_seats_per_user, st.published_at
-           FROM showtimes st
-           JOIN events e ON e.id = st.event_id
-           JOIN shows sh ON sh.id = e.show_id
-           JOIN venues v ON v.id = e.venue_id
-           WHERE st.id = ANY($1) AND ($2 OR st.status <> 'DRAFT')
-           ORDER BY st.starts_at, st.id"#,
-        ids,
-        include_drafts
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let found: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
-    let tiers = sqlx::query!(
-        r#"SELECT pt.showtime_id, pt.id, pt.section_id, s.name AS section_name, pt.name, pt.price_paise,
-                  pt.currency::text AS "currency!", pt.allocated_capacity
-           FROM price_tiers pt JOIN seat_sections s ON s.id = pt.section_id
-           WHERE pt.showtime_id = ANY($1)
-           ORDER BY s.sort_order, s.name"#,
-        &found
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Showtime {
-            price_tiers: tiers
-                .iter()
-                .filter(|tier| tier.showtime_id == row.id)
-                .map(|tier| PriceTier {
-                    id: tier.id,
-                    section_id: tier.section_id,
-                    section_name: tier.section_name.clone(),
-                    name: tier.name.clone(),
-                    price_paise: tier.price_paise,
-                    currency: tier.currency.clone(),
-                    allocated_capacity: tier.allocated_capacity,
-                })
-                .collect(),
-            id: row.id,
-            event_id: row.event_id,
-            show_id: row.show_id,
-            show_title: row.show_title,
-            venue: VenueBrief {
-                id: row.venue_id,
-                name: row.venue_name,
-                city: row.city,
-                address: row.address,
-                latitude: row.latitude,
-                longitude: row.longitude,
-            },
-            starts_at: row.starts_at,
-            ends_at: row.ends_at,
-            sale_starts_at: row.sale_starts_at,
-            sale_ends_at: row.sale_ends_at,
-            status: row.status,
-            max_seats_per_user: row.max_seats_per_user,
-            published_at: row.published_at,
-        })
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::Duration;
-
-    use super::{ShowtimeStatus::*, *};
-
-    #[test]
-    fn lifecycle_moves_forward_only() {
-        assert!(
-            Draft.can_become(OnSale) && OnSale.can_become(SoldOut) && SoldOut.can_become(OnSale)
-        );
-        assert!(
-            !OnSale.can_become(Draft)
-                && !Canceled.can_become(OnSale)
-                && !Completed.can_become(Canceled)
-        );
-        assert!(!Draft.can_become(Completed));
-    }
-
-    #[test]
-    fn a_schedule_holds_together() {
-        let now = Utc::now();
-        let day = Duration::days(1);
-        assert!(Schedule::parse(now + day, None, now, now + day).is_ok());
-        assert!(
-            Schedule::parse(now, None, now + day, now + day * 2).is_err(),
-            "starts before sale"
-        );
-        assert!(
-            Schedule::parse(now + day, Some(now), now - day, now).is_err(),
-            "ends before start"
-        );
-        assert!(
-            Schedule::parse(now + day, None, now, now - day).is_err(),
-            "sale ends before it opens"
-        );
-    }
-
-    #[test]
-    fn prices_are_never_negative() {
-        assert!(Paise::parse("price", -1).is_err());
-        assert_eq!(Paise::parse("price", 0).unwrap().get(), 0);
-        assert!(Paise::parse("price", Paise::MAX + 1).is_err());
-    }
 }
