@@ -155,16 +155,12 @@ async fn an_accepted_booking_known_only_to_the_queue_is_pending_for_its_owner_no
         .unwrap();
     assert_eq!(bookings(&app.db).await, 0);
 
-    let response = app
-        .get_as(&format!("/api/bookings/{id}"), &buyers[0].token)
-        .await;
+    let response = app.booking(&buyers[0].token, id).await;
     assert_eq!(response.status(), 200);
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["id"], id);
     assert_eq!(view["status"], "PENDING");
-    let stranger = app
-        .get_as(&format!("/api/bookings/{id}"), &buyers[1].token)
-        .await;
+    let stranger = app.booking(&buyers[1].token, id).await;
     assert_eq!(stranger.status(), 404);
     let made_up = app
         .get_as(

@@ -153,14 +153,9 @@ async fn a_refresh_token_is_rotated_and_its_reuse_revokes_the_family() {
     let app = spawn_app().await;
     let first = app.signed_up().await;
 
-    let second: Value = app
-        .refresh(first["refresh_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_ne!(second["refresh_token"], first["refresh_token"]);
-    assert_eq!(second["session_id"], first["session_id"]);
+    let second: Value = app.refresh(&first.refresh).await.json().await.unwrap();
+    assert_ne!(second["refresh_token"], first.refresh.as_str());
+    assert_eq!(second["session_id"], first.session_id.to_string());
     assert_eq!(
         app.get_as("/api/users/me", access(&second)).await.status(),
         200
@@ -173,7 +168,7 @@ async fn a_refresh_token_is_rotated_and_its_reuse_revokes_the_family() {
         .json()
         .await
         .unwrap();
-    let reuse = app.refresh(first["refresh_token"].as_str().unwrap()).await;
+    let reuse = app.refresh(&first.refresh).await;
     assert_eq!(reuse.status(), 401);
     assert_eq!(error_code(reuse).await, "REFRESH_TOKEN_REUSED");
 
@@ -190,7 +185,7 @@ async fn a_refresh_token_is_rotated_and_its_reuse_revokes_the_family() {
 async fn two_tabs_refreshing_with_one_token_at_once_both_stay_signed_in() {
     let app = spawn_app().await;
     let first = app.signed_up().await;
-    let token = first["refresh_token"].as_str().unwrap();
+    let token = &first.refresh;
 
     let answers = futures::future::join_all((0..6).map(|_| app.refresh(token))).await;
     let mut pairs = Vec::new();
@@ -205,7 +200,7 @@ async fn two_tabs_refreshing_with_one_token_at_once_both_stay_signed_in() {
             .all(|pair| pair["refresh_token"] == pairs[0]["refresh_token"]),
         "one successor for all of them"
     );
-    assert_ne!(pairs[0]["refresh_token"], first["refresh_token"]);
+    assert_ne!(pairs[0]["refresh_token"], first.refresh.as_str());
     for pair in &pairs {
         assert_eq!(
             app.get_as("/api/users/me", access(pair)).await.status(),
@@ -215,7 +210,7 @@ async fn two_tabs_refreshing_with_one_token_at_once_both_stay_signed_in() {
     let live: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM refresh_tokens WHERE session_id = $1::uuid AND used_at IS NULL",
     )
-    .bind(first["session_id"].as_str().unwrap())
+    .bind(first.session_id)
     .fetch_one(&app.db)
     .await
     .unwrap();
@@ -231,23 +226,18 @@ async fn two_tabs_refreshing_with_one_token_at_once_both_stay_signed_in() {
 async fn the_replaced_token_after_the_grace_still_revokes_the_session() {
     let app = spawn_app().await;
     let first = app.signed_up().await;
-    let second: Value = app
-        .refresh(first["refresh_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: Value = app.refresh(&first.refresh).await.json().await.unwrap();
     // The first token was replaced longer ago than the grace allows.
     sqlx::query(
         "UPDATE refresh_tokens SET used_at = now() - interval '1 hour'
          WHERE session_id = $1::uuid AND used_at IS NOT NULL",
     )
-    .bind(first["session_id"].as_str().unwrap())
+    .bind(first.session_id)
     .execute(&app.db)
     .await
     .unwrap();
 
-    let reuse = app.refresh(first["refresh_token"].as_str().unwrap()).await;
+    let reuse = app.refresh(&first.refresh).await;
 
     assert_eq!(reuse.status(), 401);
     assert_eq!(error_code(reuse).await, "REFRESH_TOKEN_REUSED");
@@ -284,12 +274,7 @@ async fn logout_ends_the_session() {
         app.get_as("/api/users/me", access(&pair)).await.status(),
         401
     );
-    assert_eq!(
-        app.refresh(pair["refresh_token"].as_str().unwrap())
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(app.refresh(&pair.refresh).await.status(), 401);
 }
 
 #[tokio::test]
@@ -365,7 +350,7 @@ async fn another_users_session_is_not_found() {
         .client
         .delete(app.url(&format!(
             "/api/users/me/sessions/{}",
-            ravi["session_id"].as_str().unwrap()
+            &ravi.session_id.to_string()
         )))
         .bearer_auth(access(&asha))
         .send()
@@ -553,7 +538,7 @@ async fn a_revocation_nobody_announced_still_ends_the_session_within_the_sync_in
     sqlx::query(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = 'test' WHERE id = $1::uuid",
     )
-    .bind(pair["session_id"].as_str().unwrap())
+    .bind(pair.session_id)
     .execute(&app.db)
     .await
     .unwrap();

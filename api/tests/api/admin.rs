@@ -32,8 +32,8 @@ async fn admins_find_users_by_role_and_text_page_by_page() {
         .await
         .unwrap();
     assert_eq!(editors.len(), 1);
-    assert_eq!(editors[0]["id"], editor["user"]["id"]);
-    let email = editor["user"]["email"].as_str().unwrap();
+    assert_eq!(editors[0]["id"], editor.id.to_string());
+    let email = editor.email.as_str();
     let found: Vec<Value> = app
         .get_as(
             &format!("/api/admin/users?q={}", &email[..12].to_uppercase()),
@@ -87,8 +87,8 @@ async fn a_disabled_account_is_locked_out_at_once_on_every_instance() {
     let other_instance = spawn_app_with(app.env.clone()).await;
     let admin = app.signed_up_as("SUPER_ADMIN").await;
     let user = app.signed_up().await;
-    let user_id = user["user"]["id"].as_str().unwrap();
-    let email = user["user"]["email"].as_str().unwrap();
+    let user_id = &user.id.to_string();
+    let email = user.email.as_str();
     // Warm the other instance's session check.
     assert_eq!(
         other_instance
@@ -113,7 +113,7 @@ async fn a_disabled_account_is_locked_out_at_once_on_every_instance() {
         let response = instance.get_as("/api/users/me", access(&user)).await;
         assert_eq!(response.status(), 401, "the access token stops working");
     }
-    let response = app.refresh(user["refresh_token"].as_str().unwrap()).await;
+    let response = app.refresh(&user.refresh).await;
     assert_eq!(response.status(), 401, "and the refresh token");
     let response = app.login(email, "a-long-password").await;
     assert_eq!(response.status(), 401);
@@ -130,10 +130,7 @@ async fn a_disabled_account_is_locked_out_at_once_on_every_instance() {
     assert_eq!(response.status(), 204);
     assert_eq!(app.login(email, "a-long-password").await.status(), 200);
 
-    let own = format!(
-        "/api/admin/users/{}/disabled",
-        admin["user"]["id"].as_str().unwrap()
-    );
+    let own = format!("/api/admin/users/{}/disabled", &admin.id.to_string());
     let response = as_admin(
         &app,
         Method::PUT,
@@ -170,7 +167,7 @@ async fn a_disabled_account_is_locked_out_at_once_on_every_instance() {
     assert_eq!(actions, ["user.enabled", "user.disabled"], "newest first");
     assert_eq!(entries[1]["before"], json!({"disabled": false}));
     assert_eq!(entries[1]["after"], json!({"disabled": true}));
-    assert_eq!(entries[1]["actor_id"], admin["user"]["id"]);
+    assert_eq!(entries[1]["actor_id"], admin.id.to_string());
     assert_eq!(entries[1]["ip"], "127.0.0.1");
     assert!(
         entries[1]["request_id"]
@@ -187,7 +184,7 @@ async fn the_audit_log_filters_and_cannot_be_changed() {
     let mut users = Vec::new();
     for _ in 0..3 {
         let user = app.signed_up().await;
-        let id = user["user"]["id"].as_str().unwrap().to_owned();
+        let id = user.id.to_string();
         let path = format!("/api/admin/users/{id}/role");
         let response = as_admin(&app, Method::PATCH, &path, json!({"role": "EDITOR"}), token).await;
         assert_eq!(response.status(), 200);
@@ -204,7 +201,7 @@ async fn the_audit_log_filters_and_cannot_be_changed() {
         .get_as(
             &format!(
                 "/api/admin/audit?actor_id={}&limit=2",
-                admin["user"]["id"].as_str().unwrap()
+                &admin.id.to_string()
             ),
             token,
         )

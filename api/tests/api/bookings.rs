@@ -11,68 +11,12 @@ use test_support::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, error_code, spawn_app, spawn_app_with, spawn_workers};
-
-impl TestApp {
-    pub async fn book(&self, buyer: &Buyer, key: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url("/api/bookings"))
-            .bearer_auth(&buyer.token)
-            .header("idempotency-key", key)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Books with a fresh key and waits until the reservation is decided.
-    pub async fn book_and_wait(&self, buyer: &Buyer, body: &Value) -> Value {
-        let accepted: Value = self.book(buyer, &key(), body).await.json().await.unwrap();
-        let id = accepted["booking_id"].as_str().unwrap().to_owned();
-        self.booking_after(buyer, &id, "PENDING").await
-    }
-
-    /// Waits (long-poll) until the booking leaves `from`, and returns it.
-    pub async fn booking_after(&self, buyer: &Buyer, id: &str, from: &str) -> Value {
-        for _ in 0..20 {
-            let view: Value = self
-                .client
-                .get(self.url(&format!("/api/bookings/{id}?wait=5&from={from}")))
-                .bearer_auth(&buyer.token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if view["status"] != from {
-                return view;
-            }
-        }
-        panic!("booking {id} stayed {from}");
-    }
-
-    pub async fn availability(&self, showtime_id: Uuid) -> reqwest::Response {
-        self.get(&format!("/api/showtimes/{showtime_id}/availability"))
-            .await
-    }
-
-    /// Reads availability until `seat` shows `state`: each API process may serve an answer
-    /// up to a second old.
-    pub async fn availability_showing(&self, showtime_id: Uuid, seat: Uuid, state: &str) -> Value {
-        eventually!("the seat shows the state asked for", {
-            let availability: Value = self.availability(showtime_id).await.json().await.unwrap();
-            (seat_state(&availability, seat) == state).then_some(availability)
-        })
-    }
-}
+use crate::helpers::{
+    TestApp, error_code, key, seat_state, spawn_app, spawn_app_with, spawn_workers,
+};
 
 fn named(showtime: &ShowtimeFixture, seats: &[Uuid]) -> Value {
     json!({"showtime_id": showtime.showtime_id, "seat_ids": seats})
-}
-
-fn key() -> String {
-    Uuid::new_v4().to_string()
 }
 
 async fn setup(layout: &[(i32, i32)], buyers: usize) -> (TestApp, ShowtimeFixture, Vec<Buyer>) {
@@ -80,18 +24,6 @@ async fn setup(layout: &[(i32, i32)], buyers: usize) -> (TestApp, ShowtimeFixtur
     let showtime = fixtures::showtime_on_sale(&app.db, layout).await;
     let buyers = fixtures::buyers(&app.db, &app.env.settings(), buyers).await;
     (app, showtime, buyers)
-}
-
-fn seat_state(availability: &Value, seat: Uuid) -> String {
-    availability["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["seat_id"] == seat.to_string())
-        .unwrap()["state"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]
@@ -711,12 +643,7 @@ async fn the_history_lists_newest_first_by_page_and_status() {
             .status(),
         422
     );
-    let tickets = app
-        .get_as(
-            &format!("/api/bookings/{}/tickets", ids[0]),
-            &buyers[0].token,
-        )
-        .await;
+    let tickets = app.tickets(&buyers[0].token, &ids[0]).await;
     assert_eq!(tickets.status(), 409);
     assert_eq!(error_code(tickets).await, "NOT_CONFIRMED");
 }

@@ -3,8 +3,9 @@
 use api::startup::Application;
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
-use test_support::{TestEnv, eventually};
+use test_support::{TestEnv, eventually, fixtures::Buyer};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// A running API on its own port with its own database, Redis prefix, queue prefix and
 /// stand-in server for Google and Twilio.
@@ -150,27 +151,27 @@ impl TestApp {
         .await
     }
 
-    /// Registers a new account and returns its token pair.
-    pub async fn signed_up(&self) -> Value {
+    /// Registers a new account, signed in.
+    pub async fn signed_up(&self) -> Account {
         let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
         let response = self.register(&email, "a-long-password").await;
         assert_eq!(response.status(), 201);
-        response.json().await.unwrap()
+        Account::from_pair(&email, &response.json().await.unwrap())
     }
 
     /// Registers an account, gives it `role` directly in the database, and refreshes its
     /// tokens, so that its access token carries the role (as after a sign-in).
-    pub async fn signed_up_as(&self, role: &str) -> Value {
-        let pair = self.signed_up().await;
-        sqlx::query("UPDATE users SET role = $1::user_role WHERE id = $2::uuid")
+    pub async fn signed_up_as(&self, role: &str) -> Account {
+        let account = self.signed_up().await;
+        sqlx::query("UPDATE users SET role = $1::user_role WHERE id = $2")
             .bind(role)
-            .bind(pair["user"]["id"].as_str().unwrap())
+            .bind(account.id)
             .execute(&self.db)
             .await
             .unwrap();
-        let refreshed = self.refresh(pair["refresh_token"].as_str().unwrap()).await;
+        let refreshed = self.refresh(&account.refresh).await;
         assert_eq!(refreshed.status(), 200);
-        refreshed.json().await.unwrap()
+        Account::from_pair(&account.email, &refreshed.json().await.unwrap())
     }
 
     pub async fn google_token(&self, claims: Value) -> String {
@@ -259,10 +260,129 @@ impl TestApp {
             .map(|m| m["body"].as_str().unwrap().to_owned())
             .collect()
     }
+
+    // Bookings.
+
+    pub async fn book(&self, buyer: &Buyer, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/bookings"))
+            .bearer_auth(&buyer.token)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Books with a fresh key and waits until the reservation is decided.
+    pub async fn book_and_wait(&self, buyer: &Buyer, body: &Value) -> Value {
+        let accepted: Value = self.book(buyer, &key(), body).await.json().await.unwrap();
+        let id = accepted["booking_id"].as_str().unwrap().to_owned();
+        self.booking_after(buyer, &id, "PENDING").await
+    }
+
+    /// Waits (long-poll) until the booking leaves `from`, and returns it.
+    pub async fn booking_after(&self, buyer: &Buyer, id: &str, from: &str) -> Value {
+        for _ in 0..20 {
+            let view: Value = self
+                .client
+                .get(self.url(&format!("/api/bookings/{id}?wait=5&from={from}")))
+                .bearer_auth(&buyer.token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if view["status"] != from {
+                return view;
+            }
+        }
+        panic!("booking {id} stayed {from}");
+    }
+
+    pub async fn availability(&self, showtime_id: Uuid) -> reqwest::Response {
+        self.get(&format!("/api/showtimes/{showtime_id}/availability"))
+            .await
+    }
+
+    /// Reads availability until `seat` shows `state`: each API process may serve an answer
+    /// up to a second old.
+    pub async fn availability_showing(&self, showtime_id: Uuid, seat: Uuid, state: &str) -> Value {
+        eventually!("the seat shows the state asked for", {
+            let availability: Value = self.availability(showtime_id).await.json().await.unwrap();
+            (seat_state(&availability, seat) == state).then_some(availability)
+        })
+    }
+    pub async fn booking(&self, token: &str, id: impl std::fmt::Display) -> Response {
+        self.get_as(&format!("/api/bookings/{id}"), token).await
+    }
+
+    pub async fn cancel_booking(&self, token: &str, id: impl std::fmt::Display) -> Response {
+        self.post_json_as(&format!("/api/bookings/{id}/cancel"), &json!({}), token)
+            .await
+    }
+
+    pub async fn tickets(&self, token: &str, id: impl std::fmt::Display) -> Response {
+        self.get_as(&format!("/api/bookings/{id}/tickets"), token)
+            .await
+    }
+
+    // Payments.
+
+    /// Calls the stand-in Razorpay's `/razorpay{path}`.
+    pub async fn razorpay(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/razorpay{path}", self.stand_in))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
-pub fn access(pair: &Value) -> &str {
-    pair["access_token"].as_str().unwrap()
+/// A signed-in account: who it is and its tokens.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: uuid::Uuid,
+    pub session_id: uuid::Uuid,
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl Account {
+    /// From the token pair sign-in answers with.
+    pub fn from_pair(email: &str, pair: &Value) -> Self {
+        Self {
+            id: pair["user"]["id"].as_str().unwrap().parse().unwrap(),
+            session_id: pair["session_id"].as_str().unwrap().parse().unwrap(),
+            email: email.to_owned(),
+            access: pair["access_token"].as_str().unwrap().to_owned(),
+            refresh: pair["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+/// The access token of a signed-in account, or of a token pair an endpoint answered.
+pub fn access(signed_in: &impl Tokens) -> &str {
+    signed_in.access_token()
+}
+
+pub trait Tokens {
+    fn access_token(&self) -> &str;
+}
+
+impl Tokens for Account {
+    fn access_token(&self) -> &str {
+        &self.access
+    }
+}
+
+impl Tokens for Value {
+    fn access_token(&self) -> &str {
+        self["access_token"].as_str().unwrap()
+    }
 }
 
 /// Asserts the one error shape and returns the code.
@@ -286,4 +406,22 @@ pub async fn error_code(response: Response) -> String {
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("its address").port()
+}
+
+/// A fresh Idempotency-Key.
+pub fn key() -> String {
+    Uuid::new_v4().to_string()
+}
+
+/// The state of `seat` in an availability answer.
+pub fn seat_state(availability: &Value, seat: Uuid) -> String {
+    availability["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["seat_id"] == seat.to_string())
+        .unwrap()["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

@@ -88,13 +88,7 @@ async fn reservations_sweeps_payments_cancels_and_refunds_never_deadlock() {
                     }
                     // Give the hold back.
                     1 => {
-                        shop.app
-                            .post_json_as(
-                                &format!("/api/bookings/{id}/cancel"),
-                                &json!({}),
-                                &shop.buyers[buyer].token,
-                            )
-                            .await;
+                        shop.app.cancel_booking(&shop.buyers[buyer].token, id).await;
                     }
                     // Pay after the hold lapsed: confirmed if the seats are still free, or
                     // refunded.

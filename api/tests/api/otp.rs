@@ -85,7 +85,7 @@ async fn a_verified_phone_attaches_to_the_signed_in_account() {
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["user"]["id"], pair["user"]["id"]);
+    assert_eq!(body["user"]["id"], pair.id.to_string());
     assert_eq!(body["user"]["phone"], PHONE);
 }
 

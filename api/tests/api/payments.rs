@@ -208,18 +208,6 @@ impl Shop {
     }
 }
 
-impl TestApp {
-    /// Calls the stand-in Razorpay's `/razorpay{path}`.
-    pub async fn razorpay(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(format!("{}/razorpay{path}", self.stand_in))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
 #[tokio::test]
 async fn a_buyer_pays_through_checkout_and_gets_tickets_once() {
     let shop = Shop::open().await;
@@ -243,10 +231,7 @@ async fn a_buyer_pays_through_checkout_and_gets_tickets_once() {
     assert_eq!(shop.settled(&booking).await, (2, 2, "CAPTURED".into(), 1));
     let tickets: Vec<Value> = shop
         .app
-        .get_as(
-            &format!("/api/bookings/{booking}/tickets"),
-            &shop.buyers[0].token,
-        )
+        .tickets(&shop.buyers[0].token, &booking)
         .await
         .json()
         .await

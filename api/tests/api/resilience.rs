@@ -136,9 +136,7 @@ async fn held_connections_are_capped_per_user_and_per_instance() {
     assert!(retry_after(&over_user) > 0);
     assert_eq!(error_code(over_user).await, "TOO_MANY_STREAMS");
     // A plain read holds nothing and is still answered.
-    let plain = app
-        .get_as(&format!("/api/bookings/{}", bookings[0]), &buyers[0].token)
-        .await;
+    let plain = app.booking(&buyers[0].token, &bookings[0]).await;
     assert_eq!(plain.status(), 200);
 
     let third = open_stream(&app, &buyers[1].token, &bookings[1]).await;
@@ -157,7 +155,7 @@ async fn an_event_stream_ends_when_its_session_is_revoked() {
     let signed_up = app.signed_up().await;
     let token = access(&signed_up).to_owned();
     let buyer = Buyer {
-        user_id: signed_up["user"]["id"].as_str().unwrap().parse().unwrap(),
+        user_id: signed_up.id,
         token: token.clone(),
     };
     let body = json!({"showtime_id": showtime.showtime_id, "section_id": showtime.sections[0].section_id, "quantity": 1});

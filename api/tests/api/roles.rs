@@ -22,7 +22,7 @@ async fn only_a_super_admin_changes_roles_and_the_change_applies_at_once() {
     let admin = app.signed_up_as("SUPER_ADMIN").await;
     let editor = app.signed_up_as("EDITOR").await;
     let user = app.signed_up().await;
-    let user_id = user["user"]["id"].as_str().unwrap();
+    let user_id = &user.id.to_string();
 
     for caller in [&user, &editor] {
         let response = change_role(&app, access(caller), user_id, "EDITOR").await;
@@ -36,7 +36,7 @@ async fn only_a_super_admin_changes_roles_and_the_change_applies_at_once() {
     assert_eq!(changed["role"], "SUPER_ADMIN");
 
     // The same access token, issued when the user was a USER, now carries the new role.
-    let editor_id = editor["user"]["id"].as_str().unwrap();
+    let editor_id = &editor.id.to_string();
     let response = change_role(&app, access(&user), editor_id, "USER").await;
     assert_eq!(response.status(), 200);
 
@@ -56,7 +56,7 @@ async fn only_a_super_admin_changes_roles_and_the_change_applies_at_once() {
 async fn role_changes_refuse_bad_input() {
     let app = spawn_app().await;
     let admin = app.signed_up_as("SUPER_ADMIN").await;
-    let admin_id = admin["user"]["id"].as_str().unwrap();
+    let admin_id = &admin.id.to_string();
 
     let own = change_role(&app, access(&admin), admin_id, "USER").await;
     assert_eq!(own.status(), 409);

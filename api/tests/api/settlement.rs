@@ -27,12 +27,7 @@ async fn lock_waiters(shop: &Shop) -> i64 {
 impl Shop {
     async fn cancel(&self, buyer: usize, booking: &str) -> reqwest::Response {
         self.app
-            .send_json(
-                Method::POST,
-                &format!("/api/bookings/{booking}/cancel"),
-                &json!({}),
-                Some(&self.buyers[buyer].token),
-            )
+            .cancel_booking(&self.buyers[buyer].token, booking)
             .await
     }
 

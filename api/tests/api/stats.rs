@@ -36,15 +36,7 @@ async fn stats_add_up_to_what_was_sold_held_refunded_and_canceled() {
     if refunded["status"] == "REFUND_PENDING" {
         shop.booking_after(1, &c, "REFUND_PENDING").await;
     }
-    let cancel = shop
-        .app
-        .send_json(
-            reqwest::Method::POST,
-            &format!("/api/bookings/{d}/cancel"),
-            &json!({}),
-            Some(&shop.buyers[1].token),
-        )
-        .await;
+    let cancel = shop.app.cancel_booking(&shop.buyers[1].token, d).await;
     assert_eq!(cancel.status(), 200);
     assert_eq!(
         shop.booking_after(0, &b, "PENDING").await["status"],
