@@ -253,6 +253,10 @@ impl From<DomainError> for ApiError {
                 tracing::warn!(%error, "Razorpay call failed");
                 Self::Unavailable("the payment provider")
             }
+            DomainError::Queue(error) => {
+                tracing::warn!(%error, "job not published");
+                Self::Unavailable("the job queue")
+            }
             DomainError::Database(error) => error.into(),
         }
     }

@@ -2,7 +2,7 @@
 //! rule broken, a conflict with what exists, a proof that does not check out), or a dependency
 //! that failed, whose cause is logged and not told. The API maps it to HTTP in one place.
 
-use crate::{payments::razorpay::RazorpayError, validation::FieldError};
+use crate::{jobs::PublishError, payments::razorpay::RazorpayError, validation::FieldError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
@@ -21,6 +21,9 @@ pub enum DomainError {
     BadSignature,
     #[error(transparent)]
     Provider(#[from] RazorpayError),
+    /// A job could not be queued; nothing was done that the caller must undo.
+    #[error(transparent)]
+    Queue(#[from] PublishError),
     #[error(transparent)]
     Database(sqlx::Error),
 }

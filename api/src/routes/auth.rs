@@ -16,7 +16,6 @@ use shared::{
     validation::FieldError,
 };
 use utoipa::ToSchema;
-
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{

@@ -28,9 +28,8 @@ use shared::{
 };
 use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
-
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 use crate::{
     auth::AuthUser,

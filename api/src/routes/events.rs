@@ -9,11 +9,10 @@ use shared::catalogue::{
     events::{self, Event, EventChanges, NewEvent},
     scopes,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::catalogue_page;
-use utoipa_axum::{router::OpenApiRouter, routes};
-
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,

@@ -2,7 +2,6 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use shared::health::{HealthReport, Status};
-
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;

@@ -7,17 +7,13 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use serde::{Deserialize, Serialize};
-use shared::{
-    jobs::PublishError,
-    payments::{
-        checkout::{self, CheckoutOrder, CheckoutResult},
-        webhooks::{self, FollowUp, WebhookError},
-    },
+use shared::payments::{
+    checkout::{self, CheckoutOrder, CheckoutResult},
+    webhooks::{self, WebhookError},
 };
 use utoipa::ToSchema;
-use uuid::Uuid;
-
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 use crate::{auth::AuthUser, error::ApiError, extract::Json, state::AppState};
 
@@ -27,13 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_order))
         .routes(routes!(verify))
         .routes(routes!(webhook))
-}
-
-impl From<PublishError> for ApiError {
-    fn from(error: PublishError) -> Self {
-        tracing::warn!(%error, "job not published");
-        Self::Unavailable("the job queue")
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -81,10 +70,7 @@ pub async fn verify(
     user: AuthUser,
     Json(result): Json<CheckoutResult>,
 ) -> Result<(StatusCode, axum::Json<VerificationAccepted>), ApiError> {
-    let key_secret = state.core.settings.razorpay.key_secret.expose();
-    let (booking_id, job) =
-        checkout::verification_job(&state.core.db, key_secret, user.user_id, result).await?;
-    state.core.jobs.publish(&job).await?;
+    let booking_id = checkout::verify(&state.core, user.user_id, result).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(VerificationAccepted {
@@ -105,6 +91,10 @@ impl From<WebhookError> for ApiError {
                 code: "INVALID_WEBHOOK",
                 message: message.to_owned(),
             },
+            WebhookError::Queue(error) => {
+                tracing::warn!(%error, "webhook stored, its job not published; Razorpay retries");
+                Self::Unavailable("the job queue")
+            }
             WebhookError::Database(error) => error.into(),
         }
     }
@@ -123,26 +113,12 @@ pub async fn webhook(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let razorpay = &state.core.settings.razorpay;
-    let secrets = std::iter::once(razorpay.webhook_secret.expose()).chain(
-        razorpay
-            .previous_webhook_secret
-            .as_ref()
-            .map(|secret| secret.expose()),
-    );
-    let follow_up = webhooks::ingest(
-        &state.core.db,
-        secrets,
+    webhooks::receive(
+        &state.core,
         header("x-razorpay-signature"),
         header("x-razorpay-event-id"),
         &body,
     )
     .await?;
-    // Stored before this publish: if it fails, Razorpay's retry of the event publishes again.
-    match follow_up {
-        Some(FollowUp::Verify(job)) => state.core.jobs.publish(&job).await?,
-        Some(FollowUp::Refund(job)) => state.core.jobs.publish(&job).await?,
-        None => {}
-    }
     Ok(StatusCode::OK)
 }

@@ -10,11 +10,10 @@ use shared::catalogue::{
     scopes,
     shows::{self, NewShow, Show, ShowChanges},
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{cached_json, catalogue_page};
-use utoipa_axum::{router::OpenApiRouter, routes};
-
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,

@@ -14,11 +14,10 @@ use shared::{
         showtimes::{self, NewShowtime, Showtime, ShowtimeChanges, TierInput},
     },
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::catalogue_page;
-use utoipa_axum::{router::OpenApiRouter, routes};
-
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,

@@ -9,9 +9,8 @@ use shared::{
     validation::{FieldError, PageSize},
 };
 use utoipa::IntoParams;
-use uuid::Uuid;
-
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 use crate::{auth::Editor, error::ApiError, state::AppState};
 

@@ -14,9 +14,8 @@ use shared::accounts::{
     users::{self, User},
 };
 use utoipa::ToSchema;
-use uuid::Uuid;
-
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 use crate::{auth::AuthUser, error::ApiError, extract::Json, state::AppState};
 

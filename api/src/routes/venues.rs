@@ -11,11 +11,10 @@ use shared::catalogue::{
     scopes,
     venues::{self, NewVenue, Venue, VenueChanges},
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::cached_json;
-use utoipa_axum::{router::OpenApiRouter, routes};
-
 use crate::{auth::Editor, error::ApiError, extract::Json, state::AppState};
 
 /// This module's routes, each registered with its OpenAPI entry.

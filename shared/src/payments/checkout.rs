@@ -13,6 +13,7 @@ use super::{
 };
 use crate::{
     bookings::BookingStatus,
+    core::Core,
     error::DomainError,
     jobs::{PaymentSignal, VerifyPayment},
     money::Paise,
@@ -178,11 +179,22 @@ pub struct CheckoutResult {
     pub razorpay_signature: String,
 }
 
-/// Checks the signature of a Checkout result for one of the caller's orders. A valid one gives
-/// the verification job to enqueue; an invalid one marks the payment attempt failed and
-/// leaves the hold as it was.
+/// A buyer's Checkout result: its signature checked, then the verification job queued (the
+/// worker asks Razorpay and settles). Returns the booking it pays for. An invalid signature
+/// marks the payment attempt failed and leaves the hold as it was.
+pub async fn verify(
+    core: &Core,
+    user_id: Uuid,
+    result: CheckoutResult,
+) -> Result<Uuid, DomainError> {
+    let key_secret = core.settings.razorpay.key_secret.expose();
+    let (booking_id, job) = verification_job(&core.db, key_secret, user_id, result).await?;
+    core.jobs.publish(&job).await?;
+    Ok(booking_id)
+}
+
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn verification_job(
+async fn verification_job(
     db: &PgPool,
     key_secret: &str,
     user_id: Uuid,

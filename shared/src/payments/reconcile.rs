@@ -8,8 +8,13 @@ use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{PaymentStatus, refunds::RefundView};
-use crate::bookings::BookingStatus;
+use super::{PaymentStatus, razorpay::Razorpay, refunds::RefundView};
+use crate::{
+    bookings::BookingStatus,
+    core::Core,
+    error::DomainError,
+    jobs::{PaymentSignal, VerifyPayment},
+};
 
 /// Where money and booking disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -179,4 +184,33 @@ pub async fn detail(db: &PgPool, id: Uuid) -> Result<Option<PaymentDetail>, sqlx
         refunds,
         events,
     }))
+}
+
+/// Asks Razorpay what was paid against a payment's order and settles it, as a missed webhook
+/// would have: one verify-payment job per authorized or captured payment of the order.
+pub async fn recheck(
+    core: &Core,
+    razorpay: &Razorpay,
+    payment_id: Uuid,
+) -> Result<(), DomainError> {
+    let order_id = sqlx::query_scalar!(
+        "SELECT provider_order_id FROM payments WHERE id = $1",
+        payment_id
+    )
+    .fetch_optional(&core.db)
+    .await?
+    .ok_or(DomainError::NotFound("payment"))?;
+    let paid = razorpay.order_payments(&order_id).await?;
+    for payment in paid
+        .into_iter()
+        .filter(|p| matches!(p.status.as_str(), "authorized" | "captured"))
+    {
+        let job = VerifyPayment {
+            provider_order_id: order_id.clone(),
+            provider_payment_id: payment.id,
+            signal: PaymentSignal::Reconciliation,
+        };
+        core.jobs.publish(&job).await?;
+    }
+    Ok(())
 }

@@ -8,7 +8,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::signature::webhook_signature_valid;
-use crate::jobs::{PaymentSignal, Refund, VerifyPayment};
+use crate::{
+    core::Core,
+    jobs::{PaymentSignal, Refund, VerifyPayment},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -16,13 +19,16 @@ pub enum WebhookError {
     BadSignature,
     #[error("{0}")]
     Malformed(&'static str),
+    /// Stored, but its job could not be queued: Razorpay delivers it again.
+    #[error(transparent)]
+    Queue(#[from] crate::jobs::PublishError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
 /// The job that applies a stored event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FollowUp {
+enum FollowUp {
     Verify(VerifyPayment),
     Refund(Refund),
 }
@@ -41,10 +47,34 @@ const REFUND_EVENTS: [&str; 4] = [
     "refund.speed_changed",
 ];
 
+/// One delivery from Razorpay: its signature checked against the current webhook secret (or
+/// the previous one, while it is rotated), the event stored, then the job that applies it
+/// queued. Stored before the job: if queueing fails, Razorpay's retry of the event queues it.
+pub async fn receive(
+    core: &Core,
+    signature: Option<&str>,
+    event_id: Option<&str>,
+    body: &[u8],
+) -> Result<(), WebhookError> {
+    let razorpay = &core.settings.razorpay;
+    let secrets = std::iter::once(razorpay.webhook_secret.expose()).chain(
+        razorpay
+            .previous_webhook_secret
+            .as_ref()
+            .map(|secret| secret.expose()),
+    );
+    match ingest(&core.db, secrets, signature, event_id, body).await? {
+        Some(FollowUp::Verify(job)) => core.jobs.publish(&job).await?,
+        Some(FollowUp::Refund(job)) => core.jobs.publish(&job).await?,
+        None => {}
+    }
+    Ok(())
+}
+
 /// Checks and stores one delivery. `Ok(None)`: nothing (more) to do, for an event applied
 /// before or one we do not act on.
 #[tracing::instrument(skip_all, fields(event_id))]
-pub async fn ingest<'a>(
+async fn ingest<'a>(
     db: &PgPool,
     secrets: impl IntoIterator<Item = &'a str>,
     signature: Option<&str>,

@@ -5,7 +5,6 @@ use shared::{
     audit::{self, AuditFilters, AuditRecord},
     validation::PageSize,
 };
-
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{error::ApiError, state::AppState};

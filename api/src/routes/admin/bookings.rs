@@ -16,9 +16,8 @@ use shared::{
     payments::refunds::{self, RefundView},
 };
 use utoipa::ToSchema;
-use uuid::Uuid;
-
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 use crate::{error::ApiError, extract::Json, state::AppState};
 

@@ -11,7 +11,6 @@ use shared::{
     validation::PageSize,
 };
 use utoipa::IntoParams;
-
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{error::ApiError, state::AppState};

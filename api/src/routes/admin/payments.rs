@@ -7,14 +7,11 @@ use axum::{
 };
 use shared::{
     bookings::showtime_cancellation::{self, RefundProgress},
-    error::DomainError,
-    jobs::{PaymentSignal, VerifyPayment},
     payments::reconcile::{self, PaymentDetail, PaymentFilters, PaymentRecord},
     validation::PageSize,
 };
-use uuid::Uuid;
-
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 use crate::{error::ApiError, state::AppState};
 
@@ -67,26 +64,7 @@ pub async fn recheck_payment(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let order_id = sqlx::query_scalar!("SELECT provider_order_id FROM payments WHERE id = $1", id)
-        .fetch_optional(&state.core.db)
-        .await?
-        .ok_or(ApiError::NotFound("payment"))?;
-    let paid = state
-        .razorpay
-        .order_payments(&order_id)
-        .await
-        .map_err(DomainError::from)?;
-    for payment in paid
-        .into_iter()
-        .filter(|p| matches!(p.status.as_str(), "authorized" | "captured"))
-    {
-        let job = VerifyPayment {
-            provider_order_id: order_id.clone(),
-            provider_payment_id: payment.id,
-            signal: PaymentSignal::Reconciliation,
-        };
-        state.core.jobs.publish(&job).await?;
-    }
+    reconcile::recheck(&state.core, &state.razorpay, id).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

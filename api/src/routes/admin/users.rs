@@ -14,9 +14,8 @@ use shared::{
     validation::{FieldError, PageSize},
 };
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
-
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 use crate::{error::ApiError, extract::Json, state::AppState};
 
