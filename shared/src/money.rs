@@ -20,13 +20,26 @@ use crate::validation::FieldError;
     Hash,
     Serialize,
     Deserialize,
-    sqlx::Type,
     ToSchema,
 )]
 #[serde(try_from = "i64", into = "i64")]
-#[sqlx(transparent)]
 #[schema(value_type = i64)]
 pub struct Paise(i64);
+
+/// A `bigint` column of paise. Read through the same check as JSON, so a negative amount in
+/// the database is an error where it is read, not a refund of less than nothing.
+impl sqlx::Type<sqlx::Postgres> for Paise {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <i64 as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Paise {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let paise = <i64 as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        Ok(Self::try_from(paise)?)
+    }
+}
 
 impl Paise {
     pub const ZERO: Self = Self(0);
@@ -54,6 +67,13 @@ impl Paise {
     /// What is left of `self` once `taken` is gone; zero rather than below.
     pub fn saturating_sub(self, taken: Self) -> Self {
         Self(self.0.saturating_sub(taken.0).max(0))
+    }
+}
+
+/// Amounts added up (a show's takings over its showtimes), saturating rather than wrapping.
+impl std::ops::AddAssign for Paise {
+    fn add_assign(&mut self, amount: Self) {
+        self.0 = self.0.saturating_add(amount.0);
     }
 }
 

@@ -12,6 +12,8 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::money::Paise;
+
 /// Seats and money of one showtime (or, summed, of a show). Revenue is what was captured minus
 /// what was refunded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
@@ -22,9 +24,9 @@ pub struct SeatsAndMoney {
     pub free: i64,
     /// Sold seats over all seats, 0 to 1.
     pub occupancy: f64,
-    pub captured_paise: i64,
-    pub refunded_paise: i64,
-    pub revenue_paise: i64,
+    pub captured_paise: Paise,
+    pub refunded_paise: Paise,
+    pub revenue_paise: Paise,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
@@ -104,9 +106,9 @@ pub async fn show(db: &PgPool, show_id: Uuid) -> Result<Option<ShowStats>, sqlx:
         held: 0,
         free: 0,
         occupancy: 0.0,
-        captured_paise: 0,
-        refunded_paise: 0,
-        revenue_paise: 0,
+        captured_paise: Paise::ZERO,
+        refunded_paise: Paise::ZERO,
+        revenue_paise: Paise::ZERO,
     };
     for showtime in &showtimes {
         let t = &showtime.totals;
@@ -149,7 +151,7 @@ pub struct SalesBucket {
     pub period_start: DateTime<Utc>,
     pub payments: i64,
     pub tickets: i64,
-    pub captured_paise: i64,
+    pub captured_paise: Paise,
 }
 
 /// Payments captured per hour or day in `[from, to)`, optionally for one show.
@@ -187,7 +189,7 @@ pub struct TopShow {
     pub show_id: Uuid,
     pub title: String,
     pub tickets: i64,
-    pub revenue_paise: i64,
+    pub revenue_paise: Paise,
 }
 
 /// Shows by tickets sold (paid bookings) in `[from, to)`.

@@ -27,6 +27,7 @@ pub use crate::cache::Source;
 use crate::{
     cache::{Cache, TypedCache},
     catalogue::scopes,
+    money::Paise,
     redis_client::RedisClient,
 };
 
@@ -35,7 +36,7 @@ pub struct SectionAvailability {
     pub section_id: Uuid,
     pub name: String,
     pub price_tier_id: Uuid,
-    pub price_paise: i64,
+    pub price_paise: Paise,
     pub currency: String,
     pub total: i64,
     pub available: i64,
@@ -140,7 +141,8 @@ pub async fn compute(
     }
     let sections = sqlx::query_as!(
         SectionAvailability,
-        r#"SELECT sec.id AS section_id, sec.name, pt.id AS price_tier_id, pt.price_paise,
+        r#"SELECT sec.id AS section_id, sec.name, pt.id AS price_tier_id,
+                  pt.price_paise AS "price_paise: Paise",
                   pt.currency::text AS "currency!",
                   count(*) AS "total!",
                   count(*) FILTER (WHERE ss.status = 'AVAILABLE'

@@ -29,6 +29,7 @@ use crate::{
     audit::{self, Actor},
     core::Core,
     jobs::Refund,
+    money::Paise,
 };
 
 /// The reason recorded on the refunds a cancellation asks for.
@@ -230,9 +231,9 @@ pub struct RefundProgress {
     pub open: i64,
     pub processed: i64,
     pub failed: i64,
-    pub requested_paise: i64,
-    pub processed_paise: i64,
-    pub failed_paise: i64,
+    pub requested_paise: Paise,
+    pub processed_paise: Paise,
+    pub failed_paise: Paise,
     /// Bookings still waiting for their money: being refunded, or (the showtime canceled)
     /// paid and not refunded, as after a refund Razorpay failed. Cancelling the showtime again
     /// asks for their refunds anew.
@@ -249,11 +250,11 @@ pub async fn refund_progress(
                   count(r.id) FILTER (WHERE r.status IN ('REQUESTED', 'PENDING')) AS "open!",
                   count(r.id) FILTER (WHERE r.status = 'PROCESSED') AS "processed!",
                   count(r.id) FILTER (WHERE r.status = 'FAILED') AS "failed!",
-                  coalesce(sum(r.amount_paise), 0)::bigint AS "requested_paise!",
+                  coalesce(sum(r.amount_paise), 0)::bigint AS "requested_paise!: Paise",
                   coalesce(sum(r.amount_paise) FILTER (WHERE r.status = 'PROCESSED'), 0)::bigint
-                      AS "processed_paise!",
+                      AS "processed_paise!: Paise",
                   coalesce(sum(r.amount_paise) FILTER (WHERE r.status = 'FAILED'), 0)::bigint
-                      AS "failed_paise!",
+                      AS "failed_paise!: Paise",
                   (SELECT count(*) FROM bookings
                     WHERE showtime_id = st.id
                       AND (status = 'REFUND_PENDING'

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::scopes;
 use crate::{
     cache::{Entry, Kind},
+    money::Paise,
     validation::{FieldError, PageSize},
 };
 
@@ -82,7 +83,7 @@ pub struct ShowCard {
     /// The soonest matching showtime.
     pub next_showtime_at: DateTime<Utc>,
     /// The lowest price of the matching showtimes.
-    pub min_price_paise: Option<i64>,
+    pub min_price_paise: Option<Paise>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -255,7 +256,7 @@ pub async fn shows(db: &PgPool, query: &ShowQuery) -> Result<Option<Page<ShowCar
         )
         SELECT c.id AS "id!", c.title AS "title!", c.artist AS "artist!", c.language AS "language!",
                c.age_rating, c.duration_minutes, c.poster_url, c.next_at AS "next_at!",
-               c.min_price, c.cities AS "cities!", c.sort_key AS "sort_key!",
+               c.min_price AS "min_price: Paise", c.cities AS "cities!", c.sort_key AS "sort_key!",
                ARRAY(SELECT cat.slug FROM show_categories sc JOIN categories cat ON cat.id = sc.category_id
                      WHERE sc.show_id = c.id ORDER BY cat.slug) AS "categories!"
         FROM cards c

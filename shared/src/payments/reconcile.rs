@@ -14,6 +14,7 @@ use crate::{
     core::Core,
     error::DomainError,
     jobs::{PaymentSignal, VerifyPayment},
+    money::Paise,
 };
 
 /// Where money and booking disagree.
@@ -33,8 +34,8 @@ pub struct PaymentRecord {
     pub booking_status: BookingStatus,
     pub provider_order_id: String,
     pub provider_payment_id: Option<String>,
-    pub amount_paise: i64,
-    pub refunded_paise: i64,
+    pub amount_paise: Paise,
+    pub refunded_paise: Paise,
     pub currency: String,
     pub status: PaymentStatus,
     pub method: Option<String>,
@@ -91,7 +92,8 @@ async fn records(
                FROM payments p JOIN bookings b ON b.id = p.booking_id
            )
            SELECT id, booking_id, booking_status AS "booking_status!: BookingStatus", provider_order_id,
-                  provider_payment_id, amount_paise, refunded_paise, currency::text AS "currency!",
+                  provider_payment_id, amount_paise AS "amount_paise: Paise",
+                  refunded_paise AS "refunded_paise: Paise", currency::text AS "currency!",
                   status AS "status!: PaymentStatus", method, failure_reason, status_history,
                   mismatch, created_at, updated_at
            FROM records

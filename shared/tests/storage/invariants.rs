@@ -143,3 +143,22 @@ async fn the_audit_log_is_append_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_amount_read_from_the_database_is_never_negative() {
+    let env = TestEnv::new().await;
+    let db = env.db();
+
+    let amount: shared::money::Paise = sqlx::query_scalar("SELECT 45000::bigint")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(amount.get(), 45_000);
+    let negative = sqlx::query_scalar::<_, shared::money::Paise>("SELECT -1::bigint")
+        .fetch_one(&db)
+        .await;
+    assert!(
+        negative.is_err(),
+        "a negative amount is refused where it is read"
+    );
+}
