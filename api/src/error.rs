@@ -199,6 +199,8 @@ fn with_body(
     request_id: String,
 ) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
+    // The new body is plain JSON, whatever encoded the old one.
+    parts.headers.remove(header::CONTENT_ENCODING);
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -150,13 +150,15 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             http.request_timeout,
         ))
+        // Errors are rendered in the one shape before compression, so an error body is
+        // compressed like any other and its content-encoding always matches it.
+        .layer(middleware::from_fn(render_errors))
         .layer(CompressionLayer::new())
         .layer(middleware::map_response_with_state(
             production,
             security_headers,
         ))
         .layer(cors(&http.cors_origins))
-        .layer(middleware::from_fn(render_errors))
         .layer(middleware::from_fn_with_state(
             std::sync::Arc::new(ProxyRules {
                 proxies: http.trusted_proxies.clone(),

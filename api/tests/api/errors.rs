@@ -1,8 +1,13 @@
 //! Request ids, the one error shape, OpenAPI and CORS.
 
-use serde_json::Value;
+use std::time::Duration;
 
-use crate::helpers::spawn_app;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use test_support::TestEnv;
+
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn every_response_carries_a_generated_request_id() {
@@ -143,4 +148,65 @@ async fn cors_allows_only_the_configured_origin() {
             .headers()
             .contains_key("access-control-allow-origin")
     );
+}
+
+/// Every kind of error answer decodes for a client that accepts gzip, as browsers and Python's
+/// requests do: its `content-encoding` matches its body. Rejections by the framework (path,
+/// query, body, JSON), an unknown route, a wrong method, a body too large and a request too
+/// slow are each rendered in the one error shape.
+#[tokio::test]
+async fn every_kind_of_error_decodes_for_a_client_that_accepts_gzip() {
+    let mut env = TestEnv::new().await;
+    env.set("REQUEST_BODY_LIMIT_BYTES", "1024")
+        .set("REQUEST_TIMEOUT", "1s");
+    let app = spawn_app_with(env).await;
+    let client = reqwest::Client::builder().gzip(true).build().unwrap();
+    let url = |path: &str| format!("{}{path}", app.address);
+    let json_body = |body: String| {
+        client
+            .post(url("/api/auth/login"))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    // A body that starts and never ends: the server's timeout answers it.
+    let stalled = futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from("{")) })
+        .chain(futures::stream::pending());
+    let cases = [
+        ("path", client.get(url("/api/venues/not-a-uuid")), 400),
+        ("query", client.get(url("/api/shows?sort=bogus")), 400),
+        ("json syntax", json_body("{".into()), 400),
+        (
+            "json shape",
+            client
+                .post(url("/api/auth/login"))
+                .json(&json!({"email": 1})),
+            422,
+        ),
+        (
+            "content type",
+            client.post(url("/api/auth/login")).body("{}"),
+            415,
+        ),
+        ("route", client.get(url("/api/nothing-here")), 404),
+        ("method", client.delete(url("/health")), 405),
+        ("size", json_body(" ".repeat(4096)), 413),
+        (
+            "timeout",
+            client
+                .post(url("/api/auth/login"))
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(stalled))
+                .timeout(Duration::from_secs(30)),
+            408,
+        ),
+    ];
+    for (kind, request, status) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{kind}");
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|error| panic!("{kind}: the error does not decode: {error}"));
+        assert!(body["error"]["code"].is_string(), "{kind}: {body}");
+    }
 }
