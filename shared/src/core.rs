@@ -1,6 +1,6 @@
 //! What every use case reaches: the stores, the job publisher, the caches and the settings.
 //! The API and the workers each build one [`Core`] at start-up and pass it to the use cases
-//! (`bookings::manual::move_seats`, `payments::refunds::request`, `accounts::admin::disable`...),
+//! (`bookings::manual::move_seats`, `payments::refunds::request`, `accounts::admin::set_disabled`...),
 //! so a use case is called the same way from a handler and from a job, and its after-commit
 //! effects (caches dropped, statuses announced, jobs published) are written once, beside it.
 

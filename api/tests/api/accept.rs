@@ -317,12 +317,8 @@ async fn an_api_clock_running_ahead_never_hides_the_decision() {
     assert_eq!(decided["status"], "RESERVED");
     // And a plain read, from Redis's copy and the process's recent statuses, says the same.
     let read: Value = app
-        .client
-        .get(app.url(&format!("/api/bookings/{booking_id}")))
-        .bearer_auth(&buyer.token)
-        .send()
+        .booking(&buyer.token, booking_id)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
