@@ -13,7 +13,10 @@
 //! token is checked, with the answer reused for up to `AUTH_SESSION_CACHE_TTL`.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -69,6 +72,8 @@ pub struct SessionCache {
     changed: moka::sync::Cache<Uuid, i64>,
     /// When the list above was last brought up to date with Postgres.
     synced: Arc<Mutex<Option<Instant>>>,
+    /// Set while tokens are not trusted because the list is stale, so that is logged once.
+    distrusting: Arc<AtomicBool>,
     interval: Duration,
 }
 
@@ -87,14 +92,18 @@ impl SessionCache {
                 .time_to_live(token_lifetime + LOOK_BACK)
                 .build(),
             synced: Arc::default(),
+            distrusting: Arc::default(),
             interval: ttl,
         }
     }
 
     /// Keeps the list of changes up to date with Postgres, every `AUTH_SESSION_CACHE_TTL`, for
-    /// as long as the process runs.
-    pub fn start_sync(&self, db: PgPool, token_lifetime: Duration) {
+    /// as long as the process runs. It asks on a connection of its own: queued behind a sale's
+    /// requests for one of `db`'s, it would fall late, every token would then be checked in
+    /// Postgres, and that load would keep it late.
+    pub fn start_sync(&self, db: &PgPool, token_lifetime: Duration) {
         let cache = self.clone();
+        let db = shared::db::dedicated_connection(db);
         tokio::spawn(async move {
             // The first look reaches back as far as a live token can.
             let mut since = Utc::now()
@@ -112,9 +121,12 @@ impl SessionCache {
                         if let Ok(mut synced) = cache.synced.lock() {
                             *synced = Some(Instant::now());
                         }
+                        if cache.distrusting.swap(false, Ordering::Relaxed) {
+                            tracing::info!("account changes read again; tokens are trusted again");
+                        }
                     }
                     Err(error) => {
-                        tracing::debug!(%error, "account changes not read; tokens are checked in Postgres meanwhile")
+                        tracing::warn!(%error, "account changes not read; tokens are checked in Postgres meanwhile")
                     }
                 }
                 tokio::time::sleep(cache.interval).await;
@@ -143,15 +155,16 @@ impl SessionCache {
     /// date, and the token was issued after its user's last change (a change in the same
     /// second counts as after the token).
     fn trusted(&self, claims: &AccessClaims) -> Option<AuthUser> {
-        let fresh = self
-            .synced
-            .lock()
-            .ok()
-            .and_then(|synced| *synced)
-            // One late round of the sync is tolerated; after two, tokens are checked in
-            // Postgres until it catches up. A lost announcement thus lives at most twice the
-            // interval.
-            .is_some_and(|at| at.elapsed() < self.interval * 2);
+        let synced = self.synced.lock().ok().and_then(|synced| *synced);
+        // One late round of the sync is tolerated; after two, tokens are checked in Postgres
+        // until it catches up. A lost announcement thus lives at most twice the interval.
+        let fresh = synced.is_some_and(|at| at.elapsed() < self.interval * 2);
+        // Before the first look (start-up) this is expected; after it, someone should know.
+        if !fresh && synced.is_some() && !self.distrusting.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "account changes not read for two rounds; every token is checked in Postgres until they are"
+            );
+        }
         let unchanged = self
             .changed
             .get(&claims.sub)
@@ -302,4 +315,37 @@ pub async fn require_role(
     // Handlers behind the guard get the same caller without a second lookup.
     parts.extensions.insert(user);
     Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_support::{TestEnv, eventually};
+
+    /// On the night every connection of the pool is busy with requests. The gate's look at
+    /// Postgres must not wait behind them: if it did, every token would be checked in Postgres,
+    /// adding to the very load that kept it waiting.
+    #[tokio::test]
+    async fn tokens_stay_trusted_while_requests_hold_every_pooled_connection() {
+        let env = TestEnv::new().await;
+        let db = shared::db::pool(&env.settings().database).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..env.settings().database.pool_size {
+            held.push(db.acquire().await.unwrap());
+        }
+        let interval = Duration::from_millis(100);
+        let gate = SessionCache::new(interval, Duration::from_secs(900));
+        gate.start_sync(&db, Duration::from_secs(900));
+        let claims = AccessClaims {
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            role: Role::User,
+            iat: Utc::now().timestamp(),
+            exp: Utc::now().timestamp() + 900,
+            iss: "bms".into(),
+        };
+
+        eventually!(gate.trusted(&claims).is_some());
+        drop(held);
+    }
 }

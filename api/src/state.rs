@@ -77,7 +77,7 @@ impl AppState {
         let core = Core::new(settings)?;
         let settings = &core.settings;
         core.cache.listen();
-        sessions.start_sync(core.db.clone(), settings.auth.jwt_expires_in);
+        sessions.start_sync(&core.db, settings.auth.jwt_expires_in);
         let status_hub = StatusHub::start(core.redis.clone(), sessions.clone());
         let acceptor = Acceptor::new(
             core.db.clone(),

@@ -28,6 +28,16 @@ pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
         .connect_lazy_with(options))
 }
 
+/// One connection of its own on the same database, for a background loop that must keep its
+/// rhythm when every connection of `pool` is taken by requests (a sale's peak): queued behind
+/// them, it would fall late, and its lateness would add load of its own.
+pub fn dedicated_connection(pool: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with(pool.connect_options().as_ref().clone())
+}
+
 /// Creates the database named in the settings if the server does not have it yet.
 pub async fn create_if_missing(settings: &DatabaseSettings) -> Result<(), sqlx::Error> {
     use sqlx::migrate::MigrateDatabase;
