@@ -15,12 +15,7 @@ async fn register_then_read_the_profile() {
     let pair: Value = response.json().await.unwrap();
     assert_eq!(pair["token_type"], "Bearer");
     assert!(pair["refresh_token"].as_str().unwrap().len() >= 40);
-    let me: Value = app
-        .get_as("/api/users/me", access(&pair))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.me(access(&pair)).await.json().await.unwrap();
     assert_eq!(me["email"], "asha@example.com");
     assert_eq!(me["role"], "USER");
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = $1")
@@ -156,10 +151,7 @@ async fn a_refresh_token_is_rotated_and_its_reuse_revokes_the_family() {
     let second: Value = app.refresh(&first.refresh).await.json().await.unwrap();
     assert_ne!(second["refresh_token"], first.refresh.as_str());
     assert_eq!(second["session_id"], first.session_id.to_string());
-    assert_eq!(
-        app.get_as("/api/users/me", access(&second)).await.status(),
-        200
-    );
+    assert_eq!(app.me(access(&second)).await.status(), 200);
 
     // The second token is used in turn; the first one again now means someone else has it.
     let third: Value = app
@@ -175,10 +167,7 @@ async fn a_refresh_token_is_rotated_and_its_reuse_revokes_the_family() {
     // The whole family is gone: the latest refresh token and the session's access token.
     let latest = app.refresh(third["refresh_token"].as_str().unwrap()).await;
     assert_eq!(latest.status(), 401);
-    assert_eq!(
-        app.get_as("/api/users/me", access(&third)).await.status(),
-        401
-    );
+    assert_eq!(app.me(access(&third)).await.status(), 401);
 }
 
 #[tokio::test]
@@ -202,10 +191,7 @@ async fn two_tabs_refreshing_with_one_token_at_once_both_stay_signed_in() {
     );
     assert_ne!(pairs[0]["refresh_token"], first.refresh.as_str());
     for pair in &pairs {
-        assert_eq!(
-            app.get_as("/api/users/me", access(pair)).await.status(),
-            200
-        );
+        assert_eq!(app.me(access(pair)).await.status(), 200);
     }
     let live: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM refresh_tokens WHERE session_id = $1::uuid AND used_at IS NULL",
@@ -265,15 +251,10 @@ async fn logout_ends_the_session() {
     let app = spawn_app().await;
     let pair = app.signed_up().await;
 
-    let response = app
-        .post_json_as("/api/auth/logout", &json!({}), access(&pair))
-        .await;
+    let response = app.logout(access(&pair)).await;
 
     assert_eq!(response.status(), 204);
-    assert_eq!(
-        app.get_as("/api/users/me", access(&pair)).await.status(),
-        401
-    );
+    assert_eq!(app.me(access(&pair)).await.status(), 401);
     assert_eq!(app.refresh(&pair.refresh).await.status(), 401);
 }
 
@@ -294,12 +275,7 @@ async fn sessions_are_listed_and_revoked_per_device() {
         .await
         .unwrap();
 
-    let sessions: Vec<Value> = app
-        .get_as("/api/users/me/sessions", access(&laptop))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let sessions: Vec<Value> = app.sessions(access(&laptop)).await.json().await.unwrap();
     assert_eq!(sessions.len(), 3, "register and two logins");
     let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
     assert_eq!(current.len(), 1);
@@ -308,36 +284,19 @@ async fn sessions_are_listed_and_revoked_per_device() {
     assert_eq!(current[0]["ip"], "127.0.0.1");
 
     let revoke = app
-        .client
-        .delete(app.url(&format!(
-            "/api/users/me/sessions/{}",
-            phone["session_id"].as_str().unwrap()
-        )))
-        .bearer_auth(access(&laptop))
-        .send()
-        .await
-        .unwrap();
+        .end_session(access(&laptop), phone["session_id"].as_str().unwrap())
+        .await;
     assert_eq!(revoke.status(), 204);
-    assert_eq!(
-        app.get_as("/api/users/me", access(&phone)).await.status(),
-        401
-    );
+    assert_eq!(app.me(access(&phone)).await.status(), 401);
 
     let others: Value = app
-        .client
-        .delete(app.url("/api/users/me/sessions"))
-        .bearer_auth(access(&laptop))
-        .send()
+        .end_other_sessions(access(&laptop))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(others["revoked"], 1);
-    assert_eq!(
-        app.get_as("/api/users/me", access(&laptop)).await.status(),
-        200
-    );
+    assert_eq!(app.me(access(&laptop)).await.status(), 200);
 }
 
 #[tokio::test]
@@ -346,23 +305,11 @@ async fn another_users_session_is_not_found() {
     let asha = app.signed_up().await;
     let ravi = app.signed_up().await;
 
-    let response = app
-        .client
-        .delete(app.url(&format!(
-            "/api/users/me/sessions/{}",
-            &ravi.session_id.to_string()
-        )))
-        .bearer_auth(access(&asha))
-        .send()
-        .await
-        .unwrap();
+    let response = app.end_session(access(&asha), ravi.session_id).await;
 
     assert_eq!(response.status(), 404);
     assert_eq!(error_code(response).await, "NOT_FOUND");
-    assert_eq!(
-        app.get_as("/api/users/me", access(&ravi)).await.status(),
-        200
-    );
+    assert_eq!(app.me(access(&ravi)).await.status(), 200);
 }
 
 #[tokio::test]
@@ -370,27 +317,21 @@ async fn the_profile_can_be_changed_but_not_to_a_taken_email() {
     let app = spawn_app().await;
     app.register("taken@example.com", "a-long-password").await;
     let pair = app.signed_up().await;
-    let patch = |body: Value| {
-        app.client
-            .patch(app.url("/api/users/me"))
-            .bearer_auth(access(&pair))
-            .json(&body)
-            .send()
-    };
+    let (app, token) = (&app, access(&pair));
+    let patch = |body: Value| async move { app.update_me(token, &body).await };
 
     let renamed: Value = patch(json!({"name": "  Asha R  "}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(renamed["name"], "Asha R");
 
-    let taken = patch(json!({"email": "Taken@example.com"})).await.unwrap();
+    let taken = patch(json!({"email": "Taken@example.com"})).await;
     assert_eq!(taken.status(), 409);
     assert_eq!(error_code(taken).await, "EMAIL_TAKEN");
 
-    let empty = patch(json!({})).await.unwrap();
+    let empty = patch(json!({})).await;
     assert_eq!(empty.status(), 422);
 }
 
@@ -505,19 +446,14 @@ async fn a_logout_on_one_instance_ends_the_session_on_another_at_once() {
     let first = spawn_app_with(env.clone()).await;
     let second = spawn_app_with(env).await;
     let pair = first.signed_up().await;
-    assert_eq!(
-        second.get_as("/api/users/me", access(&pair)).await.status(),
-        200
-    );
+    assert_eq!(second.me(access(&pair)).await.status(), 200);
 
-    let logout = first
-        .post_json_as("/api/auth/logout", &json!({}), access(&pair))
-        .await;
+    let logout = first.logout(access(&pair)).await;
     assert_eq!(logout.status(), 204);
 
     eventually!(
         "the other instance refuses the signed-out session",
-        second.get_as("/api/users/me", access(&pair)).await.status() == 401
+        second.me(access(&pair)).await.status() == 401
     );
 }
 
@@ -530,10 +466,7 @@ async fn a_revocation_nobody_announced_still_ends_the_session_within_the_sync_in
     env.set("AUTH_SESSION_CACHE_TTL", "1s");
     let app = spawn_app_with(env).await;
     let pair = app.signed_up().await;
-    assert_eq!(
-        app.get_as("/api/users/me", access(&pair)).await.status(),
-        200
-    );
+    assert_eq!(app.me(access(&pair)).await.status(), 200);
 
     sqlx::query(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = 'test' WHERE id = $1::uuid",
@@ -543,5 +476,5 @@ async fn a_revocation_nobody_announced_still_ends_the_session_within_the_sync_in
     .await
     .unwrap();
 
-    eventually!(app.get_as("/api/users/me", access(&pair)).await.status() == 401);
+    eventually!(app.me(access(&pair)).await.status() == 401);
 }

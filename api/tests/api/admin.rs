@@ -1,19 +1,8 @@
 //! What a SUPER_ADMIN does to accounts, and the audit log that records it.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, access, error_code, spawn_app, spawn_app_with};
-
-async fn as_admin(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Value,
-    token: &str,
-) -> reqwest::Response {
-    app.send_json(method, path, &body, Some(token)).await
-}
+use crate::helpers::{access, error_code, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn admins_find_users_by_role_and_text_page_by_page() {
@@ -26,7 +15,7 @@ async fn admins_find_users_by_role_and_text_page_by_page() {
     }
 
     let editors: Vec<Value> = app
-        .get_as("/api/admin/users?role=EDITOR", token)
+        .admin_users(token, "role=EDITOR")
         .await
         .json()
         .await
@@ -44,12 +33,7 @@ async fn admins_find_users_by_role_and_text_page_by_page() {
         .await
         .unwrap();
     assert_eq!(found.len(), 1, "case-insensitive part of the email");
-    let none: Vec<Value> = app
-        .get_as("/api/admin/users?q=%25", token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let none: Vec<Value> = app.admin_users(token, "q=%25").await.json().await.unwrap();
     assert!(none.is_empty(), "a % is literal");
 
     let mut seen = Vec::new();
@@ -71,13 +55,11 @@ async fn admins_find_users_by_role_and_text_page_by_page() {
     assert_eq!(seen.len(), 6, "no user twice");
 
     for query in ["limit=0", "limit=201", "role=KING", "colour=red"] {
-        let response = app
-            .get_as(&format!("/api/admin/users?{query}"), token)
-            .await;
+        let response = app.admin_users(token, query).await;
         assert!(response.status().is_client_error(), "{query}");
         error_code(response).await;
     }
-    let response = app.get_as("/api/admin/users", access(&editor)).await;
+    let response = app.admin_users(access(&editor), "").await;
     assert_eq!(response.status(), 403);
 }
 
@@ -90,27 +72,13 @@ async fn a_disabled_account_is_locked_out_at_once_on_every_instance() {
     let user_id = &user.id.to_string();
     let email = user.email.as_str();
     // Warm the other instance's session check.
-    assert_eq!(
-        other_instance
-            .get_as("/api/users/me", access(&user))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(other_instance.me(access(&user)).await.status(), 200);
 
-    let path = format!("/api/admin/users/{user_id}/disabled");
-    let response = as_admin(
-        &app,
-        Method::PUT,
-        &path,
-        json!({"disabled": true}),
-        access(&admin),
-    )
-    .await;
+    let response = app.set_disabled(access(&admin), user_id, true).await;
     assert_eq!(response.status(), 204);
 
     for instance in [&app, &other_instance] {
-        let response = instance.get_as("/api/users/me", access(&user)).await;
+        let response = instance.me(access(&user)).await;
         assert_eq!(response.status(), 401, "the access token stops working");
     }
     let response = app.refresh(&user.refresh).await;
@@ -119,36 +87,15 @@ async fn a_disabled_account_is_locked_out_at_once_on_every_instance() {
     assert_eq!(response.status(), 401);
     assert_eq!(error_code(response).await, "ACCOUNT_DISABLED");
 
-    let response = as_admin(
-        &app,
-        Method::PUT,
-        &path,
-        json!({"disabled": false}),
-        access(&admin),
-    )
-    .await;
+    let response = app.set_disabled(access(&admin), user_id, false).await;
     assert_eq!(response.status(), 204);
     assert_eq!(app.login(email, "a-long-password").await.status(), 200);
 
-    let own = format!("/api/admin/users/{}/disabled", &admin.id.to_string());
-    let response = as_admin(
-        &app,
-        Method::PUT,
-        &own,
-        json!({"disabled": true}),
-        access(&admin),
-    )
-    .await;
+    let response = app.set_disabled(access(&admin), admin.id, true).await;
     assert_eq!(response.status(), 409);
-    let unknown = format!("/api/admin/users/{}/disabled", uuid::Uuid::new_v4());
-    let response = as_admin(
-        &app,
-        Method::PUT,
-        &unknown,
-        json!({"disabled": true}),
-        access(&admin),
-    )
-    .await;
+    let response = app
+        .set_disabled(access(&admin), uuid::Uuid::new_v4(), true)
+        .await;
     assert_eq!(response.status(), 404);
 
     let entries: Vec<Value> = app
@@ -185,13 +132,12 @@ async fn the_audit_log_filters_and_cannot_be_changed() {
     for _ in 0..3 {
         let user = app.signed_up().await;
         let id = user.id.to_string();
-        let path = format!("/api/admin/users/{id}/role");
-        let response = as_admin(&app, Method::PATCH, &path, json!({"role": "EDITOR"}), token).await;
+        let response = app.change_role(token, &id, "EDITOR").await;
         assert_eq!(response.status(), 200);
         users.push(id);
     }
     let all: Vec<Value> = app
-        .get_as("/api/admin/audit?action=user.role_changed", token)
+        .audit(token, "action=user.role_changed")
         .await
         .json()
         .await
@@ -222,18 +168,13 @@ async fn the_audit_log_filters_and_cannot_be_changed() {
     assert_eq!(older.len(), 1);
     assert_eq!(older[0]["resource_id"], users[0].as_str());
     let future: Vec<Value> = app
-        .get_as("/api/admin/audit?from=2100-01-01T00:00:00Z", token)
+        .audit(token, "from=2100-01-01T00:00:00Z")
         .await
         .json()
         .await
         .unwrap();
     assert!(future.is_empty());
-    assert_eq!(
-        app.get_as("/api/admin/audit?limit=501", token)
-            .await
-            .status(),
-        422
-    );
+    assert_eq!(app.audit(token, "limit=501").await.status(), 422);
 
     for sql in [
         "UPDATE audit_log SET action = 'nothing'",

@@ -240,24 +240,11 @@ async fn a_cancelled_hold_frees_its_seats_at_once() {
         .unwrap();
     let id = accepted["booking_id"].as_str().unwrap();
     app.booking_after(&buyers[0], id, "PENDING").await;
-    let cancel_url = app.url(&format!("/api/bookings/{id}/cancel"));
 
-    let by_stranger = app
-        .client
-        .post(&cancel_url)
-        .bearer_auth(&buyers[1].token)
-        .send()
-        .await
-        .unwrap();
+    let by_stranger = app.cancel_booking(&buyers[1].token, id).await;
     assert_eq!(by_stranger.status(), 404);
 
-    let canceled = app
-        .client
-        .post(&cancel_url)
-        .bearer_auth(&buyers[0].token)
-        .send()
-        .await
-        .unwrap();
+    let canceled = app.cancel_booking(&buyers[0].token, id).await;
     assert_eq!(canceled.status(), 200);
     let canceled: Value = canceled.json().await.unwrap();
     assert_eq!(canceled["status"], "CANCELED");
@@ -269,13 +256,7 @@ async fn a_cancelled_hold_frees_its_seats_at_once() {
         .unwrap();
     assert_eq!(seat_state(&availability, seats[0]), "AVAILABLE");
 
-    let again = app
-        .client
-        .post(&cancel_url)
-        .bearer_auth(&buyers[0].token)
-        .send()
-        .await
-        .unwrap();
+    let again = app.cancel_booking(&buyers[0].token, id).await;
     assert_eq!(again.status(), 409);
     assert_eq!(error_code(again).await, "NOT_CANCELABLE");
 
@@ -413,13 +394,7 @@ async fn server_sent_events_push_each_status_change() {
         .await
         .unwrap();
     let id = accepted["booking_id"].as_str().unwrap();
-    let response = app
-        .client
-        .get(app.url(&format!("/api/bookings/{id}/events")))
-        .bearer_auth(&buyers[0].token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.booking_events(&buyers[0].token, id).await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut stream = response.bytes_stream();
     let mut text = String::new();
@@ -594,7 +569,7 @@ async fn the_history_lists_newest_first_by_page_and_status() {
     ids.reverse();
 
     let first: Value = app
-        .get_as("/api/users/me/bookings?limit=2", &buyers[0].token)
+        .my_bookings(&buyers[0].token, "limit=2")
         .await
         .json()
         .await
@@ -625,7 +600,7 @@ async fn the_history_lists_newest_first_by_page_and_status() {
     assert_eq!(listed, ids[2..4]);
 
     let reserved: Value = app
-        .get_as("/api/users/me/bookings?status=RESERVED", &buyers[0].token)
+        .my_bookings(&buyers[0].token, "status=RESERVED")
         .await
         .json()
         .await
@@ -638,7 +613,7 @@ async fn the_history_lists_newest_first_by_page_and_status() {
         .collect();
     assert_eq!(reserved, [ids[4].as_str()]);
     assert_eq!(
-        app.get_as("/api/users/me/bookings?limit=1000", &buyers[0].token)
+        app.my_bookings(&buyers[0].token, "limit=1000")
             .await
             .status(),
         422
@@ -715,15 +690,8 @@ async fn a_sold_out_section_sells_again_soon_after_a_cancellation() {
     let turned_away = app.book_and_wait(&buyers[1], &one).await;
     assert_eq!(turned_away["reject_reason"], "SOLD_OUT");
     let cancelled = app
-        .client
-        .post(app.url(&format!(
-            "/api/bookings/{}/cancel",
-            held["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&buyers[0].token)
-        .send()
-        .await
-        .unwrap();
+        .cancel_booking(&buyers[0].token, held["id"].as_str().unwrap())
+        .await;
     assert_eq!(cancelled.status(), 200);
     eventually!(app.book_and_wait(&buyers[1], &one).await["status"] == "RESERVED");
 }

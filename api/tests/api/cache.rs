@@ -203,14 +203,7 @@ async fn a_users_profile_is_cached_and_fresh_after_each_change() {
     let (source, _) = read_as(&second, "/api/users/me", Some(token)).await;
     assert_eq!(source, "hit-redis");
 
-    let response = first
-        .send_json(
-            Method::PATCH,
-            "/api/users/me",
-            &json!({"name": "New Name"}),
-            Some(token),
-        )
-        .await;
+    let response = first.update_me(token, &json!({"name": "New Name"})).await;
     assert_eq!(response.status(), 200);
     let (source, me) = read_as(&first, "/api/users/me", Some(token)).await;
     assert_eq!((source.as_str(), &me["name"]), ("miss", &json!("New Name")));

@@ -190,12 +190,7 @@ async fn an_editor_sets_up_a_tour_and_buyers_find_it() {
     // A draft is invisible to buyers, visible to its editor.
     let path = format!("/api/showtimes/{showtime_id}");
     assert_eq!(app.get(&path).await.status(), 404);
-    let listing: Value = app
-        .get("/api/shows?city=mumbai")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listing: Value = app.shows("city=mumbai").await.json().await.unwrap();
     assert_eq!(listing["items"], json!([]));
     let seen: Value = app.get_as(&path, &editor.token).await.json().await.unwrap();
     assert_eq!(seen["price_tiers"][1]["name"], "Box");
@@ -227,7 +222,7 @@ async fn an_editor_sets_up_a_tour_and_buyers_find_it() {
 
     // Buyers find it and read everything the show page needs in one answer.
     let listing: Value = app
-        .get("/api/shows?city=MUMBAI&category=stand-up-comedy&q=kamr")
+        .shows("city=MUMBAI&category=stand-up-comedy&q=kamr")
         .await
         .json()
         .await
@@ -244,7 +239,7 @@ async fn an_editor_sets_up_a_tour_and_buyers_find_it() {
     );
 
     let page: Value = app
-        .get(&format!("/api/shows/{}", show["id"].as_str().unwrap()))
+        .show(show["id"].as_str().unwrap())
         .await
         .json()
         .await
@@ -569,7 +564,7 @@ async fn bad_catalogue_input_is_refused_and_writes_nothing() {
         "from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z",
         "city=x&page=2",
     ] {
-        let response = app.get(&format!("/api/shows?{query}")).await;
+        let response = app.shows(query).await;
         assert!(
             response.status().is_client_error(),
             "{query}: {}",
@@ -577,7 +572,7 @@ async fn bad_catalogue_input_is_refused_and_writes_nothing() {
         );
         error_code(response).await;
     }
-    let response = app.get("/api/venues?limit=101").await;
+    let response = app.venues("limit=101").await;
     assert_eq!(response.status(), 422);
     error_code(response).await;
 
@@ -651,18 +646,13 @@ async fn what_bookings_depend_on_is_archived_not_deleted() {
     );
 
     // Archiving hides the show from buyers; the booking stays.
-    let listing: Value = app.get("/api/shows").await.json().await.unwrap();
+    let listing: Value = app.shows("").await.json().await.unwrap();
     assert_eq!(listing["items"].as_array().unwrap().len(), 1);
     let path = format!("/api/shows/{}/archive", show["id"].as_str().unwrap());
     editor.ok(Method::POST, &path, &json!({}), 200).await;
-    let listing: Value = app.get("/api/shows").await.json().await.unwrap();
+    let listing: Value = app.shows("").await.json().await.unwrap();
     assert_eq!(listing["items"], json!([]));
-    assert_eq!(
-        app.get(&format!("/api/shows/{}", show["id"].as_str().unwrap()))
-            .await
-            .status(),
-        404
-    );
+    assert_eq!(app.show(show["id"].as_str().unwrap()).await.status(), 404);
 
     // What nothing depends on is deleted.
     let empty_show = editor.show("Never Toured", "B", &[]).await;
@@ -728,15 +718,7 @@ async fn discovery_filters_by_city_category_dates_artist_and_text() {
     };
     let find = |query: &'static str| {
         let app = &app;
-        async move {
-            titles(
-                app.get(&format!("/api/shows?{query}"))
-                    .await
-                    .json()
-                    .await
-                    .unwrap(),
-            )
-        }
+        async move { titles(app.shows(query).await.json().await.unwrap()) }
     };
     assert_eq!(find("").await, ["Midnight Jokes", "Sitar Evening"]);
     assert_eq!(
@@ -762,19 +744,14 @@ async fn discovery_filters_by_city_category_dates_artist_and_text() {
         (Utc::now() + Duration::days(10)).format("%Y-%m-%dT%H:%M:%SZ"),
         (Utc::now() + Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ")
     );
-    let listing: Value = app
-        .get(&format!("/api/shows?{window}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listing: Value = app.shows(&window).await.json().await.unwrap();
     assert_eq!(titles(listing.clone()), ["Midnight Jokes"]);
     assert_eq!(listing["items"][0]["cities"], json!(["Pune"]));
 
-    let venues: Value = app.get("/api/venues?city=pune").await.json().await.unwrap();
+    let venues: Value = app.venues("city=pune").await.json().await.unwrap();
     assert_eq!(venues["items"][0]["name"], "Pune Comedy Club");
     assert_eq!(venues["items"].as_array().unwrap().len(), 1);
-    let venues: Value = app.get("/api/venues?q=%25").await.json().await.unwrap();
+    let venues: Value = app.venues("q=%25").await.json().await.unwrap();
     assert_eq!(venues["items"], json!([]), "a % in the search is literal");
 }
 

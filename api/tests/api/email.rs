@@ -41,17 +41,10 @@ async fn a_registered_email_is_proven_with_the_mailed_code() {
     assert_eq!(response.status(), 200);
     let user: Value = response.json().await.unwrap();
     assert_eq!(user["email_verified"], true);
-    let me: Value = app
-        .get_as("/api/users/me", token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.me(token).await.json().await.unwrap();
     assert_eq!(me["email_verified"], true);
 
-    let again = app
-        .post_json_as("/api/auth/email/verification", &json!({}), token)
-        .await;
+    let again = app.request_email_code(token).await;
     assert_eq!(again.status(), 409);
     assert_eq!(error_code(again).await, "EMAIL_ALREADY_VERIFIED");
 }
@@ -70,12 +63,7 @@ async fn a_code_proves_only_the_address_it_was_sent_to() {
     let old_code = app.mailed_code("first@example.com", 1).await;
 
     let changed = app
-        .send_json(
-            reqwest::Method::PATCH,
-            "/api/users/me",
-            &json!({"email": "second@example.com"}),
-            Some(token),
-        )
+        .update_me(token, &json!({"email": "second@example.com"}))
         .await;
     assert_eq!(changed.status(), 200);
     let changed: Value = changed.json().await.unwrap();
@@ -103,12 +91,7 @@ async fn a_code_proves_only_the_address_it_was_sent_to() {
 
     // Changing the address again takes the proof away.
     let changed: Value = app
-        .send_json(
-            reqwest::Method::PATCH,
-            "/api/users/me",
-            &json!({"email": "third@example.com"}),
-            Some(token),
-        )
+        .update_me(token, &json!({"email": "third@example.com"}))
         .await
         .json()
         .await
@@ -124,9 +107,7 @@ async fn codes_are_asked_for_within_limits() {
     let token = access(&pair);
 
     // Registration just sent one: another must wait for the cooldown.
-    let response = app
-        .post_json_as("/api/auth/email/verification", &json!({}), token)
-        .await;
+    let response = app.request_email_code(token).await;
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(error_code(response).await, "EMAIL_VERIFICATION_COOLDOWN");
@@ -154,22 +135,15 @@ async fn an_address_gets_a_bounded_number_of_codes_whichever_accounts_ask() {
     for (index, account) in accounts.iter().enumerate() {
         if index > 0 {
             let released = app
-                .send_json(
-                    reqwest::Method::PATCH,
-                    "/api/users/me",
+                .update_me(
+                    access(&accounts[index - 1]),
                     &json!({"email": format!("gone-{index}@example.com")}),
-                    Some(access(&accounts[index - 1])),
                 )
                 .await;
             assert_eq!(released.status(), 200);
         }
         let taken = app
-            .send_json(
-                reqwest::Method::PATCH,
-                "/api/users/me",
-                &json!({"email": "victim@example.com"}),
-                Some(access(account)),
-            )
+            .update_me(access(account), &json!({"email": "victim@example.com"}))
             .await;
         assert_eq!(taken.status(), 200);
     }
@@ -184,9 +158,7 @@ async fn an_address_gets_a_bounded_number_of_codes_whichever_accounts_ask() {
         "EMAIL_VERIFICATION_MAX_PER_HOUR codes, not one per account"
     );
     let last = accounts.last().unwrap();
-    let response = app
-        .post_json_as("/api/auth/email/verification", &json!({}), access(last))
-        .await;
+    let response = app.request_email_code(access(last)).await;
     assert_eq!(response.status(), 429);
     assert_eq!(
         error_code(response).await,

@@ -46,10 +46,7 @@ async fn a_new_google_user_gets_an_account_and_a_proven_email_is_linked() {
             .status(),
         200
     );
-    assert_eq!(
-        app.get_as("/api/users/me", access(&meera)).await.status(),
-        200
-    );
+    assert_eq!(app.me(access(&meera)).await.status(), 200);
 
     // Signing in again finds the account by its Google subject.
     let again: Value = sign_in(&app, &token).await.json().await.unwrap();
@@ -99,18 +96,12 @@ async fn an_unproven_email_goes_to_the_google_user_and_the_squatter_is_locked_ou
         Value::Null,
         "Mallory's phone is gone"
     );
-    assert_eq!(
-        app.get_as("/api/users/me", access(&victim)).await.status(),
-        200
-    );
+    assert_eq!(app.me(access(&victim)).await.status(), 200);
     // Mallory's password, session and refresh token no longer work.
     let login = app.login("victim@example.com", "mallorys-password").await;
     assert_eq!(login.status(), 401);
     assert_eq!(error_code(login).await, "INVALID_CREDENTIALS");
-    assert_eq!(
-        app.get_as("/api/users/me", access(&mallory)).await.status(),
-        401
-    );
+    assert_eq!(app.me(access(&mallory)).await.status(), 401);
     assert_eq!(
         app.refresh(mallory["refresh_token"].as_str().unwrap())
             .await
@@ -200,12 +191,7 @@ async fn an_unproven_address_on_a_google_account_goes_to_whoever_proves_it() {
         .await;
     let squatter: Value = sign_in(&app, &token).await.json().await.unwrap();
     let moved = app
-        .send_json(
-            reqwest::Method::PATCH,
-            "/api/users/me",
-            &json!({"email": "owner@example.com"}),
-            Some(access(&squatter)),
-        )
+        .update_me(access(&squatter), &json!({"email": "owner@example.com"}))
         .await;
     assert_eq!(moved.status(), 200);
 
@@ -218,12 +204,7 @@ async fn an_unproven_address_on_a_google_account_goes_to_whoever_proves_it() {
     assert_ne!(owner["user"]["id"], squatter["user"]["id"]);
     assert_eq!(owner["user"]["email"], "owner@example.com");
     assert_eq!(owner["user"]["email_verified"], true);
-    let me: Value = app
-        .get_as("/api/users/me", access(&squatter))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.me(access(&squatter)).await.json().await.unwrap();
     assert_eq!(
         me["email"],
         Value::Null,

@@ -174,6 +174,51 @@ impl TestApp {
         Account::from_pair(&account.email, &refreshed.json().await.unwrap())
     }
 
+    pub async fn logout(&self, token: &str) -> Response {
+        self.post_json_as("/api/auth/logout", &json!({}), token)
+            .await
+    }
+
+    pub async fn request_email_code(&self, token: &str) -> Response {
+        self.post_json_as("/api/auth/email/verification", &json!({}), token)
+            .await
+    }
+
+    // The signed-in user.
+
+    pub async fn me(&self, token: &str) -> Response {
+        self.get_as("/api/users/me", token).await
+    }
+
+    pub async fn update_me(&self, token: &str, changes: &Value) -> Response {
+        self.send_json(
+            reqwest::Method::PATCH,
+            "/api/users/me",
+            changes,
+            Some(token),
+        )
+        .await
+    }
+
+    pub async fn sessions(&self, token: &str) -> Response {
+        self.get_as("/api/users/me/sessions", token).await
+    }
+
+    pub async fn end_session(&self, token: &str, session: impl std::fmt::Display) -> Response {
+        self.delete_as(&format!("/api/users/me/sessions/{session}"), token)
+            .await
+    }
+
+    pub async fn end_other_sessions(&self, token: &str) -> Response {
+        self.delete_as("/api/users/me/sessions", token).await
+    }
+
+    /// `GET /api/users/me/bookings?{query}`.
+    pub async fn my_bookings(&self, token: &str, query: &str) -> Response {
+        self.get_as(&format!("/api/users/me/bookings?{query}"), token)
+            .await
+    }
+
     pub async fn google_token(&self, claims: Value) -> String {
         let minted: Value = self
             .client
@@ -318,6 +363,12 @@ impl TestApp {
         self.get_as(&format!("/api/bookings/{id}"), token).await
     }
 
+    /// The booking's server-sent status events.
+    pub async fn booking_events(&self, token: &str, id: impl std::fmt::Display) -> Response {
+        self.get_as(&format!("/api/bookings/{id}/events"), token)
+            .await
+    }
+
     pub async fn cancel_booking(&self, token: &str, id: impl std::fmt::Display) -> Response {
         self.post_json_as(&format!("/api/bookings/{id}/cancel"), &json!({}), token)
             .await
@@ -326,6 +377,206 @@ impl TestApp {
     pub async fn tickets(&self, token: &str, id: impl std::fmt::Display) -> Response {
         self.get_as(&format!("/api/bookings/{id}/tickets"), token)
             .await
+    }
+
+    // The catalogue.
+
+    /// `GET /api/shows?{query}`.
+    pub async fn shows(&self, query: &str) -> Response {
+        self.get(&format!("/api/shows?{query}")).await
+    }
+
+    pub async fn show(&self, id: impl std::fmt::Display) -> Response {
+        self.get(&format!("/api/shows/{id}")).await
+    }
+
+    /// `GET /api/venues?{query}`.
+    pub async fn venues(&self, query: &str) -> Response {
+        self.get(&format!("/api/venues?{query}")).await
+    }
+
+    pub async fn categories(&self) -> Response {
+        self.get("/api/categories").await
+    }
+
+    pub async fn update_show(
+        &self,
+        token: &str,
+        show: impl std::fmt::Display,
+        changes: &Value,
+    ) -> Response {
+        self.send_json(
+            reqwest::Method::PATCH,
+            &format!("/api/shows/{show}"),
+            changes,
+            Some(token),
+        )
+        .await
+    }
+
+    pub async fn update_showtime(
+        &self,
+        token: &str,
+        showtime: impl std::fmt::Display,
+        changes: &Value,
+    ) -> Response {
+        self.send_json(
+            reqwest::Method::PATCH,
+            &format!("/api/showtimes/{showtime}"),
+            changes,
+            Some(token),
+        )
+        .await
+    }
+
+    pub async fn cancel_showtime(&self, token: &str, showtime: impl std::fmt::Display) -> Response {
+        self.post_json_as(
+            &format!("/api/showtimes/{showtime}/cancel"),
+            &json!({}),
+            token,
+        )
+        .await
+    }
+
+    // Administration.
+
+    /// `GET /api/admin/users?{query}`.
+    pub async fn admin_users(&self, token: &str, query: &str) -> Response {
+        self.get_as(&format!("/api/admin/users?{query}"), token)
+            .await
+    }
+
+    pub async fn change_role(
+        &self,
+        token: &str,
+        user: impl std::fmt::Display,
+        role: &str,
+    ) -> Response {
+        self.send_json(
+            reqwest::Method::PATCH,
+            &format!("/api/admin/users/{user}/role"),
+            &json!({"role": role}),
+            Some(token),
+        )
+        .await
+    }
+
+    pub async fn set_disabled(
+        &self,
+        token: &str,
+        user: impl std::fmt::Display,
+        disabled: bool,
+    ) -> Response {
+        self.send_json(
+            reqwest::Method::PUT,
+            &format!("/api/admin/users/{user}/disabled"),
+            &json!({"disabled": disabled}),
+            Some(token),
+        )
+        .await
+    }
+
+    pub async fn replay_dead_letter(&self, token: &str, kind: &str, message: &str) -> Response {
+        self.post_json_as(
+            &format!("/api/admin/dead-letters/{kind}/{message}/replay"),
+            &json!({}),
+            token,
+        )
+        .await
+    }
+
+    pub async fn recheck_payment(&self, token: &str, payment: &str) -> Response {
+        self.post_json_as(
+            &format!("/api/admin/payments/{payment}/recheck"),
+            &json!({}),
+            token,
+        )
+        .await
+    }
+
+    /// Books seats for a user as an admin (`POST /api/admin/bookings`).
+    pub async fn admin_book(&self, token: &str, body: &Value) -> Response {
+        self.post_json_as("/api/admin/bookings", body, token).await
+    }
+
+    pub async fn move_seats(&self, token: &str, booking: &str, body: &Value) -> Response {
+        self.send_json(
+            reqwest::Method::PUT,
+            &format!("/api/admin/bookings/{booking}/seats"),
+            body,
+            Some(token),
+        )
+        .await
+    }
+
+    pub async fn admin_cancel(&self, token: &str, booking: &str, body: &Value) -> Response {
+        self.post_json_as(
+            &format!("/api/admin/bookings/{booking}/cancel"),
+            body,
+            token,
+        )
+        .await
+    }
+
+    /// `GET /api/admin/audit?{query}`.
+    pub async fn audit(&self, token: &str, query: &str) -> Response {
+        self.get_as(&format!("/api/admin/audit?{query}"), token)
+            .await
+    }
+
+    /// `GET /api/admin/payments?{query}`.
+    pub async fn admin_payments(&self, token: &str, query: &str) -> Response {
+        self.get_as(&format!("/api/admin/payments?{query}"), token)
+            .await
+    }
+
+    pub async fn dead_letters(&self, token: &str, kind: &str) -> Response {
+        self.get_as(&format!("/api/admin/dead-letters/{kind}"), token)
+            .await
+    }
+
+    /// `GET /api/stats/{report}?{query}`.
+    pub async fn stats(&self, token: &str, report: &str, query: &str) -> Response {
+        self.get_as(&format!("/api/stats/{report}?{query}"), token)
+            .await
+    }
+
+    // Payments.
+
+    pub async fn razorpay_order(&self, token: &str, booking: &str) -> Response {
+        self.post_json_as(
+            "/api/razorpay/orders",
+            &json!({"booking_id": booking}),
+            token,
+        )
+        .await
+    }
+
+    /// Hands the shop what Checkout handed the buyer.
+    pub async fn razorpay_verify(&self, token: &str, checkout: &Value) -> Response {
+        self.post_json_as("/api/razorpay/verify", checkout, token)
+            .await
+    }
+
+    pub async fn refund(&self, token: &str, booking: &str, body: &Value) -> Response {
+        self.post_json_as(
+            &format!("/api/admin/bookings/{booking}/refund"),
+            body,
+            token,
+        )
+        .await
+    }
+
+    /// How many captures and refunds the stand-in Razorpay made.
+    pub async fn razorpay_counts(&self) -> Value {
+        self.client
+            .get(format!("{}/razorpay/test/counts", self.stand_in))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     // Payments.

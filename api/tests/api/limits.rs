@@ -23,7 +23,7 @@ async fn a_route_group_limit_answers_429_and_binds_every_instance() {
     let (first, second) =
         two_instances(&[("RATE_LIMIT_READS", "5/1m"), ("RATE_LIMIT_IP_FACTOR", "1")]).await;
     for i in 0..5 {
-        let response = first.get("/api/categories").await;
+        let response = first.categories().await;
         assert_eq!(response.status(), 200, "request {i}");
         assert_eq!(response.headers()["ratelimit-limit"], "5");
         assert_eq!(
@@ -31,7 +31,7 @@ async fn a_route_group_limit_answers_429_and_binds_every_instance() {
             (4 - i).to_string().as_str()
         );
     }
-    let refused = first.get("/api/venues").await;
+    let refused = first.venues("").await;
     assert_eq!(refused.status(), 429, "the sixth read");
     let retry_after: u64 = refused.headers()["retry-after"]
         .to_str()
@@ -46,7 +46,7 @@ async fn a_route_group_limit_answers_429_and_binds_every_instance() {
     // through at most what it believes is left, then refuses too.
     let let_through = std::sync::atomic::AtomicU32::new(0);
     eventually!({
-        let status = second.get("/api/categories").await.status();
+        let status = second.categories().await.status();
         if status == 200 {
             let_through.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -79,22 +79,15 @@ async fn signed_in_users_are_limited_each_and_their_address_more_loosely() {
     let alice = first.signed_up().await;
     let bob = first.signed_up().await;
     let change = json!({"name": "New Name"});
-    let patch = |app: &TestApp, token: &str| {
-        app.client
-            .patch(app.url("/api/users/me"))
-            .bearer_auth(token)
-            .json(&change)
-            .send()
-    };
     for _ in 0..3 {
-        assert_eq!(patch(&first, access(&alice)).await.unwrap().status(), 200);
+        assert_eq!(first.update_me(access(&alice), &change).await.status(), 200);
     }
-    let refused = patch(&first, access(&alice)).await.unwrap();
+    let refused = first.update_me(access(&alice), &change).await;
     assert_eq!(refused.status(), 429, "alice used her three writes");
     assert!(refused.headers().contains_key("retry-after"));
     for _ in 0..3 {
         assert_eq!(
-            patch(&first, access(&bob)).await.unwrap().status(),
+            first.update_me(access(&bob), &change).await.status(),
             200,
             "bob has his own"
         );
@@ -102,9 +95,9 @@ async fn signed_in_users_are_limited_each_and_their_address_more_loosely() {
     // The address has counted 7 writes (alice's refused one too) of its 3 x 3: carol, with
     // writes of her own left, is stopped by the address on her third.
     let carol = first.signed_up().await;
-    assert_eq!(patch(&first, access(&carol)).await.unwrap().status(), 200);
-    assert_eq!(patch(&first, access(&carol)).await.unwrap().status(), 200);
-    assert_eq!(patch(&first, access(&carol)).await.unwrap().status(), 429);
+    assert_eq!(first.update_me(access(&carol), &change).await.status(), 200);
+    assert_eq!(first.update_me(access(&carol), &change).await.status(), 200);
+    assert_eq!(first.update_me(access(&carol), &change).await.status(), 429);
 }
 
 #[tokio::test]
@@ -115,10 +108,10 @@ async fn with_redis_down_each_instance_counts_alone_and_otp_sends_are_refused() 
     env.set("RATE_LIMIT_IP_FACTOR", "1");
     let app = spawn_app_with(env).await;
     for _ in 0..3 {
-        assert_eq!(app.get("/api/categories").await.status(), 200);
+        assert_eq!(app.categories().await.status(), 200);
     }
     assert_eq!(
-        app.get("/api/categories").await.status(),
+        app.categories().await.status(),
         429,
         "still limited, by this instance's own count"
     );

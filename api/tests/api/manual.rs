@@ -2,7 +2,6 @@
 //! comps, moved seats, cancellation without refund, and no oversell against racing buyers.
 
 use futures::future::join_all;
-use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -12,12 +11,6 @@ use crate::{
     helpers::{access, error_code},
     payments::Shop,
 };
-
-async fn manual(shop: &Shop, token: &str, body: Value) -> reqwest::Response {
-    shop.app
-        .send_json(Method::POST, "/api/admin/bookings", &body, Some(token))
-        .await
-}
 
 async fn valid_tickets_on(shop: &Shop, booking: &str) -> Vec<Uuid> {
     sqlx::query_scalar("SELECT seat_id FROM tickets WHERE booking_id = $1::uuid AND voided_at IS NULL ORDER BY seat_id")
@@ -35,24 +28,20 @@ async fn an_admin_books_comps_past_the_cap_and_outside_the_sale_moves_and_cancel
     let showtime = shop.showtime.showtime_id;
     let patched = shop
         .app
-        .send_json(
-            Method::PATCH,
-            &format!("/api/showtimes/{showtime}"),
-            &json!({"max_seats_per_user": 1}),
-            Some(&editor),
-        )
+        .update_showtime(&editor, showtime, &json!({"max_seats_per_user": 1}))
         .await;
     assert_eq!(patched.status(), 200);
     let seats = shop.seats(0..6);
     let user = shop.buyers[0].user_id;
 
-    let response = manual(
-        &shop,
-        &admin,
-        json!({"user_id": user, "showtime_id": showtime,
+    let response = shop
+        .app
+        .admin_book(
+            &admin,
+            &json!({"user_id": user, "showtime_id": showtime,
         "seat_ids": &seats[0..3], "comp": true, "reason": "artist's guests"}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(response.status(), 202);
     let accepted: Value = response.json().await.unwrap();
     let comp = accepted["booking_id"].as_str().unwrap().to_owned();
@@ -69,12 +58,7 @@ async fn an_admin_books_comps_past_the_cap_and_outside_the_sale_moves_and_cancel
     let later = chrono::Utc::now() + chrono::Duration::days(1);
     let patched = shop
         .app
-        .send_json(
-            Method::PATCH,
-            &format!("/api/showtimes/{showtime}"),
-            &json!({"sale_starts_at": later}),
-            Some(&editor),
-        )
+        .update_showtime(&editor, showtime, &json!({"sale_starts_at": later}))
         .await;
     assert_eq!(patched.status(), 200);
     let refused = shop
@@ -86,13 +70,14 @@ async fn an_admin_books_comps_past_the_cap_and_outside_the_sale_moves_and_cancel
         )
         .await;
     assert_eq!(error_code(refused).await, "NOT_ON_SALE");
-    let response = manual(
-        &shop,
-        &admin,
-        json!({"user_id": shop.buyers[1].user_id, "showtime_id": showtime,
+    let response = shop
+        .app
+        .admin_book(
+            &admin,
+            &json!({"user_id": shop.buyers[1].user_id, "showtime_id": showtime,
         "seat_ids": [seats[3]], "reason": "box office"}),
-    )
-    .await;
+        )
+        .await;
     let held: Value = response.json().await.unwrap();
     let held = held["booking_id"].as_str().unwrap().to_owned();
     let view = shop.booking_after(1, &held, "PENDING").await;
@@ -103,13 +88,14 @@ async fn an_admin_books_comps_past_the_cap_and_outside_the_sale_moves_and_cancel
     );
 
     // A seat someone holds cannot be taken, by a manual booking or by a move.
-    let response = manual(
-        &shop,
-        &admin,
-        json!({"user_id": user, "showtime_id": showtime,
+    let response = shop
+        .app
+        .admin_book(
+            &admin,
+            &json!({"user_id": user, "showtime_id": showtime,
         "seat_ids": [seats[3]], "reason": "double"}),
-    )
-    .await;
+        )
+        .await;
     let taken: Value = response.json().await.unwrap();
     let taken = shop
         .booking_after(0, taken["booking_id"].as_str().unwrap(), "PENDING")
@@ -118,36 +104,32 @@ async fn an_admin_books_comps_past_the_cap_and_outside_the_sale_moves_and_cancel
         (taken["status"].as_str(), taken["reject_reason"].as_str()),
         (Some("REJECTED"), Some("SEAT_TAKEN"))
     );
-    let path = format!("/api/admin/bookings/{comp}/seats");
     let response = shop
         .app
-        .send_json(
-            Method::PUT,
-            &path,
+        .move_seats(
+            &admin,
+            &comp,
             &json!({"seat_ids": [seats[0], seats[1], seats[3]], "reason": "x"}),
-            Some(&admin),
         )
         .await;
     assert_eq!(response.status(), 409);
     assert_eq!(error_code(response).await, "SEAT_TAKEN");
     let response = shop
         .app
-        .send_json(
-            Method::PUT,
-            &path,
+        .move_seats(
+            &admin,
+            &comp,
             &json!({"seat_ids": [seats[4]], "reason": "x"}),
-            Some(&admin),
         )
         .await;
     assert_eq!(response.status(), 422, "as many seats as the booking has");
 
     let response = shop
         .app
-        .send_json(
-            Method::PUT,
-            &path,
+        .move_seats(
+            &admin,
+            &comp,
             &json!({"seat_ids": [seats[0], seats[4], seats[5]], "reason": "sightline"}),
-            Some(&admin),
         )
         .await;
     assert_eq!(response.status(), 200);
@@ -169,11 +151,10 @@ async fn an_admin_books_comps_past_the_cap_and_outside_the_sale_moves_and_cancel
 
     let response = shop
         .app
-        .send_json(
-            Method::POST,
-            &format!("/api/admin/bookings/{comp}/cancel"),
+        .admin_cancel(
+            &admin,
+            &comp,
             &json!({"refund": false, "reason": "no-show"}),
-            Some(&admin),
         )
         .await;
     assert_eq!(response.status(), 200);
@@ -208,10 +189,11 @@ async fn an_admin_books_comps_past_the_cap_and_outside_the_sale_moves_and_cancel
         json!({"user_id": user, "showtime_id": showtime, "seat_ids": [seats[1]], "reason": " "}),
         json!({"user_id": user, "showtime_id": showtime, "seat_ids": [], "reason": "x"}),
     ] {
-        assert_eq!(manual(&shop, &admin, body).await.status(), 422);
+        assert_eq!(shop.app.admin_book(&admin, &body).await.status(), 422);
     }
     assert_eq!(
-        manual(&shop, &shop.buyers[0].token, json!({}))
+        shop.app
+            .admin_book(&shop.buyers[0].token, &json!({}))
             .await
             .status(),
         403
@@ -235,7 +217,7 @@ async fn manual_bookings_racing_buyers_never_oversell() {
                           "seat_ids": [seats[i]], "comp": i % 2 == 0, "reason": "race"});
         let admin = admin.clone();
         let shop = &shop;
-        async move { manual(shop, &admin, body).await.status() }
+        async move { shop.app.admin_book(&admin, &body).await.status() }
     });
     let (buyers_answered, admins_answered) =
         tokio::join!(join_all(buyer_requests), join_all(admin_requests));

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use test_support::{TestEnv, eventually, fixtures};
 
@@ -79,8 +78,7 @@ async fn the_api_and_the_workers_expose_prometheus_metrics_that_move() {
     for _ in 0..3 {
         app.get("/health/live").await;
     }
-    app.get(&format!("/api/shows/{}", uuid::Uuid::new_v4()))
-        .await;
+    app.show(uuid::Uuid::new_v4()).await;
     let booked = app
         .book_and_wait(&buyers[0], &json!({"showtime_id": showtime.showtime_id, "seat_ids": [showtime.sections[0].seat_ids[0]]}))
         .await;
@@ -161,7 +159,7 @@ async fn a_dead_letter_is_listed_and_replayed_to_success_once_its_cause_is_fixed
 
     let list = || async {
         let letters: Vec<Value> = app
-            .get_as("/api/admin/dead-letters/send-otp", token)
+            .dead_letters(token, "send-otp")
             .await
             .json()
             .await
@@ -176,7 +174,7 @@ async fn a_dead_letter_is_listed_and_replayed_to_success_once_its_cause_is_fixed
     let message_id = letter["message_id"].as_str().unwrap().to_owned();
     assert_eq!(letter["job"]["otp_request_id"], message_id.as_str());
     let again: Vec<Value> = app
-        .get_as("/api/admin/dead-letters/send-otp", token)
+        .dead_letters(token, "send-otp")
         .await
         .json()
         .await
@@ -187,26 +185,19 @@ async fn a_dead_letter_is_listed_and_replayed_to_success_once_its_cause_is_fixed
     // The credential is fixed: workers with the right one replace the broken ones.
     broken_workers.cancel();
     let (_workers, _) = spawn_workers_with(&app.env).await;
-    let path = format!("/api/admin/dead-letters/send-otp/{message_id}/replay");
-    let response = app
-        .send_json(Method::POST, &path, &json!({}), Some(token))
-        .await;
+    let response = app.replay_dead_letter(token, "send-otp", &message_id).await;
     assert_eq!(response.status(), 202);
     eventually!(app.texts_to(phone).await.len() == 1);
     let left: Vec<Value> = app
-        .get_as("/api/admin/dead-letters/send-otp", token)
+        .dead_letters(token, "send-otp")
         .await
         .json()
         .await
         .unwrap();
     assert!(left.is_empty());
-    let response = app
-        .send_json(Method::POST, &path, &json!({}), Some(token))
-        .await;
+    let response = app.replay_dead_letter(token, "send-otp", &message_id).await;
     assert_eq!(response.status(), 404, "replayed once");
-    let response = app
-        .get_as("/api/admin/dead-letters/unknown-kind", token)
-        .await;
+    let response = app.dead_letters(token, "unknown-kind").await;
     assert_eq!(response.status(), 404);
     let audited: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'job.replayed'")

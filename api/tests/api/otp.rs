@@ -56,10 +56,7 @@ async fn a_code_goes_out_by_sms_through_the_worker_and_signs_the_phone_in() {
     let pair: Value = response.json().await.unwrap();
     assert_eq!(pair["user"]["phone"], PHONE);
     assert_eq!(pair["user"]["phone_verified"], true);
-    assert_eq!(
-        app.get_as("/api/users/me", access(&pair)).await.status(),
-        200
-    );
+    assert_eq!(app.me(access(&pair)).await.status(), 200);
 
     // A code works once.
     let again = verify(&app, PHONE, &code).await;

@@ -2,7 +2,6 @@
 //! with real signatures. Every test ends by checking that money and seats moved exactly once.
 
 use futures::future::join_all;
-use reqwest::Method;
 use serde_json::{Value, json};
 use test_support::{
     TestEnv, eventually,
@@ -75,12 +74,7 @@ impl Shop {
 
     pub async fn order(&self, buyer: usize, booking: &str) -> reqwest::Response {
         self.app
-            .send_json(
-                Method::POST,
-                "/api/razorpay/orders",
-                &json!({"booking_id": booking}),
-                Some(&self.buyers[buyer].token),
-            )
+            .razorpay_order(&self.buyers[buyer].token, booking)
             .await
     }
 
@@ -105,12 +99,7 @@ impl Shop {
 
     pub async fn verify(&self, buyer: usize, checkout: &Value) -> reqwest::Response {
         self.app
-            .send_json(
-                Method::POST,
-                "/api/razorpay/verify",
-                checkout,
-                Some(&self.buyers[buyer].token),
-            )
+            .razorpay_verify(&self.buyers[buyer].token, checkout)
             .await
     }
 
@@ -127,16 +116,7 @@ impl Shop {
     }
 
     pub async fn counts(&self) -> (u64, u64) {
-        let counts: Value = self
-            .app
-            .client
-            .get(format!("{}/razorpay/test/counts", self.app.stand_in))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let counts = self.app.razorpay_counts().await;
         (
             counts["captures"].as_u64().unwrap(),
             counts["refunds"].as_u64().unwrap(),
@@ -197,14 +177,7 @@ impl Shop {
     }
 
     pub async fn refund(&self, token: &str, booking: &str, body: Value) -> reqwest::Response {
-        self.app
-            .send_json(
-                Method::POST,
-                &format!("/api/admin/bookings/{booking}/refund"),
-                &body,
-                Some(token),
-            )
-            .await
+        self.app.refund(token, booking, &body).await
     }
 }
 
@@ -659,12 +632,7 @@ async fn a_buyer_cancels_a_paid_booking_only_where_the_show_refunds() {
         shop.booking_after(0, &booking, "RESERVED").await["status"],
         "CONFIRMED"
     );
-    let path = format!("/api/bookings/{booking}/cancel");
-    let empty = json!({});
-    let cancel = || {
-        shop.app
-            .send_json(Method::POST, &path, &empty, Some(&shop.buyers[0].token))
-    };
+    let cancel = || shop.app.cancel_booking(&shop.buyers[0].token, &booking);
 
     let response = cancel().await;
     assert_eq!(response.status(), 409);
@@ -675,17 +643,11 @@ async fn a_buyer_cancels_a_paid_booking_only_where_the_show_refunds() {
         .await
         .unwrap();
     let set_cutoff = |hours: Value| {
-        let path = format!("/api/shows/{show_id}");
         let token = editor.clone();
         let app = &shop.app;
         async move {
             let response = app
-                .send_json(
-                    Method::PATCH,
-                    &path,
-                    &json!({"refund_cutoff_hours": hours}),
-                    Some(&token),
-                )
+                .update_show(&token, show_id, &json!({"refund_cutoff_hours": hours}))
                 .await;
             assert_eq!(response.status(), 200);
         }
@@ -827,7 +789,7 @@ async fn reconciliation_lists_payments_flags_mismatches_and_recovers_a_missed_we
 
     let listed: Vec<Value> = shop
         .app
-        .get_as("/api/admin/payments?mismatched=true", &admin)
+        .admin_payments(&admin, "mismatched=true")
         .await
         .json()
         .await
@@ -857,7 +819,7 @@ async fn reconciliation_lists_payments_flags_mismatches_and_recovers_a_missed_we
 
     let all: Vec<Value> = shop
         .app
-        .get_as("/api/admin/payments?status=CREATED", &admin)
+        .admin_payments(&admin, "status=CREATED")
         .await
         .json()
         .await
@@ -868,30 +830,16 @@ async fn reconciliation_lists_payments_flags_mismatches_and_recovers_a_missed_we
         .unwrap();
     let response = shop
         .app
-        .send_json(
-            Method::POST,
-            &format!(
-                "/api/admin/payments/{}/recheck",
-                missed_payment["id"].as_str().unwrap()
-            ),
-            &json!({}),
-            Some(&admin),
-        )
+        .recheck_payment(&admin, missed_payment["id"].as_str().unwrap())
         .await;
     assert_eq!(response.status(), 202);
     assert_eq!(
         shop.booking_after(0, &missed, "RESERVED").await["status"],
         "CONFIRMED"
     );
-    let response = shop
-        .app
-        .get_as("/api/admin/payments?limit=1000", &admin)
-        .await;
+    let response = shop.app.admin_payments(&admin, "limit=1000").await;
     assert_eq!(response.status(), 422);
-    let response = shop
-        .app
-        .get_as("/api/admin/payments", &shop.buyers[0].token)
-        .await;
+    let response = shop.app.admin_payments(&shop.buyers[0].token, "").await;
     assert_eq!(response.status(), 403);
 }
 
@@ -905,15 +853,7 @@ async fn an_order_needs_a_live_hold() {
     assert_eq!(error_code(response).await, "HOLD_EXPIRED");
     let response = shop.order(0, &Uuid::new_v4().to_string()).await;
     assert_eq!(response.status(), 404);
-    let response = shop
-        .app
-        .send_json(
-            Method::POST,
-            "/api/razorpay/orders",
-            &json!({"booking_id": "nope"}),
-            Some(&shop.buyers[0].token),
-        )
-        .await;
+    let response = shop.app.razorpay_order(&shop.buyers[0].token, "nope").await;
     assert_eq!(response.status(), 422);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
         .fetch_one(&shop.app.db)

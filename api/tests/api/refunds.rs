@@ -34,18 +34,6 @@ impl Shop {
         refund["id"].as_str().unwrap().parse().unwrap()
     }
 
-    async fn stand_in_counts(&self) -> Value {
-        self.app
-            .client
-            .get(format!("{}/razorpay/test/counts", self.app.stand_in))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     async fn refund_status(&self, booking: &str) -> String {
         self.scalar(
             "SELECT status::text FROM refunds WHERE booking_id = $1",
@@ -75,7 +63,7 @@ async fn two_runs_of_one_refund_meet_a_409_and_the_refund_still_ends_processed()
         .razorpay("/test/config", &json!({"hold_refunds": true}))
         .await;
     let refund_id = shop.refund_whole(&booking).await;
-    eventually!(shop.stand_in_counts().await["refunds_in_flight"] == 1);
+    eventually!(shop.app.razorpay_counts().await["refunds_in_flight"] == 1);
 
     // ... while a second copy of the job runs (the sweep of another replica republished it)
     // and is told 409.
@@ -87,7 +75,7 @@ async fn two_runs_of_one_refund_meet_a_409_and_the_refund_still_ends_processed()
     .await
     .unwrap();
     eventually!(
-        shop.stand_in_counts().await["refund_conflicts"]
+        shop.app.razorpay_counts().await["refund_conflicts"]
             .as_u64()
             .is_some_and(|conflicts| conflicts >= 1)
     );

@@ -90,15 +90,6 @@ async fn a_booking_is_decided_even_when_its_client_hangs_up_before_the_publish()
     eventually!(booking_status(&app, id).await.as_deref() == Some("RESERVED"));
 }
 
-async fn open_stream(app: &TestApp, token: &str, booking: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(&format!("/api/bookings/{booking}/events")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn held_connections_are_capped_per_user_and_per_instance() {
     let mut env = TestEnv::new().await;
@@ -119,8 +110,8 @@ async fn held_connections_are_capped_per_user_and_per_instance() {
         bookings.push(accepted["booking_id"].as_str().unwrap().to_owned());
     }
     // No workers: the bookings stay PENDING, so streams and long-polls stay open.
-    let first = open_stream(&app, &buyers[0].token, &bookings[0]).await;
-    let second = open_stream(&app, &buyers[0].token, &bookings[0]).await;
+    let first = app.booking_events(&buyers[0].token, &bookings[0]).await;
+    let second = app.booking_events(&buyers[0].token, &bookings[0]).await;
     assert_eq!(
         (first.status().as_u16(), second.status().as_u16()),
         (200, 200)
@@ -139,9 +130,9 @@ async fn held_connections_are_capped_per_user_and_per_instance() {
     let plain = app.booking(&buyers[0].token, &bookings[0]).await;
     assert_eq!(plain.status(), 200);
 
-    let third = open_stream(&app, &buyers[1].token, &bookings[1]).await;
+    let third = app.booking_events(&buyers[1].token, &bookings[1]).await;
     assert_eq!(third.status(), 200);
-    let over_instance = open_stream(&app, &buyers[2].token, &bookings[2]).await;
+    let over_instance = app.booking_events(&buyers[2].token, &bookings[2]).await;
     assert_eq!(over_instance.status(), 503);
     assert!(retry_after(&over_instance) > 0);
     assert_eq!(error_code(over_instance).await, "SERVICE_UNAVAILABLE");
@@ -166,7 +157,7 @@ async fn an_event_stream_ends_when_its_session_is_revoked() {
         .await
         .unwrap();
     let booking = accepted["booking_id"].as_str().unwrap();
-    let response = open_stream(&app, &token, booking).await;
+    let response = app.booking_events(&token, booking).await;
     assert_eq!(response.status(), 200);
     let mut stream = response.bytes_stream();
     // The first event: the booking as it is now.
@@ -175,13 +166,7 @@ async fn an_event_stream_ends_when_its_session_is_revoked() {
         .expect("the first event arrives");
     assert!(first.is_some());
 
-    let logout = app
-        .client
-        .post(app.url("/api/auth/logout"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let logout = app.logout(&token).await;
     assert_eq!(logout.status(), 204);
 
     // The stream closes: no more chunks (keep-alive comments aside) and then its end.
@@ -293,12 +278,7 @@ async fn parallel_guesses_cannot_outrun_the_throttle_and_the_owner_still_signs_i
     let owner = login_from(&app, "asha@example.com", "a-long-password", "198.51.100.7").await;
     assert_eq!(owner.status(), 200);
     let pair: Value = owner.json().await.unwrap();
-    let sessions: Value = app
-        .get_as("/api/users/me/sessions", access(&pair))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let sessions: Value = app.sessions(access(&pair)).await.json().await.unwrap();
     let current = sessions
         .as_array()
         .unwrap()
@@ -395,7 +375,7 @@ async fn a_database_outage_answers_503_with_retry_after_and_recovers() {
     let app = spawn_app_with(env).await;
     let signed_up = app.signed_up().await;
     let token = access(&signed_up).to_owned();
-    assert_eq!(app.get("/api/venues").await.status(), 200);
+    assert_eq!(app.venues("").await.status(), 200);
 
     database.cut();
     // Reads that need Postgres (the venues page read above may be served from the cache).
@@ -409,9 +389,6 @@ async fn a_database_outage_answers_503_with_retry_after_and_recovers() {
     assert_eq!(login.status(), 503);
 
     database.restore();
-    eventually!(app.get("/api/categories").await.status() == 200);
-    assert_eq!(
-        app.get_as("/api/users/me/sessions", &token).await.status(),
-        200
-    );
+    eventually!(app.categories().await.status() == 200);
+    assert_eq!(app.sessions(&token).await.status(), 200);
 }

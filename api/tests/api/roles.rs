@@ -1,20 +1,10 @@
 //! Roles: who may change them, when a change applies, and the role guard on routes.
 
 use axum::{Router, middleware, routing::get};
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::accounts::Role;
 
-use crate::helpers::{TestApp, access, error_code, spawn_app};
-
-async fn change_role(app: &TestApp, token: &str, user_id: &str, role: &str) -> reqwest::Response {
-    app.client
-        .patch(app.url(&format!("/api/admin/users/{user_id}/role")))
-        .bearer_auth(token)
-        .json(&json!({"role": role}))
-        .send()
-        .await
-        .unwrap()
-}
+use crate::helpers::{access, error_code, spawn_app};
 
 #[tokio::test]
 async fn only_a_super_admin_changes_roles_and_the_change_applies_at_once() {
@@ -25,19 +15,21 @@ async fn only_a_super_admin_changes_roles_and_the_change_applies_at_once() {
     let user_id = &user.id.to_string();
 
     for caller in [&user, &editor] {
-        let response = change_role(&app, access(caller), user_id, "EDITOR").await;
+        let response = app.change_role(access(caller), user_id, "EDITOR").await;
         assert_eq!(response.status(), 403);
         assert_eq!(error_code(response).await, "FORBIDDEN");
     }
 
-    let response = change_role(&app, access(&admin), user_id, "SUPER_ADMIN").await;
+    let response = app
+        .change_role(access(&admin), user_id, "SUPER_ADMIN")
+        .await;
     assert_eq!(response.status(), 200);
     let changed: Value = response.json().await.unwrap();
     assert_eq!(changed["role"], "SUPER_ADMIN");
 
     // The same access token, issued when the user was a USER, now carries the new role.
     let editor_id = &editor.id.to_string();
-    let response = change_role(&app, access(&user), editor_id, "USER").await;
+    let response = app.change_role(access(&user), editor_id, "USER").await;
     assert_eq!(response.status(), 200);
 
     let audit: Vec<(String, Value, Value)> =
@@ -58,25 +50,17 @@ async fn role_changes_refuse_bad_input() {
     let admin = app.signed_up_as("SUPER_ADMIN").await;
     let admin_id = &admin.id.to_string();
 
-    let own = change_role(&app, access(&admin), admin_id, "USER").await;
+    let own = app.change_role(access(&admin), admin_id, "USER").await;
     assert_eq!(own.status(), 409);
-    let unknown_user = change_role(
-        &app,
-        access(&admin),
-        &uuid::Uuid::new_v4().to_string(),
-        "USER",
-    )
-    .await;
+    let unknown_user = app
+        .change_role(access(&admin), &uuid::Uuid::new_v4().to_string(), "USER")
+        .await;
     assert_eq!(unknown_user.status(), 404);
-    let bad_role = change_role(
-        &app,
-        access(&admin),
-        &uuid::Uuid::new_v4().to_string(),
-        "KING",
-    )
-    .await;
+    let bad_role = app
+        .change_role(access(&admin), &uuid::Uuid::new_v4().to_string(), "KING")
+        .await;
     assert_eq!(bad_role.status(), 422);
-    let bad_id = change_role(&app, access(&admin), "not-a-uuid", "USER").await;
+    let bad_id = app.change_role(access(&admin), "not-a-uuid", "USER").await;
     assert_eq!(bad_id.status(), 400);
     assert_eq!(error_code(bad_id).await, "BAD_REQUEST");
 }

@@ -2,7 +2,6 @@
 //! the same moment, an admin moving the seats before it lands, a hold that lapsed while the
 //! buyer was paying. Each test ends with what the money and the seats came to, in Postgres.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -133,11 +132,10 @@ async fn a_booking_moved_then_paid_gets_exactly_its_new_seats_at_the_price_paid(
     let booking = shop.reserve(0, &old).await;
     let moved = shop
         .app
-        .send_json(
-            Method::PUT,
-            &format!("/api/admin/bookings/{booking}/seats"),
+        .move_seats(
+            &admin,
+            &booking,
             &json!({"seat_ids": new, "reason": "a better view"}),
-            Some(&admin),
         )
         .await;
     assert_eq!(moved.status(), 200);

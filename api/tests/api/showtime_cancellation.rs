@@ -3,7 +3,6 @@
 //! admin can follow the refunds. A cancellation whose refund jobs could not be published is
 //! finished by cancelling again.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use test_support::{TestEnv, eventually};
 use uuid::Uuid;
@@ -29,12 +28,7 @@ impl Shop {
 
     async fn cancel_showtime(&self, editor: &str) -> reqwest::Response {
         self.app
-            .send_json(
-                Method::POST,
-                &format!("/api/showtimes/{}/cancel", self.showtime.showtime_id),
-                &json!({}),
-                Some(editor),
-            )
+            .cancel_showtime(editor, self.showtime.showtime_id)
             .await
     }
 
@@ -80,12 +74,10 @@ async fn cancelling_a_showtime_refunds_every_paid_booking_and_releases_every_hol
     let held_order = shop.order_id(0, &held).await;
     let comp: Value = shop
         .app
-        .send_json(
-            Method::POST,
-            "/api/admin/bookings",
+        .admin_book(
+            &admin,
             &json!({"user_id": shop.buyers[1].user_id, "showtime_id": shop.showtime.showtime_id,
                     "seat_ids": [shop.seats(7..8)[0]], "comp": true, "reason": "guest"}),
-            Some(&admin),
         )
         .await
         .json()
@@ -216,12 +208,10 @@ async fn nobody_books_a_canceled_showtime_not_even_an_admin() {
     assert_eq!(response.status(), 409);
     let response = shop
         .app
-        .send_json(
-            Method::POST,
-            "/api/admin/bookings",
+        .admin_book(
+            &admin,
             &json!({"user_id": shop.buyers[0].user_id, "showtime_id": shop.showtime.showtime_id,
                     "seat_ids": shop.seats(0..1), "reason": "box office"}),
-            Some(&admin),
         )
         .await;
     assert_eq!(response.status(), 409);

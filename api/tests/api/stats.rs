@@ -132,20 +132,14 @@ async fn stats_add_up_to_what_was_sold_held_refunded_and_canceled() {
     );
     assert!(queues[0]["consumers"].as_u64().unwrap() >= 1);
 
-    let response = shop
-        .app
-        .get_as("/api/stats/sales", &shop.buyers[0].token)
-        .await;
+    let response = shop.app.stats(&shop.buyers[0].token, "sales", "").await;
     assert_eq!(response.status(), 403);
     for query in [
         "interval=week",
         "from=2030-01-01T00:00:00Z&to=2029-01-01T00:00:00Z",
         "interval=hour&from=2020-01-01T00:00:00Z",
     ] {
-        let response = shop
-            .app
-            .get_as(&format!("/api/stats/sales?{query}"), token)
-            .await;
+        let response = shop.app.stats(token, "sales", query).await;
         assert!(response.status().is_client_error(), "{query}");
     }
     let response = shop
