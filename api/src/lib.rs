@@ -2,6 +2,7 @@
 //! work. This crate knows HTTP; the domain and storage live in `shared`.
 
 pub mod auth;
+pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod limits;

@@ -72,13 +72,45 @@ pub enum Source {
 /// An answer as JSON, ready to send.
 #[derive(Debug, Clone)]
 pub struct Cached {
-    pub json: Bytes,
+    pub json: Json,
     pub source: Source,
+}
+
+/// JSON bytes with their tag: a digest of the bytes, computed once when the answer is made or
+/// first reaches this process. Equal answers carry equal tags in every process, and a changed
+/// answer a new one, so a client holding a tag can be told its copy is still good.
+#[derive(Debug, Clone)]
+pub struct Json {
+    bytes: Bytes,
+    tag: Arc<str>,
+}
+
+impl Json {
+    pub fn new(bytes: Bytes) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(&bytes);
+        // 128 bits tell answers apart as well as 256 do here, in half the header.
+        let tag = hex::encode(&digest[..16]).into();
+        Self { bytes, tag }
+    }
+
+    pub fn of<T: Serialize>(value: &T) -> Self {
+        Self::new(Bytes::from(serde_json::to_vec(value).unwrap_or_default()))
+    }
+
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The digest, as hex.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
 }
 
 #[derive(Clone)]
 struct Local {
-    json: Bytes,
+    json: Json,
     scope: Arc<str>,
     ttl: Duration,
 }
@@ -130,7 +162,7 @@ impl Cache {
     pub fn new(redis: RedisClient, settings: CacheSettings) -> Self {
         let local = moka::future::Cache::builder()
             .weigher(|_: &String, value: &Local| {
-                u32::try_from(value.json.len()).unwrap_or(u32::MAX)
+                u32::try_from(value.json.bytes().len()).unwrap_or(u32::MAX)
             })
             .max_capacity(settings.local_max_bytes)
             .expire_after(PerEntryTtl)
@@ -148,7 +180,8 @@ impl Cache {
         }
     }
 
-    fn ttl(&self, kind: Kind) -> Duration {
+    /// How long an entry of this kind is kept.
+    pub fn ttl(&self, kind: Kind) -> Duration {
         let settings = &self.inner.settings;
         match kind {
             Kind::Details => settings.details_ttl,
@@ -183,7 +216,7 @@ impl Cache {
             // Redis is unreachable (or this process just started): do not wait on it per read.
             count(Source::Database);
             return Ok(load.await?.map(|value| Cached {
-                json: to_json(&value),
+                json: Json::of(&value),
                 source: Source::Database,
             }));
         }
@@ -257,7 +290,7 @@ impl Cache {
         let version = match read {
             Some((_, Some(json))) => {
                 return Ok(Cached {
-                    json: Bytes::from(json),
+                    json: Json::new(Bytes::from(json)),
                     source: Source::Redis,
                 });
             }
@@ -265,14 +298,14 @@ impl Cache {
             None => None,
         };
         let value = load.await.map_err(Miss::Failed)?.ok_or(Miss::Absent)?;
-        let json = to_json(&value);
+        let json = Json::of(&value);
         if let Some(version) = version {
             let ttl = self.ttl(entry.kind).as_secs().max(1);
             let stored: redis::RedisResult<()> = redis
                 .bounded(async {
                     let mut connection = redis.connection().await?;
                     connection
-                        .set_ex(format!("{data_key}@v{version}"), json.as_ref(), ttl)
+                        .set_ex(format!("{data_key}@v{version}"), json.bytes().as_ref(), ttl)
                         .await
                 })
                 .await;
@@ -325,10 +358,6 @@ pub(crate) fn count(source: Source) {
 }
 
 /// Answers are plain data: serialising them cannot fail.
-fn to_json<T: Serialize>(value: &T) -> Bytes {
-    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
-}
-
 fn absent_is_none(miss: Miss) -> Result<Option<Cached>, sqlx::Error> {
     match miss {
         Miss::Absent => Ok(None),

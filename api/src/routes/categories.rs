@@ -15,7 +15,7 @@ use shared::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::cached_json;
+use super::public_read;
 use crate::{auth::Editor, error::ApiError, extract::Json, state::AppState};
 
 /// This module's routes, each registered with its OpenAPI entry.
@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/categories", tag = "catalogue",
-    responses((status = 200, body = [Category])))]
+    responses((status = 200, body = [Category]), (status = 304, description = "The copy named in If-None-Match is current")))]
 #[tracing::instrument(skip_all)]
 pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
     let entry = Entry {
@@ -34,13 +34,13 @@ pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
         key: "categories".into(),
         scope: scopes::CATEGORIES.into(),
     };
-    let cached = state
-        .core
-        .cache
-        .get_or_load(&entry, categories::list(&state.core.db))
-        .await?
-        .ok_or(ApiError::NotFound("categories"))?;
-    Ok(cached_json(cached.json, cached.source))
+    public_read(
+        &state,
+        &entry,
+        "categories",
+        categories::list(&state.core.db),
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/api/categories", tag = "catalogue", security(("bearer" = [])),

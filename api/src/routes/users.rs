@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The caller's profile (cached; `X-Cache` says from where).
 #[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = User), (status = 401)))]
+    responses((status = 200, body = User), (status = 304, description = "The copy named in If-None-Match is current"), (status = 401)))]
 #[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     let cached = state
@@ -41,7 +41,7 @@ pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Respons
         )
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    Ok(super::cached_json(cached.json, cached.source))
+    Ok(super::cached_json(cached, super::Reuse::Private))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -14,7 +14,7 @@ use shared::catalogue::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::cached_json;
+use super::public_read;
 use crate::{auth::Editor, error::ApiError, extract::Json, state::AppState};
 
 /// This module's routes, each registered with its OpenAPI entry.
@@ -28,61 +28,41 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Venues by name, filtered by city or part of the name.
 #[utoipa::path(get, path = "/api/venues", tag = "venues", params(VenueFilters),
-    responses((status = 200, body = Page<VenueCard>), (status = 422)))]
+    responses((status = 200, body = Page<VenueCard>), (status = 304, description = "The copy named in If-None-Match is current"), (status = 422)))]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Query(filters): Query<VenueFilters>,
 ) -> Result<Response, ApiError> {
     let query = VenueQuery::parse(filters)?;
-    let cached = state
-        .core
-        .cache
-        .get_or_load(
-            &query.cache_entry(),
-            discovery::venues(&state.core.db, &query),
-        )
-        .await?
-        .ok_or(ApiError::NotFound("venues"))?;
-    Ok(cached_json(cached.json, cached.source))
+    let load = discovery::venues(&state.core.db, &query);
+    public_read(&state, &query.cache_entry(), "venues", load).await
 }
 
 /// A venue: address, rules, capacity and its sections.
 #[utoipa::path(get, path = "/api/venues/{id}", tag = "venues",
     params(("id" = Uuid, Path, description = "Venue id")),
-    responses((status = 200, body = Venue), (status = 404)))]
+    responses((status = 200, body = Venue), (status = 304, description = "The copy named in If-None-Match is current"), (status = 404)))]
 #[tracing::instrument(skip_all, fields(venue_id = %id))]
 pub async fn details(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let entry = scopes::details(scopes::venue(id), "page");
-    let cached = state
-        .core
-        .cache
-        .get_or_load(&entry, venues::details(&state.core.db, id))
-        .await?
-        .ok_or(ApiError::NotFound("venue"))?;
-    Ok(cached_json(cached.json, cached.source))
+    public_read(&state, &entry, "venue", venues::details(&state.core.db, id)).await
 }
 
 /// The seat map: sections, rows and seats with their kinds.
 #[utoipa::path(get, path = "/api/venues/{id}/layout", tag = "venues",
     params(("id" = Uuid, Path, description = "Venue id")),
-    responses((status = 200, body = LayoutView), (status = 404)))]
+    responses((status = 200, body = LayoutView), (status = 304, description = "The copy named in If-None-Match is current"), (status = 404)))]
 #[tracing::instrument(skip_all, fields(venue_id = %id))]
 pub async fn layout(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let entry = scopes::details(scopes::venue(id), "layout");
-    let cached = state
-        .core
-        .cache
-        .get_or_load(&entry, layout::view(&state.core.db, id))
-        .await?
-        .ok_or(ApiError::NotFound("venue"))?;
-    Ok(cached_json(cached.json, cached.source))
+    public_read(&state, &entry, "venue", layout::view(&state.core.db, id)).await
 }
 
 /// Creates a venue, optionally with its layout.

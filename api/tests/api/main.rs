@@ -9,6 +9,7 @@ mod admin;
 mod bookings;
 mod cache;
 mod catalogue;
+mod conditional;
 mod email;
 mod errors;
 mod google;
