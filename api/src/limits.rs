@@ -18,7 +18,7 @@ use crate::{error::ApiError, extract::ClientAddress, state::AppState};
 
 /// The group a route is limited in; `None` for what is never limited (health checks, metrics,
 /// Razorpay's signed webhooks, the API documentation).
-fn group(method: &Method, route: &str) -> Option<Group> {
+pub fn group(method: &Method, route: &str) -> Option<Group> {
     match route {
         "/health" | "/health/live" | "/metrics" | "/api/razorpay/webhook" => None,
         "/api/auth/otp/request" => Some(Group::Otp),

@@ -1,5 +1,5 @@
 //! `api` serves the HTTP API; `api migrate` brings the schema up to date; `api demo-data`
-//! loads the demo catalogue and admin.
+//! loads the demo catalogue and admin; `api openapi` prints the OpenAPI document.
 
 use std::process::ExitCode;
 
@@ -18,6 +18,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let command = std::env::args().nth(1);
+    if command.as_deref() == Some("openapi") {
+        // Needs no settings: the document describes the routes, not a deployment.
+        return match api::startup::document().to_pretty_json() {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("api: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {
@@ -26,13 +40,12 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init("info,sqlx=warn");
-    let command = std::env::args().nth(1);
     let outcome = match command.as_deref() {
         None | Some("serve") => serve(settings).await,
         Some("migrate") => migrate(&settings).await,
         Some("demo-data") => demo_data(&settings).await,
         Some(other) => Err(anyhow::anyhow!(
-            "unknown command {other:?}; expected serve, migrate or demo-data"
+            "unknown command {other:?}; expected serve, migrate, demo-data or openapi"
         )),
     };
     match outcome {

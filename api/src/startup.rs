@@ -28,12 +28,14 @@ use shared::accounts::Role;
 
 use crate::{
     auth::{RoleGuard, require_role},
+    conditional,
     error::{ApiError, render_errors},
     extract::{ProxyRules, resolve_client_address},
     limits, observe,
     routes::{
-        admin, auth, bookings, categories, events, health, openapi::ApiDoc, payments, shows,
-        showtimes, stats, users, venues,
+        admin, auth, bookings, categories, events, health,
+        openapi::{self, ApiDoc},
+        payments, seat_sections, shows, showtimes, stats, users, venues,
     },
     state::AppState,
 };
@@ -112,26 +114,11 @@ pub fn router(state: AppState) -> Router {
     let super_admin = RoleGuard::new(&state, Role::SuperAdmin);
     let admin =
         admin::router().route_layer(middleware::from_fn_with_state(super_admin, require_role));
-    let (routes, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(health::router())
-        .merge(auth::router())
-        .merge(users::router())
-        .merge(bookings::router())
-        .merge(payments::router())
-        .merge(categories::router())
-        .merge(venues::router())
-        .merge(shows::router())
-        .merge(events::router())
-        .merge(stats::router())
-        .merge(showtimes::router())
-        .merge(admin)
-        .split_for_parts();
+    let (routes, document) = documented_routes(admin).split_for_parts();
     // The operator's pages: open on a laptop, behind OPS_TOKEN when it is set; neither rate
     // limited nor counted.
-    let (metrics, metrics_document) = OpenApiRouter::new()
-        .routes(routes!(observe::metrics))
-        .split_for_parts();
-    document.merge(metrics_document);
+    let (metrics, metrics_document) = operator_routes().split_for_parts();
+    let document = complete_document(document, metrics_document);
     let operations = metrics
         .merge(SwaggerUi::new("/docs").url("/api/openapi.json", document))
         .route_layer(middleware::from_fn_with_state(
@@ -150,6 +137,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             http.request_timeout,
         ))
+        .layer(middleware::from_fn(conditional::not_modified))
         // Errors are rendered in the one shape before compression, so an error body is
         // compressed like any other and its content-encoding always matches it.
         .layer(middleware::from_fn(render_errors))
@@ -194,6 +182,46 @@ async fn security_headers(
         );
     }
     response
+}
+
+/// Every API route with its OpenAPI entry. `admin` is the admin routes, guarded or not (the
+/// guard does not change the document).
+fn documented_routes(admin: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(bookings::router())
+        .merge(payments::router())
+        .merge(categories::router())
+        .merge(venues::router())
+        .merge(shows::router())
+        .merge(events::router())
+        .merge(stats::router())
+        .merge(showtimes::router())
+        .merge(seat_sections::router())
+        .merge(admin)
+}
+
+fn operator_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(observe::metrics))
+}
+
+fn complete_document(
+    api: utoipa::openapi::OpenApi,
+    operators: utoipa::openapi::OpenApi,
+) -> utoipa::openapi::OpenApi {
+    let mut document = api;
+    document.merge(operators);
+    openapi::with_stack_answers(document)
+}
+
+/// The document served at `/api/openapi.json`, built without settings or services (`api
+/// openapi` prints it, for tools that generate clients or collections from it).
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, api) = documented_routes(admin::router()).split_for_parts();
+    let (_, operators) = operator_routes().split_for_parts();
+    complete_document(api, operators)
 }
 
 fn cors(origins: &CorsOrigins) -> CorsLayer {

@@ -1,7 +1,9 @@
 //! What every parse of outside input shares: the error it returns (which field, and what is
-//! wrong with it), and the size of a page of a list.
+//! wrong with it), the size of a page of a list, and how an empty query parameter is read.
 
-use serde::Serialize;
+use std::{fmt::Display, str::FromStr};
+
+use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -42,6 +44,24 @@ impl PageSize {
 
     pub fn as_usize(self) -> usize {
         usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+/// For an optional query parameter (`#[serde(default, deserialize_with = ...)]`): an empty
+/// value (`?cursor=`, as forms and many clients send an unset field) means the parameter is
+/// absent; any other value is parsed as `T` is from text.
+pub fn empty_is_absent<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: Display,
+{
+    match Option::<String>::deserialize(deserializer)?
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
     }
 }
 

@@ -328,7 +328,7 @@ pub struct OtpVerifyRequest {
 
 /// Checks a code. Signed out, it signs in the phone's account (creating it if needed); signed
 /// in, it attaches the phone to the caller's account. 5 wrong codes lock a code.
-#[utoipa::path(post, path = "/api/auth/otp/verify", tag = "auth", request_body = OtpVerifyRequest,
+#[utoipa::path(post, path = "/api/auth/otp/verify", tag = "auth", security((), ("bearer" = [])), request_body = OtpVerifyRequest,
     responses((status = 200, body = OtpVerified), (status = 401, description = "Wrong, expired or locked code"),
               (status = 409, description = "Phone belongs to another account")))]
 #[tracing::instrument(skip_all)]

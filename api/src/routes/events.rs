@@ -1,18 +1,19 @@
 //! `/api/events`: a show's stops at venues. Anyone may read; editors write.
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
     response::Response,
 };
 use shared::catalogue::{
+    discovery::{self, EventCard, EventFilters, EventQuery, Page},
     events::{self, Event, EventChanges, NewEvent},
     scopes,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::catalogue_page;
+use super::{catalogue_page, public_read};
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,
@@ -23,15 +24,29 @@ use crate::{
 /// This module's routes, each registered with its OpenAPI entry.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create))
+        .routes(routes!(list, create))
         .routes(routes!(details, update, delete))
         .routes(routes!(archive))
 }
 
+/// Events with published upcoming showtimes, soonest first, by show, venue, city and dates.
+#[utoipa::path(get, path = "/api/events", tag = "events", params(EventFilters),
+    responses((status = 200, body = Page<EventCard>),
+              (status = 304, description = "The copy named in If-None-Match is current")))]
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(filters): Query<EventFilters>,
+) -> Result<Response, ApiError> {
+    let query = EventQuery::parse(filters)?;
+    let load = discovery::events(&state.core.db, &query);
+    public_read(&state, &query.cache_entry(), "events", load).await
+}
+
 /// An event with its venue and showtimes.
-#[utoipa::path(get, path = "/api/events/{id}", tag = "events",
+#[utoipa::path(get, path = "/api/events/{id}", tag = "events", security((), ("bearer" = [])),
     params(("id" = Uuid, Path, description = "Event id")),
-    responses((status = 200, body = Event), (status = 404)))]
+    responses((status = 200, body = Event), (status = 304, description = "The copy named in If-None-Match is current"), (status = 404)))]
 #[tracing::instrument(skip_all, fields(event_id = %id))]
 pub async fn details(
     State(state): State<AppState>,

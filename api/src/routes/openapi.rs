@@ -3,17 +3,22 @@
 //! that is not served, nor miss one that is. Served at `/api/openapi.json` (importable into
 //! Postman) and browsable with Swagger UI at `/docs`.
 
+use axum::http::Method;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{Content, OpenApi as OpenApiDocument, Ref, RefOr, Response, path::Operation},
 };
+
+use shared::{catalogue::discovery::ShowSort, stats::Interval};
 
 use crate::error::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "BMS API", description = "Live-show ticketing: venues, shows, seat holds, payments."),
-    components(schemas(ErrorBody, ErrorDetail)),
+    // Types that parameters name by reference; utoipa registers only those in bodies.
+    components(schemas(ErrorBody, ErrorDetail, ShowSort, Interval)),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health and operations"),
@@ -26,6 +31,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "payments", description = "Razorpay orders, Checkout results and webhooks"),
         (name = "shows", description = "Discovery and show pages"),
         (name = "events", description = "A show's stops at venues"),
+        (name = "seat-sections", description = "One section of a venue as a showtime sells it"),
         (name = "catalogue", description = "Categories"),
         (name = "stats", description = "Sales figures and queue health (EDITOR and SUPER_ADMIN)"),
     )
@@ -46,5 +52,97 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Adds to every operation the answers the layers around its handler give, so a client can
+/// expect each status it may meet. A handler's own entry lists what the handler decides; this
+/// adds what the stack decides, from what the operation takes:
+///
+/// - any operation: 408 (too slow), 500, 503 (a dependency is down);
+/// - with a path, query or body: 400 (malformed) and 422 (well-formed but not valid);
+/// - with a body: 413 (too large) and 415 (not JSON);
+/// - with bearer auth, required or optional: 401 (a token that does not check out);
+/// - under `/api/admin`: 403 (not a SUPER_ADMIN);
+/// - rate limited ([`crate::limits::group`]): 429.
+///
+/// Every error answer, listed here or by the handler, is given the one error shape. Operation
+/// ids, which utoipa takes from the handlers' names (`list`, `create`...), are prefixed with
+/// the tag (`shows_list`), so that each is unique as OpenAPI requires.
+pub fn with_stack_answers(mut document: OpenApiDocument) -> OpenApiDocument {
+    for (path, item) in document.paths.paths.iter_mut() {
+        let operations = [
+            (Method::GET, &mut item.get),
+            (Method::PUT, &mut item.put),
+            (Method::POST, &mut item.post),
+            (Method::DELETE, &mut item.delete),
+            (Method::PATCH, &mut item.patch),
+        ];
+        for (method, operation) in operations {
+            if let Some(operation) = operation {
+                add_stack_answers(path, &method, operation);
+                name_by_tag(operation);
+            }
+        }
+    }
+    document
+}
+
+fn name_by_tag(operation: &mut Operation) {
+    let tag = operation.tags.iter().flatten().next().cloned();
+    if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut()) {
+        *id = format!("{}_{id}", tag.replace('-', "_"));
+    }
+}
+
+fn add_stack_answers(path: &str, method: &Method, operation: &mut Operation) {
+    let has_body = operation.request_body.is_some();
+    let has_input = has_body
+        || operation
+            .parameters
+            .as_ref()
+            .is_some_and(|parameters| !parameters.is_empty());
+    let signed_in = operation.security.iter().flatten().any(|requirement| {
+        serde_json::to_value(requirement).is_ok_and(|value| value.get("bearer").is_some())
+    });
+    let mut statuses = vec![
+        ("408", "The request took too long"),
+        ("500", "Something failed on our side"),
+        ("503", "A dependency is unavailable; retry later"),
+    ];
+    if has_input {
+        statuses.push(("400", "A malformed path, query, header or body"));
+        statuses.push(("422", "A well-formed request that is not valid"));
+    }
+    if has_body {
+        statuses.push(("413", "The body is too large"));
+        statuses.push(("415", "The body is not JSON"));
+    }
+    if signed_in {
+        statuses.push(("401", "The token is missing, malformed, expired or revoked"));
+    }
+    if path.starts_with("/api/admin") {
+        statuses.push(("403", "SUPER_ADMIN only"));
+    }
+    if crate::limits::group(method, path).is_some() {
+        statuses.push(("429", "Rate limited; `Retry-After` says when to retry"));
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, description) in statuses {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(Response::new(description)));
+    }
+    for (status, response) in responses.iter_mut() {
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if let RefOr::T(response) = response
+            && is_error
+            && response.content.is_empty()
+        {
+            response.content.insert(
+                "application/json".to_owned(),
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            );
+        }
     }
 }

@@ -13,7 +13,7 @@ use shared::catalogue::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{cached_json, catalogue_page};
+use super::{catalogue_page, public_read};
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,
@@ -31,30 +31,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Shows with upcoming published showtimes, by city, category, dates, artist and free text.
 #[utoipa::path(get, path = "/api/shows", tag = "shows", params(ShowFilters),
-    responses((status = 200, body = Page<ShowCard>), (status = 422)))]
+    responses((status = 200, body = Page<ShowCard>), (status = 304, description = "The copy named in If-None-Match is current"), (status = 422)))]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Query(filters): Query<ShowFilters>,
 ) -> Result<Response, ApiError> {
     let query = ShowQuery::parse(filters)?;
-    let cached = state
-        .core
-        .cache
-        .get_or_load(
-            &query.cache_entry(),
-            discovery::shows(&state.core.db, &query),
-        )
-        .await?
-        .ok_or(ApiError::NotFound("shows"))?;
-    Ok(cached_json(cached.json, cached.source))
+    let load = discovery::shows(&state.core.db, &query);
+    public_read(&state, &query.cache_entry(), "shows", load).await
 }
 
 /// Everything a show page needs: the show, its categories, its tour stops with their venues,
 /// and their showtimes with prices. Editors also see drafts and archived entries, uncached.
-#[utoipa::path(get, path = "/api/shows/{id}", tag = "shows",
+#[utoipa::path(get, path = "/api/shows/{id}", tag = "shows", security((), ("bearer" = [])),
     params(("id" = Uuid, Path, description = "Show id")),
-    responses((status = 200, body = Show), (status = 404)))]
+    responses((status = 200, body = Show), (status = 304, description = "The copy named in If-None-Match is current"), (status = 404)))]
 #[tracing::instrument(skip_all, fields(show_id = %id))]
 pub async fn details(
     State(state): State<AppState>,

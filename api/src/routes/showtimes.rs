@@ -39,9 +39,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A showtime with its show, venue and price tiers.
-#[utoipa::path(get, path = "/api/showtimes/{id}", tag = "showtimes",
+#[utoipa::path(get, path = "/api/showtimes/{id}", tag = "showtimes", security((), ("bearer" = [])),
     params(("id" = Uuid, Path, description = "Showtime id")),
-    responses((status = 200, body = Showtime), (status = 404)))]
+    responses((status = 200, body = Showtime), (status = 304, description = "The copy named in If-None-Match is current"), (status = 404)))]
 #[tracing::instrument(skip_all, fields(showtime_id = %id))]
 pub async fn details(
     State(state): State<AppState>,
@@ -155,13 +155,13 @@ pub async fn delete(
 /// BMS. `X-Cache` says where the answer came from: `hit-process`, `hit-redis` or `miss`.
 #[utoipa::path(get, path = "/api/showtimes/{id}/availability", tag = "showtimes",
     params(("id" = Uuid, Path, description = "Showtime id")),
-    responses((status = 200, body = Availability), (status = 404)))]
+    responses((status = 200, body = Availability), (status = 304, description = "The copy named in If-None-Match is current"), (status = 404)))]
 #[tracing::instrument(skip_all, fields(showtime_id = %id))]
 pub async fn availability(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    read_availability(&state, id, Form::Full).await
+    read_availability(&state, id, Form::Full, "showtime").await
 }
 
 /// Seats of a showtime, compactly: counts per section and price, and bitmaps of the seats held
@@ -169,16 +169,22 @@ pub async fn availability(
 /// while the showtime sells). A few kilobytes at ten thousand seats; as fresh as the full form.
 #[utoipa::path(get, path = "/api/showtimes/{id}/availability/compact", tag = "showtimes",
     params(("id" = Uuid, Path, description = "Showtime id")),
-    responses((status = 200, body = CompactAvailability), (status = 404)))]
+    responses((status = 200, body = CompactAvailability), (status = 304, description = "The copy named in If-None-Match is current"), (status = 404)))]
 #[tracing::instrument(skip_all, fields(showtime_id = %id))]
 pub async fn compact_availability(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    read_availability(&state, id, Form::Compact).await
+    read_availability(&state, id, Form::Compact, "showtime").await
 }
 
-async fn read_availability(state: &AppState, id: Uuid, form: Form) -> Result<Response, ApiError> {
+/// Availability of a showtime in `form`; `what` names what was not found when there is none.
+pub(super) async fn read_availability(
+    state: &AppState,
+    id: Uuid,
+    form: Form,
+    what: &'static str,
+) -> Result<Response, ApiError> {
     let ttl = state.core.settings.bookings.availability_cache_ttl;
     let cached = availability::read(
         &state.core.db,
@@ -189,8 +195,11 @@ async fn read_availability(state: &AppState, id: Uuid, form: Form) -> Result<Res
         form,
     )
     .await?
-    .ok_or(ApiError::NotFound("showtime"))?;
-    Ok(super::cached_json(cached.json, cached.source))
+    .ok_or(ApiError::NotFound(what))?;
+    Ok(super::cached_json(
+        cached,
+        super::Reuse::Public(availability::FRESH_WITHIN),
+    ))
 }
 
 /// The seats of a showtime in the order of the compact availability's bitmaps, with their

@@ -774,3 +774,67 @@ async fn the_compact_availability_says_what_the_full_one_says() {
     assert_eq!(held_bits.iter().map(|b| b.count_ones()).sum::<u32>(), 3);
     assert_eq!(sold_bits.iter().map(|b| b.count_ones()).sum::<u32>(), 1);
 }
+
+#[tokio::test]
+async fn a_seat_section_shows_its_price_and_each_seat_as_the_showtime_sells_it() {
+    let (app, showtime, buyers) = setup(&[(2, 3), (1, 4)], 1).await;
+    let _workers = spawn_workers(&app).await;
+    let front = &showtime.sections[0];
+    let back = &showtime.sections[1];
+    let held = app
+        .book_and_wait(&buyers[0], &named(&showtime, &front.seat_ids[..1]))
+        .await;
+    assert_eq!(held["status"], "RESERVED");
+
+    let section: Value = eventually!("the hold shows in its section", {
+        let section: Value = app
+            .seat_section(front.section_id, showtime.showtime_id)
+            .await
+            .json()
+            .await
+            .unwrap();
+        (section["section"]["held"] == 1).then_some(section)
+    });
+    assert_eq!(
+        section["section"]["section_id"],
+        front.section_id.to_string()
+    );
+    assert_eq!(section["section"]["price_paise"], 50_000);
+    assert_eq!(section["section"]["total"], 6);
+    let seats = section["seats"].as_array().unwrap();
+    assert_eq!(seats.len(), 6, "only this section's seats");
+    let states: Vec<&str> = seats.iter().map(|s| s["state"].as_str().unwrap()).collect();
+    assert_eq!(states.iter().filter(|s| **s == "HELD").count(), 1);
+    let held_seat = seats.iter().find(|s| s["state"] == "HELD").unwrap();
+    assert_eq!(held_seat["seat_id"], front.seat_ids[0].to_string());
+
+    let other: Value = app
+        .seat_section(back.section_id, showtime.showtime_id)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(other["section"]["price_paise"], 60_000);
+    assert_eq!(other["seats"].as_array().unwrap().len(), 4);
+    assert!(
+        other["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "AVAILABLE" && s["section_id"] == back.section_id.to_string())
+    );
+
+    // A section the showtime does not sell, a showtime that does not exist, no showtime.
+    let elsewhere = fixtures::showtime_on_sale(&app.db, &[(1, 1)]).await;
+    let response = app
+        .seat_section(elsewhere.sections[0].section_id, showtime.showtime_id)
+        .await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(error_code(response).await, "NOT_FOUND");
+    let response = app.seat_section(front.section_id, Uuid::new_v4()).await;
+    assert_eq!(response.status(), 404);
+    let response = app
+        .get(&format!("/api/seat-sections/{}", front.section_id))
+        .await;
+    assert_eq!(response.status(), 400, "showtime_id is required");
+}

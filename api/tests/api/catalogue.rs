@@ -806,3 +806,89 @@ async fn pages_have_no_duplicates_or_gaps_while_shows_are_added() {
         );
     }
 }
+
+#[tokio::test]
+async fn events_list_by_show_venue_city_and_dates_page_by_page() {
+    let app = spawn_app().await;
+    let editor = Editor::new(&app).await;
+    let pune = editor.venue("Pune", small_layout()).await;
+    let goa = editor.venue("Goa", small_layout()).await;
+    let tour = editor.show("Touring Show", "A Comic", &[]).await;
+    let other = editor.show("Other Show", "B Comic", &[]).await;
+    let mut events = Vec::new();
+    for (show, venue, days) in [(&tour, &pune, 3), (&tour, &goa, 10), (&other, &pune, 20)] {
+        let event = editor.event(show, venue).await;
+        let showtime = editor.showtime(&event, venue, days).await;
+        editor.publish(&showtime).await;
+        events.push(event["id"].as_str().unwrap().to_owned());
+    }
+    // An event whose only showtime is a draft is not listed.
+    let draft = editor.event(&other, &goa).await;
+    editor.showtime(&draft, &goa, 5).await;
+
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|event| event["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let app = &app;
+    let list = |query: String| async move {
+        let response = app.events(&query).await;
+        assert_eq!(response.status(), 200, "{query}");
+        response.json::<Value>().await.unwrap()
+    };
+    let all = list(String::new()).await;
+    assert_eq!(ids(&all), events, "soonest first, drafts left out");
+    assert_eq!(all["items"][0]["show_title"], "Touring Show");
+    assert_eq!(all["items"][0]["venue_name"], pune["name"]);
+    assert_eq!(all["items"][0]["showtimes"], 1);
+
+    let tour_id = tour["id"].as_str().unwrap();
+    assert_eq!(ids(&list(format!("show_id={tour_id}")).await), events[..2]);
+    let pune_id = pune["id"].as_str().unwrap();
+    assert_eq!(
+        ids(&list(format!("venue_id={pune_id}")).await),
+        [events[0].clone(), events[2].clone()]
+    );
+    assert_eq!(ids(&list("city=GOA".into()).await), events[1..2]);
+    let window = format!(
+        "from={}&to={}",
+        (Utc::now() + Duration::days(5)).format("%Y-%m-%dT%H:%M:%SZ"),
+        (Utc::now() + Duration::days(15)).format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    assert_eq!(ids(&list(window).await), events[1..2]);
+    // Empty parameters, as a form sends them, mean absent.
+    assert_eq!(
+        ids(&list("show_id=&city=&from=&limit=&cursor=".into()).await),
+        events
+    );
+
+    let mut seen = Vec::new();
+    let mut query = "limit=1".to_owned();
+    loop {
+        let page = list(query).await;
+        seen.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, events, "one at a time, in order, nothing twice");
+
+    for bad in [
+        "limit=0",
+        "cursor=garbage",
+        "show_id=not-a-uuid",
+        "to=2000-01-01T00:00:00Z&from=2001-01-01T00:00:00Z",
+    ] {
+        let response = app.events(bad).await;
+        assert!(
+            [400, 422].contains(&response.status().as_u16()),
+            "{bad}: {}",
+            response.status()
+        );
+    }
+}

@@ -124,6 +124,81 @@ async fn every_documented_operation_is_served() {
     assert!(operations >= 79, "only {operations} operations documented");
 }
 
+/// The served document is valid OpenAPI (checked by `openapi-spec-validator`, which
+/// `scripts/test` installs and names in `BMS_PYTHON`), every reference in it resolves, and every
+/// error answer it lists has the one error shape.
+#[tokio::test]
+async fn the_openapi_document_validates_and_every_error_has_the_error_shape() {
+    let app = spawn_app().await;
+    let document: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+
+    let mut references = Vec::new();
+    collect_references(&document, &mut references);
+    for reference in &references {
+        let pointer = reference.strip_prefix('#').expect("a local reference");
+        assert!(
+            document.pointer(pointer).is_some(),
+            "{reference} does not resolve"
+        );
+    }
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            for status in ["408", "500", "503"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: no {status}"
+                );
+            }
+            if operation.get("security").is_some() {
+                assert!(responses.contains_key("401"), "{method} {path}: no 401");
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status == "500" {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+
+    let file = std::env::temp_dir().join(format!("bms-openapi-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, serde_json::to_vec(&document).unwrap()).unwrap();
+    let python = std::env::var("BMS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let output = std::process::Command::new(&python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("Python runs");
+    let _ = std::fs::remove_file(&file);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "the validator refused the document (scripts/test installs it and sets BMS_PYTHON):\n{said}"
+    );
+    assert!(!said.to_lowercase().contains("warn"), "{said}");
+}
+
+fn collect_references(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                into.push(reference.clone());
+            }
+            map.values().for_each(|v| collect_references(v, into));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_references(v, into)),
+        _ => {}
+    }
+}
+
 #[tokio::test]
 async fn cors_allows_only_the_configured_origin() {
     let app = spawn_app().await;

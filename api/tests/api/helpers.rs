@@ -395,6 +395,18 @@ impl TestApp {
         self.get(&format!("/api/venues?{query}")).await
     }
 
+    /// `GET /api/events?{query}`.
+    pub async fn events(&self, query: &str) -> Response {
+        self.get(&format!("/api/events?{query}")).await
+    }
+
+    pub async fn seat_section(&self, section: Uuid, showtime: Uuid) -> Response {
+        self.get(&format!(
+            "/api/seat-sections/{section}?showtime_id={showtime}"
+        ))
+        .await
+    }
+
     pub async fn categories(&self) -> Response {
         self.get("/api/categories").await
     }

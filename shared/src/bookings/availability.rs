@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use crate::cache::Source;
+pub use crate::cache::{Cached, Json, Source};
 use crate::{
     cache::{Cache, TypedCache},
     catalogue::scopes,
@@ -59,6 +59,14 @@ pub struct SeatAvailability {
     pub row: String,
     pub number: i32,
     pub state: SeatState,
+}
+
+/// One section of a showtime: its price and counts, and each of its seats with its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SectionSeats {
+    pub showtime_id: Uuid,
+    pub section: SectionAvailability,
+    pub seats: Vec<SeatAvailability>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -183,6 +191,31 @@ pub async fn compute(
 impl CompactAvailability {
     /// The full form: every seat of `map` with its state.
     pub fn spell_out(&self, map: &SeatMap) -> Availability {
+        Availability {
+            showtime_id: self.showtime_id,
+            sections: self.sections.clone(),
+            seats: self.seats_where(map, |_| true),
+        }
+    }
+
+    /// One section with each of its seats; `None` if the showtime does not sell it.
+    pub fn section(&self, map: &SeatMap, section_id: Uuid) -> Option<SectionSeats> {
+        let section = self
+            .sections
+            .iter()
+            .find(|section| section.section_id == section_id)?;
+        Some(SectionSeats {
+            showtime_id: self.showtime_id,
+            section: section.clone(),
+            seats: self.seats_where(map, |seat| seat.section_id == section_id),
+        })
+    }
+
+    fn seats_where(
+        &self,
+        map: &SeatMap,
+        keep: impl Fn(&MappedSeat) -> bool,
+    ) -> Vec<SeatAvailability> {
         let base64 = base64::engine::general_purpose::STANDARD;
         let held = base64.decode(&self.held).unwrap_or_default();
         let sold = base64.decode(&self.sold).unwrap_or_default();
@@ -190,43 +223,36 @@ impl CompactAvailability {
             bits.get(i / 8)
                 .is_some_and(|byte| byte & (0x80 >> (i % 8)) != 0)
         };
-        Availability {
-            showtime_id: self.showtime_id,
-            sections: self.sections.clone(),
-            seats: map
-                .seats
-                .iter()
-                .enumerate()
-                .map(|(i, seat)| SeatAvailability {
-                    seat_id: seat.seat_id,
-                    section_id: seat.section_id,
-                    row: seat.row.clone(),
-                    number: seat.number,
-                    state: if set(&sold, i) {
-                        SeatState::Sold
-                    } else if set(&held, i) {
-                        SeatState::Held
-                    } else {
-                        SeatState::Available
-                    },
-                })
-                .collect(),
-        }
+        map.seats
+            .iter()
+            .enumerate()
+            .filter(|(_, seat)| keep(seat))
+            .map(|(i, seat)| SeatAvailability {
+                seat_id: seat.seat_id,
+                section_id: seat.section_id,
+                row: seat.row.clone(),
+                number: seat.number,
+                state: if set(&sold, i) {
+                    SeatState::Sold
+                } else if set(&held, i) {
+                    SeatState::Held
+                } else {
+                    SeatState::Available
+                },
+            })
+            .collect()
     }
 }
 
-/// An answer as JSON, ready to send.
-#[derive(Debug, Clone)]
-pub struct Cached {
-    pub json: Bytes,
-    pub source: Source,
-}
+/// How old an answer read through BMS may be after a change made through BMS: the life of the
+/// per-process level.
+pub const FRESH_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One second's answers for a showtime: the compact form, and the full one once asked for.
 struct Answers {
     compact: CompactAvailability,
-    compact_json: Bytes,
-    full_json: tokio::sync::OnceCell<Option<Bytes>>,
+    compact_json: Json,
+    full_json: tokio::sync::OnceCell<Option<Json>>,
 }
 
 /// The per-process level: one second, so a burst of readers costs one Redis read per second;
@@ -242,7 +268,7 @@ impl LocalCache {
         Self {
             entries: moka::future::Cache::builder()
                 .max_capacity(1_000)
-                .time_to_live(std::time::Duration::from_secs(1))
+                .time_to_live(FRESH_WITHIN)
                 .build(),
             maps: Arc::new(cache.typed(64, std::time::Duration::from_secs(3600))),
         }
@@ -270,6 +296,8 @@ impl LocalCache {
 pub enum Form {
     Compact,
     Full,
+    /// One section's seats, spelled out ([`SectionSeats`]).
+    Section(Uuid),
 }
 
 /// The cached answer if a level has one, else a fresh one (then cached). `None` if the
@@ -291,7 +319,7 @@ pub async fn read(
             Ok::<_, sqlx::Error>(compact.map(|(compact, json)| {
                 Arc::new(Answers {
                     compact,
-                    compact_json: json,
+                    compact_json: Json::new(json),
                     full_json: tokio::sync::OnceCell::new(),
                 })
             }))
@@ -316,12 +344,22 @@ pub async fn read(
                     let map = local.seat_map(db, showtime_id).await?;
                     Ok::<_, sqlx::Error>(map.map(|map| {
                         let full = answers.compact.spell_out(&map);
-                        Bytes::from(serde_json::to_vec(&full).unwrap_or_default())
+                        Json::of(&full)
                     }))
                 })
                 .await?;
             match spelled {
                 Some(json) => json.clone(),
+                None => return Ok(None),
+            }
+        }
+        // A section is a few hundred seats: spelled out per read, not kept.
+        Form::Section(section_id) => {
+            let Some(map) = local.seat_map(db, showtime_id).await? else {
+                return Ok(None);
+            };
+            match answers.compact.section(&map, section_id) {
+                Some(section) => Json::of(&section),
                 None => return Ok(None),
             }
         }

@@ -1,5 +1,6 @@
 //! Discovery: what buyers browse. Shows with published, upcoming showtimes, filtered by city,
-//! category, dates, artist and free text; venues by city and name.
+//! category, dates, artist and free text; events (a show's stop at a venue) by show, venue,
+//! city and dates; venues by city and name.
 //!
 //! Pages are keyset-paginated: a cursor holds the last item's sort key and id, and the next
 //! page starts strictly after it. Items added or removed between two requests therefore
@@ -17,7 +18,7 @@ use super::scopes;
 use crate::{
     cache::{Entry, Kind},
     money::Paise,
-    validation::{FieldError, PageSize},
+    validation::{FieldError, PageSize, empty_is_absent},
 };
 
 const DEFAULT_PAGE: u32 = 20;
@@ -32,6 +33,21 @@ pub enum ShowSort {
     Title,
     /// Most recently added first.
     Newest,
+}
+
+impl std::str::FromStr for ShowSort {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "date" => Ok(Self::Date),
+            "title" => Ok(Self::Title),
+            "newest" => Ok(Self::Newest),
+            other => Err(format!(
+                "unknown sort {other:?}; expected date, title or newest"
+            )),
+        }
+    }
 }
 
 impl ShowSort {
@@ -49,21 +65,30 @@ impl ShowSort {
 #[serde(deny_unknown_fields)]
 pub struct ShowFilters {
     /// City of the venue (any case).
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub city: Option<String>,
     /// Category slug.
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub category: Option<String>,
     /// Showtimes starting at or after this instant (default: now).
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub from: Option<DateTime<Utc>>,
     /// Showtimes starting before this instant.
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub to: Option<DateTime<Utc>>,
     /// Exact artist name (any case).
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub artist: Option<String>,
     /// Words to find in the title, artist or description (prefixes match).
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub q: Option<String>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub sort: Option<ShowSort>,
     /// Items per page, 1 to 100 (default 20).
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub cursor: Option<String>,
 }
 
@@ -313,10 +338,14 @@ pub async fn shows(db: &PgPool, query: &ShowQuery) -> Result<Option<Page<ShowCar
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct VenueFilters {
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub city: Option<String>,
     /// Part of the venue's name.
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub q: Option<String>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub limit: Option<u32>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub cursor: Option<String>,
 }
 
@@ -408,6 +437,177 @@ pub async fn venues(
         .encode()
     });
     Ok(Some(Page { items, next_cursor }))
+}
+
+/// Filters of the event listing.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilters {
+    /// Only this show's events.
+    #[serde(default, deserialize_with = "empty_is_absent")]
+    pub show_id: Option<Uuid>,
+    /// Only events at this venue.
+    #[serde(default, deserialize_with = "empty_is_absent")]
+    pub venue_id: Option<Uuid>,
+    /// City of the venue (any case).
+    #[serde(default, deserialize_with = "empty_is_absent")]
+    pub city: Option<String>,
+    /// Events with a showtime starting at or after this instant (default: now).
+    #[serde(default, deserialize_with = "empty_is_absent")]
+    pub from: Option<DateTime<Utc>>,
+    /// Events with a showtime starting before this instant.
+    #[serde(default, deserialize_with = "empty_is_absent")]
+    pub to: Option<DateTime<Utc>>,
+    /// Items per page, 1 to 100 (default 20).
+    #[serde(default, deserialize_with = "empty_is_absent")]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[serde(default, deserialize_with = "empty_is_absent")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventQuery {
+    show_id: Option<Uuid>,
+    venue_id: Option<Uuid>,
+    city: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: i64,
+    #[serde(skip)]
+    after: Option<Cursor>,
+    cursor: Option<String>,
+}
+
+impl EventQuery {
+    pub fn parse(filters: EventFilters) -> Result<Self, FieldError> {
+        if let (Some(from), Some(to)) = (filters.from, filters.to)
+            && to <= from
+        {
+            return Err(FieldError::new("to", "must be after from"));
+        }
+        let after = filters
+            .cursor
+            .as_deref()
+            .map(|cursor| Cursor::decode(cursor, "date"))
+            .transpose()?;
+        Ok(Self {
+            show_id: filters.show_id,
+            venue_id: filters.venue_id,
+            city: filter_text("city", filters.city.as_deref())?,
+            from: filters.from,
+            to: filters.to,
+            limit: page_size(filters.limit)?,
+            cursor: after.as_ref().map(Cursor::encode),
+            after,
+        })
+    }
+
+    /// The cache entry of this page, in the group every catalogue write makes stale.
+    pub fn cache_entry(&self) -> Entry {
+        listing_entry("events", scopes::SHOW_LISTINGS, self)
+    }
+}
+
+/// An event in a listing: the show, the venue, and when its matching showtimes are.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventCard {
+    pub id: Uuid,
+    /// The stop's own name, if it has one (a festival day, a tour leg).
+    pub title: Option<String>,
+    pub show_id: Uuid,
+    pub show_title: String,
+    pub venue_id: Uuid,
+    pub venue_name: String,
+    pub city: String,
+    /// The first and last matching showtimes, and how many there are.
+    pub first_showtime_at: DateTime<Utc>,
+    pub last_showtime_at: DateTime<Utc>,
+    pub showtimes: i64,
+}
+
+/// Events with published, upcoming showtimes in the window, soonest first.
+#[tracing::instrument(skip(db))]
+pub async fn events(
+    db: &PgPool,
+    query: &EventQuery,
+) -> Result<Option<Page<EventCard>>, sqlx::Error> {
+    let (after_key, after_id) = match &query.after {
+        Some(cursor) => (Some(cursor.key.clone()), Some(cursor.id)),
+        None => (None, None),
+    };
+    let rows = sqlx::query!(
+        r#"
+        WITH cards AS (
+            SELECT e.id, e.title, e.show_id, s.title AS show_title, e.venue_id,
+                   v.name AS venue_name, v.city,
+                   min(st.starts_at) AS first_at, max(st.starts_at) AS last_at,
+                   count(*) AS showtimes
+            FROM events e
+            JOIN shows s ON s.id = e.show_id AND s.archived_at IS NULL
+            JOIN venues v ON v.id = e.venue_id
+            JOIN showtimes st ON st.event_id = e.id
+            WHERE e.archived_at IS NULL
+              AND st.status IN ('ON_SALE', 'SOLD_OUT')
+              AND st.starts_at >= greatest(now(), coalesce($1, now()))
+              AND ($2::timestamptz IS NULL OR st.starts_at < $2)
+              AND ($3::uuid IS NULL OR e.show_id = $3)
+              AND ($4::uuid IS NULL OR e.venue_id = $4)
+              AND ($5::text IS NULL OR lower(v.city) = lower($5))
+            GROUP BY e.id, s.title, v.name, v.city
+        )
+        SELECT id AS "id!", title, show_id AS "show_id!", show_title AS "show_title!",
+               venue_id AS "venue_id!", venue_name AS "venue_name!", city AS "city!",
+               first_at AS "first_at!", last_at AS "last_at!", showtimes AS "showtimes!",
+               lpad(((extract(epoch FROM first_at) * 1000000)::bigint)::text, 20, '0')
+                   AS "sort_key!"
+        FROM cards
+        WHERE $6::text IS NULL
+           OR (lpad(((extract(epoch FROM first_at) * 1000000)::bigint)::text, 20, '0'), id)
+              > ($6, $7::uuid)
+        ORDER BY first_at, id
+        LIMIT $8
+        "#,
+        query.from,
+        query.to,
+        query.show_id,
+        query.venue_id,
+        query.city,
+        after_key,
+        after_id,
+        query.limit + 1
+    )
+    .fetch_all(db)
+    .await?;
+    let more = rows.len() as i64 > query.limit;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for row in rows
+        .into_iter()
+        .take(usize::try_from(query.limit).unwrap_or(0))
+    {
+        last = Some(Cursor {
+            sort: "date".into(),
+            key: row.sort_key,
+            id: row.id,
+        });
+        items.push(EventCard {
+            id: row.id,
+            title: row.title,
+            show_id: row.show_id,
+            show_title: row.show_title,
+            venue_id: row.venue_id,
+            venue_name: row.venue_name,
+            city: row.city,
+            first_showtime_at: row.first_at,
+            last_showtime_at: row.last_at,
+            showtimes: row.showtimes,
+        });
+    }
+    Ok(Some(Page {
+        items,
+        next_cursor: last.filter(|_| more).map(|cursor| cursor.encode()),
+    }))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::cache::{Entry, Kind};
 
-/// Every page of show search results.
+/// Every page of show and event search results: any catalogue write can change them.
 pub const SHOW_LISTINGS: &str = "listings:shows";
 /// Every page of venue search results.
 pub const VENUE_LISTINGS: &str = "listings:venues";
