@@ -14,6 +14,8 @@ use tokio::io::AsyncReadExt;
 async fn main() -> anyhow::Result<()> {
     let mut env = TestEnv::new().await;
     env.set("DATABASE_POOL_SIZE", "20");
+    // One token per role serves the whole run, however many cases it makes.
+    env.set("JWT_EXPIRES_IN", "24h");
     // The fuzzer tries every operation many times, with one token per role.
     env.set("LOGIN_MAX_FAILURES_PER_ACCOUNT", "1000000");
     env.set("LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS", "1000000");

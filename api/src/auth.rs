@@ -72,8 +72,8 @@ pub struct SessionCache {
     changed: moka::sync::Cache<Uuid, i64>,
     /// When the list above was last brought up to date with Postgres.
     synced: Arc<Mutex<Option<Instant>>>,
-    /// Set while tokens are not trusted because the list is stale, so that is logged once.
-    distrusting: Arc<AtomicBool>,
+    /// Set while the look at Postgres fails, so an outage is logged once, and its end.
+    failing: Arc<AtomicBool>,
     interval: Duration,
 }
 
@@ -92,7 +92,7 @@ impl SessionCache {
                 .time_to_live(token_lifetime + LOOK_BACK)
                 .build(),
             synced: Arc::default(),
-            distrusting: Arc::default(),
+            failing: Arc::default(),
             interval: ttl,
         }
     }
@@ -110,8 +110,15 @@ impl SessionCache {
                 - chrono::Duration::from_std(token_lifetime + LOOK_BACK)
                     .unwrap_or(chrono::Duration::hours(1));
             loop {
-                match sessions::changed_since(&db, since).await {
-                    Ok((changes, now)) => {
+                // Bounded by the interval: a look stuck on a dead connection (a failover) or
+                // behind a lock is dropped and retried, not waited on.
+                let look = tokio::time::timeout(
+                    cache.interval.max(Duration::from_secs(1)),
+                    sessions::changed_since(&db, since),
+                )
+                .await;
+                match look {
+                    Ok(Ok((changes, now))) => {
                         for (user_id, at) in changes {
                             cache.mark_changed(user_id, at);
                         }
@@ -121,12 +128,22 @@ impl SessionCache {
                         if let Ok(mut synced) = cache.synced.lock() {
                             *synced = Some(Instant::now());
                         }
-                        if cache.distrusting.swap(false, Ordering::Relaxed) {
+                        if cache.failing.swap(false, Ordering::Relaxed) {
                             tracing::info!("account changes read again; tokens are trusted again");
                         }
                     }
-                    Err(error) => {
-                        tracing::warn!(%error, "account changes not read; tokens are checked in Postgres meanwhile")
+                    failed => {
+                        // Once per outage, not every round.
+                        if !cache.failing.swap(true, Ordering::Relaxed) {
+                            let error = match failed {
+                                Ok(Err(error)) => error.to_string(),
+                                _ => "no answer within the interval".to_owned(),
+                            };
+                            tracing::warn!(
+                                %error,
+                                "account changes not read; after two rounds every token is checked in Postgres until they are"
+                            );
+                        }
                     }
                 }
                 tokio::time::sleep(cache.interval).await;
@@ -155,16 +172,15 @@ impl SessionCache {
     /// date, and the token was issued after its user's last change (a change in the same
     /// second counts as after the token).
     fn trusted(&self, claims: &AccessClaims) -> Option<AuthUser> {
-        let synced = self.synced.lock().ok().and_then(|synced| *synced);
-        // One late round of the sync is tolerated; after two, tokens are checked in Postgres
-        // until it catches up. A lost announcement thus lives at most twice the interval.
-        let fresh = synced.is_some_and(|at| at.elapsed() < self.interval * 2);
-        // Before the first look (start-up) this is expected; after it, someone should know.
-        if !fresh && synced.is_some() && !self.distrusting.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "account changes not read for two rounds; every token is checked in Postgres until they are"
-            );
-        }
+        let fresh = self
+            .synced
+            .lock()
+            .ok()
+            .and_then(|synced| *synced)
+            // One late round of the sync is tolerated; after two, tokens are checked in
+            // Postgres until it catches up. A lost announcement thus lives at most twice the
+            // interval.
+            .is_some_and(|at| at.elapsed() < self.interval * 2);
         let unchanged = self
             .changed
             .get(&claims.sub)

@@ -152,6 +152,7 @@ pub struct AuditFilters {
     /// Entries older than this id (the last id of the previous page).
     pub before: Option<i64>,
     /// 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

@@ -322,6 +322,8 @@ pub async fn request_otp(
 #[serde(deny_unknown_fields)]
 pub struct OtpVerifyRequest {
     phone: String,
+    /// The 6 digits texted to the phone.
+    #[schema(pattern = r"^[0-9]{6}$")]
     code: String,
     device_name: Option<String>,
 }
@@ -415,6 +417,7 @@ pub async fn request_email_verification(
 #[serde(deny_unknown_fields)]
 pub struct EmailCode {
     /// The 6 digits mailed to the account's address.
+    #[schema(pattern = r"^[0-9]{6}$")]
     code: String,
 }
 

@@ -115,7 +115,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
 /// happens in a worker. The same Idempotency-Key with the same body answers the same booking.
 #[utoipa::path(post, path = "/api/bookings", tag = "bookings", security(("bearer" = [])),
     request_body = NewBooking,
-    params(("Idempotency-Key" = String, Header, description = "Unique per booking attempt")),
+    params(("Idempotency-Key" = String, Header, pattern = r"^[!-~]{1,255}$",
+            description = "Unique per booking attempt: 1 to 255 visible ASCII characters")),
     responses((status = 202, body = BookingAccepted), (status = 404, description = "No such showtime"),
               (status = 409, description = "Not on sale, limit reached, or key reused"),
               (status = 422, description = "Invalid seats or quantity")))]
@@ -211,6 +212,7 @@ async fn visible(state: &AppState, id: Uuid, user: &AuthUser) -> Result<BookingV
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct StatusQuery {
     /// Seconds (up to 30) to wait while the booking is still in status `from`.
+    #[param(maximum = 30)]
     wait: Option<u64>,
     /// The status the client knows; `PENDING` by default, so a long-poll after booking answers
     /// as soon as the reservation is decided.
@@ -437,6 +439,7 @@ pub struct HistoryQuery {
     /// The last booking id of the previous page.
     before: Option<Uuid>,
     /// 1 to 100, 20 by default.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
 }
 

@@ -58,6 +58,9 @@ pub fn cached_json(cached: Cached, reuse: Reuse) -> Response {
         Reuse::Private => HeaderValue::from_static("private, no-cache"),
     };
     headers.insert(header::CACHE_CONTROL, cache_control);
+    // The tag is the JSON's; gzip and plain copies are told apart by the encoding, also on a
+    // 304 (the compression layer adds this only to answers it compresses).
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     let level = match cached.source {
         Source::Process => "hit-process",
         Source::Redis => "hit-redis",
@@ -131,6 +134,6 @@ where
     };
     response
         .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("authorization"));
+        .append(header::VARY, HeaderValue::from_static("authorization"));
     Ok(response)
 }

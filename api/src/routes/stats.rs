@@ -70,6 +70,7 @@ pub struct Window {
     /// hour or day (sales over time only; default day).
     interval: Option<Interval>,
     /// Top shows only: 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
 }
 

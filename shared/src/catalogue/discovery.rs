@@ -85,6 +85,7 @@ pub struct ShowFilters {
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub sort: Option<ShowSort>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
@@ -343,6 +344,7 @@ pub struct VenueFilters {
     /// Part of the venue's name.
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub q: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub limit: Option<u32>,
     #[serde(default, deserialize_with = "empty_is_absent")]
@@ -439,6 +441,9 @@ pub async fn venues(
     Ok(Some(Page { items, next_cursor }))
 }
 
+/// The event listing's one order, named in its cursors so a show listing's cursor is refused.
+const EVENT_ORDER: &str = "event-date";
+
 /// Filters of the event listing.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -459,6 +464,7 @@ pub struct EventFilters {
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub to: Option<DateTime<Utc>>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
@@ -489,7 +495,7 @@ impl EventQuery {
         let after = filters
             .cursor
             .as_deref()
-            .map(|cursor| Cursor::decode(cursor, "date"))
+            .map(|cursor| Cursor::decode(cursor, EVENT_ORDER))
             .transpose()?;
         Ok(Self {
             show_id: filters.show_id,
@@ -587,7 +593,7 @@ pub async fn events(
         .take(usize::try_from(query.limit).unwrap_or(0))
     {
         last = Some(Cursor {
-            sort: "date".into(),
+            sort: EVENT_ORDER.into(),
             key: row.sort_key,
             id: row.id,
         });

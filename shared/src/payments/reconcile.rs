@@ -55,6 +55,7 @@ pub struct PaymentFilters {
     #[serde(default)]
     pub mismatched: bool,
     /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Records older than this one (the last id of the previous page).
     pub before: Option<Uuid>,

@@ -36,6 +36,8 @@ pub struct RefundOrder {
     /// Seats to refund; absent or empty for the whole booking.
     #[serde(default)]
     seat_ids: Vec<Uuid>,
+    /// Why, for the audit log: 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: String,
 }
 
@@ -65,6 +67,8 @@ pub struct ManualBooking {
     /// Free tickets: confirmed as soon as the seats are held, no payment.
     #[serde(default)]
     comp: bool,
+    /// Why, for the audit log: 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: String,
 }
 
@@ -108,6 +112,8 @@ pub async fn manual_booking(
 #[serde(deny_unknown_fields)]
 pub struct SeatChange {
     seat_ids: Vec<Uuid>,
+    /// Why, for the audit log: 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: String,
 }
 
@@ -132,6 +138,8 @@ pub async fn move_seats(
 pub struct Cancellation {
     /// Give the money back (a refund through Razorpay) or not.
     refund: bool,
+    /// Why, for the audit log: 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: String,
 }
 

@@ -57,6 +57,7 @@ pub struct UserFilters {
     /// Users older than this one (the last id of the previous page).
     before: Option<Uuid>,
     /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
