@@ -156,6 +156,43 @@ fn page_size(limit: Option<u32>) -> Result<i64, FieldError> {
     Ok(PageSize::parse(limit, DEFAULT_PAGE, LARGEST_PAGE)?.as_i64())
 }
 
+fn check_window(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<(), FieldError> {
+    match (from, to) {
+        (Some(from), Some(to)) if to <= from => Err(FieldError::new("to", "must be after from")),
+        _ => Ok(()),
+    }
+}
+
+/// A page from rows fetched with `LIMIT limit + 1`: the extra row only says there is more,
+/// and the cursor points after the last row kept. `key` gives a row's sort key and id.
+fn page_of<R, T>(
+    rows: Vec<R>,
+    limit: i64,
+    sort: &str,
+    key: impl Fn(&R) -> (String, Uuid),
+    item: impl Fn(R) -> T,
+) -> Page<T> {
+    let more = rows.len() as i64 > limit;
+    let mut last = None;
+    let items = rows
+        .into_iter()
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(|row| {
+            last = Some(key(&row));
+            item(row)
+        })
+        .collect();
+    let next_cursor = last.filter(|_| more).map(|(key, id)| {
+        Cursor {
+            sort: sort.to_owned(),
+            key,
+            id,
+        }
+        .encode()
+    });
+    Page { items, next_cursor }
+}
+
 fn filter_text(field: &'static str, value: Option<&str>) -> Result<Option<String>, FieldError> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {
         Some(v) if v.chars().count() > 200 => {
@@ -198,11 +235,7 @@ pub struct ShowQuery {
 
 impl ShowQuery {
     pub fn parse(filters: ShowFilters) -> Result<Self, FieldError> {
-        if let (Some(from), Some(to)) = (filters.from, filters.to)
-            && to <= from
-        {
-            return Err(FieldError::new("to", "must be after from"));
-        }
+        check_window(filters.from, filters.to)?;
         let sort = filters.sort.unwrap_or_default();
         let after = filters
             .cursor
@@ -303,19 +336,12 @@ pub async fn shows(db: &PgPool, query: &ShowQuery) -> Result<Option<Page<ShowCar
     )
     .fetch_all(db)
     .await?;
-    let more = rows.len() as i64 > query.limit;
-    let mut items = Vec::with_capacity(rows.len());
-    let mut last = None;
-    for row in rows
-        .into_iter()
-        .take(usize::try_from(query.limit).unwrap_or(0))
-    {
-        last = Some(Cursor {
-            sort: query.sort.as_str().to_owned(),
-            key: row.sort_key,
-            id: row.id,
-        });
-        items.push(ShowCard {
+    Ok(Some(page_of(
+        rows,
+        query.limit,
+        query.sort.as_str(),
+        |row| (row.sort_key.clone(), row.id),
+        |row| ShowCard {
             id: row.id,
             title: row.title,
             artist: row.artist,
@@ -327,12 +353,8 @@ pub async fn shows(db: &PgPool, query: &ShowQuery) -> Result<Option<Page<ShowCar
             cities: row.cities,
             next_showtime_at: row.next_at,
             min_price_paise: row.min_price,
-        });
-    }
-    Ok(Some(Page {
-        items,
-        next_cursor: last.filter(|_| more).map(|cursor| cursor.encode()),
-    }))
+        },
+    )))
 }
 
 /// Filters of the venue listing.
@@ -425,20 +447,13 @@ pub async fn venues(
     )
     .fetch_all(db)
     .await?;
-    let more = rows.len() as i64 > query.limit;
-    let items: Vec<VenueCard> = rows
-        .into_iter()
-        .take(usize::try_from(query.limit).unwrap_or(0))
-        .collect();
-    let next_cursor = items.last().filter(|_| more).map(|last| {
-        Cursor {
-            sort: "name".into(),
-            key: last.name.clone(),
-            id: last.id,
-        }
-        .encode()
-    });
-    Ok(Some(Page { items, next_cursor }))
+    Ok(Some(page_of(
+        rows,
+        query.limit,
+        "name",
+        |venue| (venue.name.clone(), venue.id),
+        |venue| venue,
+    )))
 }
 
 /// The event listing's one order, named in its cursors so a show listing's cursor is refused.
@@ -487,11 +502,7 @@ pub struct EventQuery {
 
 impl EventQuery {
     pub fn parse(filters: EventFilters) -> Result<Self, FieldError> {
-        if let (Some(from), Some(to)) = (filters.from, filters.to)
-            && to <= from
-        {
-            return Err(FieldError::new("to", "must be after from"));
-        }
+        check_window(filters.from, filters.to)?;
         let after = filters
             .cursor
             .as_deref()
@@ -585,19 +596,12 @@ pub async fn events(
     )
     .fetch_all(db)
     .await?;
-    let more = rows.len() as i64 > query.limit;
-    let mut items = Vec::with_capacity(rows.len());
-    let mut last = None;
-    for row in rows
-        .into_iter()
-        .take(usize::try_from(query.limit).unwrap_or(0))
-    {
-        last = Some(Cursor {
-            sort: EVENT_ORDER.into(),
-            key: row.sort_key,
-            id: row.id,
-        });
-        items.push(EventCard {
+    Ok(Some(page_of(
+        rows,
+        query.limit,
+        EVENT_ORDER,
+        |row| (row.sort_key.clone(), row.id),
+        |row| EventCard {
             id: row.id,
             title: row.title,
             show_id: row.show_id,
@@ -608,12 +612,8 @@ pub async fn events(
             first_showtime_at: row.first_at,
             last_showtime_at: row.last_at,
             showtimes: row.showtimes,
-        });
-    }
-    Ok(Some(Page {
-        items,
-        next_cursor: last.filter(|_| more).map(|cursor| cursor.encode()),
-    }))
+        },
+    )))
 }
 
 #[cfg(test)]
