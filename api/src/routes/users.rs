@@ -9,6 +9,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use shared::accounts::{
     Email,
+    preferences::{self, Preferences},
     sessions::{self, SessionView},
     sign_in,
     users::{self, User},
@@ -25,6 +26,35 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me, update_me))
         .routes(routes!(list_sessions, revoke_other_sessions))
         .routes(routes!(revoke_session))
+        .routes(routes!(preferences, replace_preferences))
+}
+
+/// The caller's preferences: default city, language, and which messages they want. Defaults
+/// (no city, `en`, booking messages by email and SMS, no offers) until they choose.
+#[utoipa::path(get, path = "/api/users/me/preferences", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = Preferences)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn preferences(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<axum::Json<Preferences>, ApiError> {
+    Ok(axum::Json(
+        preferences::read(&state.core.db, user.user_id).await?,
+    ))
+}
+
+/// Replaces the caller's preferences as a whole.
+#[utoipa::path(put, path = "/api/users/me/preferences", tag = "users", security(("bearer" = [])),
+    request_body = Preferences, responses((status = 200, body = Preferences)))]
+#[tracing::instrument(skip_all, fields(user_id = %user.user_id))]
+pub async fn replace_preferences(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(chosen): Json<Preferences>,
+) -> Result<axum::Json<Preferences>, ApiError> {
+    let chosen = chosen.parse()?;
+    preferences::replace(&state.core.db, user.user_id, &chosen).await?;
+    Ok(axum::Json(chosen))
 }
 
 /// The caller's profile (cached; `X-Cache` says from where).

@@ -478,3 +478,79 @@ async fn a_revocation_nobody_announced_still_ends_the_session_within_the_sync_in
 
     eventually!(app.me(access(&pair)).await.status() == 401);
 }
+
+#[tokio::test]
+async fn a_user_keeps_their_own_preferences() {
+    let app = spawn_app().await;
+    let asha = app.signed_up().await;
+    let ravi = app.signed_up().await;
+
+    let defaults: Value = app.preferences(access(&asha)).await.json().await.unwrap();
+    assert_eq!(
+        defaults,
+        json!({"default_city": null, "language": "en",
+               "notifications": {"email": true, "sms": true, "offers": false}})
+    );
+
+    let chosen = json!({"default_city": "  Pune ", "language": "hi-IN",
+                        "notifications": {"email": true, "sms": false, "offers": true}});
+    let response = app.set_preferences(access(&asha), &chosen).await;
+    assert_eq!(response.status(), 200);
+    let saved: Value = app.preferences(access(&asha)).await.json().await.unwrap();
+    assert_eq!(saved["default_city"], "Pune");
+    assert_eq!(saved["language"], "hi-IN");
+    assert_eq!(saved["notifications"]["sms"], false);
+    assert_eq!(saved["notifications"]["offers"], true);
+    let untouched: Value = app.preferences(access(&ravi)).await.json().await.unwrap();
+    assert_eq!(untouched, defaults, "one user's choice is theirs alone");
+
+    // Replaced as a whole: clearing the city is sending null.
+    let cleared = json!({"default_city": null, "language": "en",
+                         "notifications": {"email": false, "sms": false, "offers": false}});
+    assert_eq!(
+        app.set_preferences(access(&asha), &cleared).await.status(),
+        200
+    );
+    let saved: Value = app.preferences(access(&asha)).await.json().await.unwrap();
+    assert_eq!(saved, cleared);
+
+    for (bad, code) in [
+        (
+            json!({"default_city": "  ", "language": "en",
+                "notifications": {"email": true, "sms": true, "offers": false}}),
+            "VALIDATION_FAILED",
+        ),
+        (
+            json!({"default_city": null, "language": "English",
+                "notifications": {"email": true, "sms": true, "offers": false}}),
+            "VALIDATION_FAILED",
+        ),
+        (
+            json!({"default_city": null, "language": "en"}),
+            "INVALID_BODY",
+        ),
+        (
+            json!({"default_city": null, "language": "en", "theme": "dark",
+                "notifications": {"email": true, "sms": true, "offers": false}}),
+            "INVALID_BODY",
+        ),
+    ] {
+        let response = app.set_preferences(access(&asha), &bad).await;
+        assert_eq!(response.status(), 422, "{bad}");
+        assert_eq!(error_code(response).await, code, "{bad}");
+    }
+    assert_eq!(
+        app.preferences(access(&asha))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+        cleared,
+        "a refused change changes nothing"
+    );
+    assert_eq!(
+        app.get("/api/users/me/preferences").await.status(),
+        401,
+        "signed out"
+    );
+}

@@ -200,6 +200,20 @@ impl TestApp {
         .await
     }
 
+    pub async fn preferences(&self, token: &str) -> Response {
+        self.get_as("/api/users/me/preferences", token).await
+    }
+
+    pub async fn set_preferences(&self, token: &str, chosen: &Value) -> Response {
+        self.send_json(
+            reqwest::Method::PUT,
+            "/api/users/me/preferences",
+            chosen,
+            Some(token),
+        )
+        .await
+    }
+
     pub async fn sessions(&self, token: &str) -> Response {
         self.get_as("/api/users/me/sessions", token).await
     }

@@ -6,6 +6,7 @@
 //! - [`sessions`] keeps one session per signed-in device, the family of its refresh tokens;
 //! - [`otp`] and [`google`] are the other two ways to sign in;
 //! - [`email_verification`] proves an account owns its email, which Google linking requires;
+//! - [`preferences`] keeps what a user chose: city, language, which messages they want;
 //! - [`sign_in`] holds the ways in and out of an account, [`admin`] what admins do to accounts
 //!   (roles, disabling); both end in [`AccountError`] when refused.
 
@@ -16,6 +17,7 @@ pub mod google;
 pub mod otp;
 mod password;
 mod phone;
+pub mod preferences;
 mod role;
 pub mod sessions;
 pub mod sign_in;
