@@ -143,16 +143,24 @@ pub struct AuditRecord {
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilters {
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
     pub actor_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
     pub action: Option<String>,
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
     pub resource_type: Option<String>,
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
     pub resource_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
     pub from: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
     pub to: Option<chrono::DateTime<chrono::Utc>>,
     /// Entries older than this id (the last id of the previous page).
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
     pub before: Option<i64>,
     /// 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500)]
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
     pub limit: Option<u32>,
 }
 

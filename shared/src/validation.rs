@@ -65,6 +65,25 @@ where
     }
 }
 
+/// [`empty_is_absent`] for a type named by text in serde's own way (an enum of names).
+pub fn empty_is_absent_name<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::IntoDeserializer;
+    match Option::<String>::deserialize(deserializer)?
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") => Ok(None),
+        Some(text) => {
+            let text: serde::de::value::StrDeserializer<'_, D::Error> = text.into_deserializer();
+            T::deserialize(text).map(Some)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -213,9 +213,11 @@ async fn visible(state: &AppState, id: Uuid, user: &AuthUser) -> Result<BookingV
 pub struct StatusQuery {
     /// Seconds (up to 30) to wait while the booking is still in status `from`.
     #[param(maximum = 30)]
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     wait: Option<u64>,
     /// The status the client knows; `PENDING` by default, so a long-poll after booking answers
     /// as soon as the reservation is decided.
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent_name")]
     from: Option<BookingStatus>,
 }
 
@@ -435,11 +437,14 @@ pub async fn tickets(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct HistoryQuery {
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent_name")]
     status: Option<BookingStatus>,
     /// The last booking id of the previous page.
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     before: Option<Uuid>,
     /// 1 to 100, 20 by default.
     #[param(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     limit: Option<u32>,
 }
 

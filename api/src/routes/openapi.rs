@@ -7,7 +7,10 @@ use axum::http::Method;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-    openapi::{Content, OpenApi as OpenApiDocument, Ref, RefOr, Response, path::Operation},
+    openapi::{
+        Content, OpenApi as OpenApiDocument, Ref, RefOr, Required, Response,
+        path::{Operation, ParameterIn},
+    },
 };
 
 use shared::{catalogue::discovery::ShowSort, stats::Interval};
@@ -81,6 +84,7 @@ pub fn with_stack_answers(mut document: OpenApiDocument) -> OpenApiDocument {
         for (method, operation) in operations {
             if let Some(operation) = operation {
                 add_stack_answers(path, &method, operation);
+                empty_means_absent(operation);
                 name_by_tag(operation);
             }
         }
@@ -92,6 +96,20 @@ fn name_by_tag(operation: &mut Operation) {
     let tag = operation.tags.iter().flatten().next().cloned();
     if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut()) {
         *id = format!("{}_{id}", tag.replace('-', "_"));
+    }
+}
+
+/// Every list reads an empty optional query parameter (`?city=`) as absent
+/// (`shared::validation::empty_is_absent`); the document says so with `allowEmptyValue`, which
+/// utoipa has no field for, so it goes in beside the extensions it serialises flat.
+fn empty_means_absent(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.parameter_in == ParameterIn::Query && parameter.required == Required::False {
+            parameter
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert("allowEmptyValue".to_owned(), true.into());
+        }
     }
 }
 

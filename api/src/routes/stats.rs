@@ -62,15 +62,20 @@ pub async fn show(
 #[serde(deny_unknown_fields)]
 pub struct Window {
     /// Start (default: the period before `to`).
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     from: Option<DateTime<Utc>>,
     /// End, exclusive (default: now).
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     to: Option<DateTime<Utc>>,
     /// Only this show.
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     show_id: Option<Uuid>,
     /// hour or day (sales over time only; default day).
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent_name")]
     interval: Option<Interval>,
     /// Top shows only: 1 to 100 (default 10).
     #[param(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     limit: Option<u32>,
 }
 

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use test_support::TestEnv;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{error_code, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn every_response_carries_a_generated_request_id() {
@@ -184,6 +184,85 @@ async fn the_openapi_document_validates_and_every_error_has_the_error_shape() {
         "the validator refused the document (scripts/test installs it and sets BMS_PYTHON):\n{said}"
     );
     assert!(!said.to_lowercase().contains("warn"), "{said}");
+}
+
+/// Every optional query parameter of every operation may be sent empty (`?city=`), as forms
+/// and many clients send an unset field: it means absent. The document says so
+/// (`allowEmptyValue`), and no operation refuses it.
+#[tokio::test]
+async fn empty_optional_query_parameters_mean_absent_everywhere() {
+    let app = spawn_app().await;
+    let admin = app.signed_up_as("SUPER_ADMIN").await;
+    let document: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let optional: Vec<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query" && p["required"] != true)
+                .map(|p| {
+                    assert_eq!(p["allowEmptyValue"], true, "{method} {path} {}", p["name"]);
+                    p["name"].as_str().unwrap()
+                })
+                .collect();
+            if optional.is_empty() || method != "get" {
+                continue;
+            }
+            let query: Vec<String> = optional.iter().map(|name| format!("{name}=")).collect();
+            let required: Vec<String> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query" && p["required"] == true)
+                .map(|p| format!("{}={}", p["name"].as_str().unwrap(), uuid::Uuid::nil()))
+                .collect();
+            let url = format!(
+                "{}?{}",
+                path.replace("{kind}", "refund")
+                    .replace("{id}", &uuid::Uuid::nil().to_string()),
+                [query, required].concat().join("&")
+            );
+            let response = app.get_as(&url, &admin.access).await;
+            let status = response.status().as_u16();
+            assert!(
+                ![400, 422].contains(&status),
+                "GET {url}: {status} {}",
+                response.text().await.unwrap()
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 12,
+        "only {checked} operations with optional query parameters"
+    );
+}
+
+/// Postgres refuses a NUL in text. Wherever a client's text carries one, the answer is a 422,
+/// never a 500: a listing's filter, an admin's reason.
+#[tokio::test]
+async fn text_with_a_nul_is_refused_not_a_server_error() {
+    let app = spawn_app().await;
+    let admin = app.signed_up_as("SUPER_ADMIN").await;
+    for (path, token) in [
+        ("/api/shows?city=Pu%00ne", None),
+        ("/api/venues?city=Pu%00ne", None),
+        ("/api/events?city=Pu%00ne", None),
+        (
+            "/api/admin/audit?action=user%00",
+            Some(admin.access.as_str()),
+        ),
+        ("/api/admin/users?q=a%00b", Some(admin.access.as_str())),
+    ] {
+        let response = match token {
+            Some(token) => app.get_as(path, token).await,
+            None => app.get(path).await,
+        };
+        assert_eq!(response.status(), 422, "{path}");
+        assert_eq!(error_code(response).await, "VALIDATION_FAILED", "{path}");
+    }
 }
 
 fn collect_references(value: &Value, into: &mut Vec<String>) {

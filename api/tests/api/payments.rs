@@ -861,3 +861,35 @@ async fn an_order_needs_a_live_hold() {
         .unwrap();
     assert_eq!(stored, 0);
 }
+
+/// Found by the contract run: a NUL in an id reached Postgres, which refuses it, and the
+/// buyer got a 500. Ids are now checked before any query.
+#[tokio::test]
+async fn a_checkout_result_with_malformed_ids_is_refused_before_any_query() {
+    let shop = Shop::open().await;
+    let booking = shop.reserve(0, &shop.seats(0..1)).await;
+    let order = shop.order_id(0, &booking).await;
+    let checkout = shop.pay(&order, json!({})).await;
+    for (field, value) in [
+        ("razorpay_order_id", "order_\u{0}x"),
+        ("razorpay_order_id", ""),
+        ("razorpay_payment_id", "pay_\u{0}"),
+        ("razorpay_payment_id", "pay id with spaces"),
+    ] {
+        let mut sent = checkout.clone();
+        sent[field] = json!(value);
+        let response = shop.verify(0, &sent).await;
+        assert_eq!(response.status(), 422, "{field} = {value:?}");
+        assert_eq!(error_code(response).await, "VALIDATION_FAILED");
+    }
+    let response = shop.verify(0, &checkout).await;
+    assert_eq!(
+        response.status(),
+        202,
+        "the real result still settles the booking"
+    );
+    assert_eq!(
+        shop.booking_after(0, &booking, "RESERVED").await["status"],
+        "CONFIRMED"
+    );
+}

@@ -18,7 +18,7 @@ use super::scopes;
 use crate::{
     cache::{Entry, Kind},
     money::Paise,
-    validation::{FieldError, PageSize, empty_is_absent},
+    validation::{FieldError, PageSize, empty_is_absent, empty_is_absent_name},
 };
 
 const DEFAULT_PAGE: u32 = 20;
@@ -33,21 +33,6 @@ pub enum ShowSort {
     Title,
     /// Most recently added first.
     Newest,
-}
-
-impl std::str::FromStr for ShowSort {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "date" => Ok(Self::Date),
-            "title" => Ok(Self::Title),
-            "newest" => Ok(Self::Newest),
-            other => Err(format!(
-                "unknown sort {other:?}; expected date, title or newest"
-            )),
-        }
-    }
 }
 
 impl ShowSort {
@@ -82,7 +67,7 @@ pub struct ShowFilters {
     /// Words to find in the title, artist or description (prefixes match).
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub q: Option<String>,
-    #[serde(default, deserialize_with = "empty_is_absent")]
+    #[serde(default, deserialize_with = "empty_is_absent_name")]
     pub sort: Option<ShowSort>,
     /// Items per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -198,6 +183,10 @@ fn filter_text(field: &'static str, value: Option<&str>) -> Result<Option<String
         Some(v) if v.chars().count() > 200 => {
             Err(FieldError::new(field, "must be at most 200 characters"))
         }
+        Some(v) if v.chars().any(char::is_control) => Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        )),
         other => Ok(other.map(str::to_owned)),
     }
 }

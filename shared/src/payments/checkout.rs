@@ -17,6 +17,7 @@ use crate::{
     error::DomainError,
     jobs::{PaymentSignal, VerifyPayment},
     money::Paise,
+    validation::FieldError,
 };
 
 /// What Razorpay Checkout needs to take the payment.
@@ -174,9 +175,30 @@ async fn existing_order(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutResult {
+    #[schema(pattern = r"^[A-Za-z0-9_]{1,64}$")]
     pub razorpay_order_id: String,
+    #[schema(pattern = r"^[A-Za-z0-9_]{1,64}$")]
     pub razorpay_payment_id: String,
     pub razorpay_signature: String,
+}
+
+/// A Razorpay id as Checkout hands it back (`order_...`, `pay_...`): 1 to 64 letters, digits
+/// and underscores. Anything else is refused before it reaches a query (Postgres refuses a NUL
+/// in text, which would otherwise surface as a 500).
+fn provider_id<'a>(field: &'static str, value: &'a str) -> Result<&'a str, FieldError> {
+    let value = value.trim();
+    let valid = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(value)
+    } else {
+        Err(FieldError::new(
+            field,
+            "a Razorpay id: 1 to 64 letters, digits and underscores",
+        ))
+    }
 }
 
 /// A buyer's Checkout result: its signature checked, then the verification job queued (the
@@ -200,22 +222,18 @@ async fn verification_job(
     user_id: Uuid,
     result: CheckoutResult,
 ) -> Result<(Uuid, VerifyPayment), DomainError> {
+    let order_id = provider_id("razorpay_order_id", &result.razorpay_order_id)?;
+    let payment_id = provider_id("razorpay_payment_id", &result.razorpay_payment_id)?;
     let payment = sqlx::query!(
         r#"SELECT p.id, p.booking_id, p.provider_order_id, p.status AS "status: PaymentStatus"
            FROM payments p JOIN bookings b ON b.id = p.booking_id
            WHERE p.provider_order_id = $1 AND b.user_id = $2"#,
-        result.razorpay_order_id.trim(),
+        order_id,
         user_id
     )
     .fetch_optional(db)
     .await?
     .ok_or(DomainError::NotFound("order"))?;
-    let payment_id = result.razorpay_payment_id.trim();
-    if payment_id.is_empty() || payment_id.len() > 64 {
-        return Err(
-            crate::validation::FieldError::new("razorpay_payment_id", "not a payment id").into(),
-        );
-    }
     if !checkout_signature_valid(
         key_secret,
         &payment.provider_order_id,

@@ -50,14 +50,17 @@ pub struct PaymentRecord {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentFilters {
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent_name")]
     pub status: Option<PaymentStatus>,
-    /// Only records where money and booking disagree.
-    #[serde(default)]
-    pub mismatched: bool,
+    /// Only records where money and booking disagree (default false).
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
+    pub mismatched: Option<bool>,
     /// 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
     pub limit: Option<u32>,
     /// Records older than this one (the last id of the previous page).
+    #[serde(default, deserialize_with = "crate::validation::empty_is_absent")]
     pub before: Option<Uuid>,
 }
 
@@ -105,7 +108,7 @@ async fn records(
            ORDER BY created_at DESC, id DESC
            LIMIT $4"#,
         filters.status as Option<PaymentStatus>,
-        filters.mismatched,
+        filters.mismatched.unwrap_or(false),
         filters.before,
         limit,
         only

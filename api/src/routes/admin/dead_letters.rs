@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct DeadLetterQuery {
     /// 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     limit: Option<u32>,
 }
 

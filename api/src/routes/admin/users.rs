@@ -52,12 +52,16 @@ pub async fn change_role(
 #[serde(deny_unknown_fields)]
 pub struct UserFilters {
     /// Part of a name, email or phone number.
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     q: Option<String>,
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent_name")]
     role: Option<Role>,
     /// Users older than this one (the last id of the previous page).
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     before: Option<Uuid>,
     /// 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
+    #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     limit: Option<u32>,
 }
 
