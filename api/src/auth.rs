@@ -110,8 +110,8 @@ impl SessionCache {
                 - chrono::Duration::from_std(token_lifetime + LOOK_BACK)
                     .unwrap_or(chrono::Duration::hours(1));
             loop {
-                // Bounded by the interval: a look stuck on a dead connection (a failover) or
-                // behind a lock is dropped and retried, not waited on.
+                // Bounded by the interval (a second at least): a look stuck on a dead
+                // connection (a failover) or behind a lock is dropped and retried, not waited on.
                 let look = tokio::time::timeout(
                     cache.interval.max(Duration::from_secs(1)),
                     sessions::changed_since(&db, since),

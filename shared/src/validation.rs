@@ -56,13 +56,9 @@ where
     T: FromStr,
     T::Err: Display,
 {
-    match Option::<String>::deserialize(deserializer)?
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("") => Ok(None),
-        Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
-    }
+    present(deserializer)?
+        .map(|text| text.parse().map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// [`empty_is_absent`] for a type named by text in serde's own way (an enum of names).
@@ -72,16 +68,20 @@ where
     T: serde::de::DeserializeOwned,
 {
     use serde::de::IntoDeserializer;
-    match Option::<String>::deserialize(deserializer)?
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("") => Ok(None),
-        Some(text) => {
-            let text: serde::de::value::StrDeserializer<'_, D::Error> = text.into_deserializer();
-            T::deserialize(text).map(Some)
-        }
-    }
+    present(deserializer)?
+        .map(|text| {
+            let text: serde::de::value::StrDeserializer<'_, D::Error> =
+                text.as_str().into_deserializer();
+            T::deserialize(text)
+        })
+        .transpose()
+}
+
+/// The parameter's text, trimmed, or `None` when it is missing or empty.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty()))
 }
 
 #[cfg(test)]
