@@ -270,12 +270,13 @@ impl From<sqlx::Error> for ApiError {
             tracing::warn!(%error, "the database is unavailable");
             return Self::Unavailable("the database");
         }
-        // 22021: text Postgres cannot store, a NUL (U+0000) being the one valid JSON or URL
-        // text can carry. Whatever field it came in, it is the client's input, not a failure.
+        // 22021 and 22P05: text Postgres cannot store in `text` and in `jsonb`, a NUL (U+0000)
+        // being the one valid JSON or URL text can carry. Whatever field it came in, it is the
+        // client's input, not a failure.
         if error
             .as_database_error()
             .and_then(|e| e.code())
-            .is_some_and(|code| code == "22021")
+            .is_some_and(|code| code == "22021" || code == "22P05")
         {
             return Self::unprocessable("VALIDATION_FAILED", "text must not contain NUL (U+0000)");
         }

@@ -213,7 +213,7 @@ fn complete_document(
 ) -> utoipa::openapi::OpenApi {
     let mut document = api;
     document.merge(operators);
-    openapi::with_stack_answers(document)
+    openapi::with_cross_field_rules(openapi::with_stack_answers(document))
 }
 
 /// The document served at `/api/openapi.json`, built without settings or services (`api

@@ -54,20 +54,16 @@ impl Actor {
     }
 }
 
+/// The longest reason, in characters.
+pub const REASON_MAX: usize = 500;
+
 /// Why a person did what the audit log records: required of admins' actions on bookings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reason(String);
 
 impl Reason {
     pub fn parse(text: &str) -> Result<Self, FieldError> {
-        let text = text.trim();
-        if text.is_empty() || text.chars().count() > 500 {
-            return Err(FieldError::new(
-                "reason",
-                "say why, in at most 500 characters",
-            ));
-        }
-        Ok(Self(text.to_owned()))
+        crate::validation::required_text("reason", text, REASON_MAX).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

@@ -1,5 +1,6 @@
 //! What every parse of outside input shares: the error it returns (which field, and what is
-//! wrong with it), the size of a page of a list, and how an empty query parameter is read.
+//! wrong with it), the rules of free text, the size of a page of a list, how an empty query
+//! parameter is read, and (in [`schema`]) how the OpenAPI document states these same rules.
 
 use std::{fmt::Display, str::FromStr};
 
@@ -18,6 +19,55 @@ impl FieldError {
             field,
             message: message.into(),
         }
+    }
+}
+
+/// Trimmed text of 1 to `max` characters, with no control characters but line breaks: names,
+/// titles, reasons. Stated in the document by [`schema::required_text`].
+pub fn required_text(field: &'static str, value: &str, max: usize) -> Result<String, FieldError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    optional_text(field, value, max)
+}
+
+/// Trimmed text of at most `max` characters (empty allowed), with no control characters but
+/// line breaks. Stated in the document by [`schema::optional_text`].
+pub fn optional_text(field: &'static str, value: &str, max: usize) -> Result<String, FieldError> {
+    let value = value.trim();
+    if value.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A list filter's text: trimmed, at most `max` characters on one line, `None` when empty.
+/// Stated in the document by [`schema::filter_text`].
+pub fn filter_text(
+    field: &'static str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, FieldError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) if v.chars().count() > max => Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        )),
+        Some(v) if v.chars().any(char::is_control) => Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        )),
+        other => Ok(other.map(str::to_owned)),
     }
 }
 
@@ -77,6 +127,54 @@ where
         .transpose()
 }
 
+/// For a field of a partial update that `null` clears (`#[serde(default, deserialize_with =
+/// "sent")]` on an `Option<Option<T>>`): `None` when the field is not sent, `Some(None)` when
+/// it is sent as `null`.
+pub fn sent<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// For a field holding a struct (`#[serde(deserialize_with = "object")]`): read only from a
+/// JSON object. Serde also reads a struct from an array of its fields in order (`[null, []]`),
+/// which the document does not allow and no client means.
+pub fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let fields = serde_json::Map::deserialize(deserializer)?;
+    T::deserialize(serde_json::Value::Object(fields)).map_err(serde::de::Error::custom)
+}
+
+/// [`object`] for an optional struct: `null`, absent, or an object.
+pub fn object_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Option::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?
+        .map(|fields| T::deserialize(serde_json::Value::Object(fields)))
+        .transpose()
+        .map_err(serde::de::Error::custom)
+}
+
+/// [`object`] for a list of structs.
+pub fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Vec::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?
+        .into_iter()
+        .map(|fields| T::deserialize(serde_json::Value::Object(fields)))
+        .collect::<Result<_, _>>()
+        .map_err(serde::de::Error::custom)
+}
+
 /// The parameter's text, trimmed, or `None` when it is missing or empty.
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(deserializer)?
@@ -84,9 +182,181 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>,
         .filter(|text| !text.is_empty()))
 }
 
+/// The rules above as JSON Schema, for `#[schema(schema_with = ...)]` and
+/// `#[param(schema_with = ...)]`, so that a client (or a fuzzer) that follows the document never
+/// sends text the API refuses, and never has text refused that the document allows.
+///
+/// The patterns spell out the characters Rust's `str::trim` removes (Unicode White_Space)
+/// rather than use `\s`: `\s` means another set in ECMA-262 and another again in Python, the
+/// two engines clients validate with. They allow whitespace around the text, as the server
+/// trims it, and count the length of what is left, which `maxLength` cannot.
+pub mod schema {
+    use utoipa::openapi::{
+        KnownFormat, Object, ObjectBuilder, SchemaFormat, Type,
+        schema::{ArrayBuilder, SchemaType},
+    };
+
+    /// What `str::trim` removes.
+    pub const SPACE: &str =
+        r"[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+    /// Neither whitespace nor a control character: what trimmed text starts and ends with.
+    const VISIBLE: &str =
+        r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+    /// Anything but a control character other than a line break.
+    const TEXT: &str = r"[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]";
+    /// Anything but a control character.
+    const LINE: &str = r"[^\u0000-\u001f\u007f-\u009f]";
+    /// Above this a pattern's counted repeat is too large for some validators to compile;
+    /// `maxLength` bounds the text instead, stricter only by the whitespace around it.
+    const LONGEST_COUNTED: usize = 5_000;
+
+    fn trimmed(inside: &str, max: usize, empty_allowed: bool) -> (String, Option<usize>) {
+        let (repeat, max_length) = if max > LONGEST_COUNTED {
+            ("*".to_owned(), Some(max))
+        } else {
+            (format!("{{0,{}}}", max.saturating_sub(2)), None)
+        };
+        let text = format!("{VISIBLE}(?:{inside}{repeat}{VISIBLE})?");
+        let text = if empty_allowed {
+            format!("(?:{text})?")
+        } else {
+            text
+        };
+        (format!("^{SPACE}*{text}{SPACE}*$"), max_length)
+    }
+
+    /// A string, or also `null`.
+    pub fn string_type(nullable: bool) -> SchemaType {
+        if nullable {
+            [Type::String, Type::Null].into_iter().collect()
+        } else {
+            Type::String.into()
+        }
+    }
+
+    fn string(pattern: (String, Option<usize>), nullable: bool) -> Object {
+        let (pattern, max_length) = pattern;
+        ObjectBuilder::new()
+            .schema_type(string_type(nullable))
+            .pattern(Some(pattern))
+            .max_length(max_length)
+            .build()
+    }
+
+    /// [`super::required_text`] with `MAX` characters.
+    pub fn required_text<const MAX: usize>() -> Object {
+        string(trimmed(TEXT, MAX, false), false)
+    }
+
+    /// [`super::required_text`], or `null`.
+    pub fn required_text_or_null<const MAX: usize>() -> Object {
+        string(trimmed(TEXT, MAX, false), true)
+    }
+
+    /// [`super::optional_text`] with `MAX` characters.
+    pub fn optional_text<const MAX: usize>() -> Object {
+        string(trimmed(TEXT, MAX, true), false)
+    }
+
+    /// [`super::optional_text`], or `null`.
+    pub fn optional_text_or_null<const MAX: usize>() -> Object {
+        string(trimmed(TEXT, MAX, true), true)
+    }
+
+    /// [`super::filter_text`] with `MAX` characters.
+    pub fn filter_text<const MAX: usize>() -> Object {
+        string(trimmed(LINE, MAX, true), true)
+    }
+
+    /// `MIN` to `MAX` ids, each once.
+    pub fn distinct_ids<const MIN: usize, const MAX: usize>() -> utoipa::openapi::Array {
+        distinct_ids_of::<MIN, MAX>(Type::Array.into())
+    }
+
+    /// [`distinct_ids`], or `null`.
+    pub fn distinct_ids_or_null<const MIN: usize, const MAX: usize>() -> utoipa::openapi::Array {
+        distinct_ids_of::<MIN, MAX>([Type::Array, Type::Null].into_iter().collect())
+    }
+
+    fn distinct_ids_of<const MIN: usize, const MAX: usize>(
+        kind: SchemaType,
+    ) -> utoipa::openapi::Array {
+        ArrayBuilder::new()
+            .schema_type(kind)
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+            )
+            .min_items(Some(MIN))
+            .max_items(Some(MAX))
+            .unique_items(true)
+            .build()
+    }
+
+    /// Text that is `core` once trimmed (`core` a regular expression, unanchored).
+    pub fn trimmed_string(core: &str) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^{SPACE}*(?:{core}){SPACE}*$")))
+            .build()
+    }
+
+    /// A list of up to `MAX_ITEMS` [`super::required_text`]s of `MAX` characters.
+    pub fn required_texts<const MAX: usize, const MAX_ITEMS: usize>() -> utoipa::openapi::Array {
+        ArrayBuilder::new()
+            .items(required_text::<MAX>())
+            .max_items(Some(MAX_ITEMS))
+            .build()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Whether a client validating against the document would send `text`.
+    fn document_allows(schema: utoipa::openapi::Object, text: &str) -> bool {
+        let pattern = schema.pattern.expect("a text rule has a pattern");
+        let short_enough = schema
+            .max_length
+            .is_none_or(|max| text.chars().count() <= max);
+        regex::Regex::new(&pattern).unwrap().is_match(text) && short_enough
+    }
+
+    /// Letters, every kind of whitespace `trim` removes and some it does not (U+001C, U+FEFF),
+    /// control characters, and characters beyond ASCII.
+    const CHARACTERS: &[char] = &[
+        'a', 'Z', '0', '-', ' ', '\t', '\n', '\r', '\u{b}', '\u{c}', '\u{1c}', '\u{85}', '\u{a0}',
+        '\u{2000}', '\u{3000}', '\u{feff}', '\u{0}', '\u{7}', '\u{7f}', '\u{9f}', 'é', '語',
+    ];
+
+    proptest! {
+        /// The document's patterns accept exactly the text the parsers accept.
+        #[test]
+        fn the_document_states_the_text_rules_exactly(
+            characters in proptest::collection::vec(proptest::sample::select(CHARACTERS), 0..12)
+        ) {
+            let text: String = characters.into_iter().collect();
+            prop_assert_eq!(
+                document_allows(schema::required_text::<5>(), &text),
+                required_text("f", &text, 5).is_ok(),
+                "required {:?}", text
+            );
+            prop_assert_eq!(
+                document_allows(schema::optional_text::<5>(), &text),
+                optional_text("f", &text, 5).is_ok(),
+                "optional {:?}", text
+            );
+            prop_assert_eq!(
+                document_allows(schema::filter_text::<5>(), &text),
+                filter_text("f", Some(&text), 5).is_ok(),
+                "filter {:?}", text
+            );
+        }
+    }
 
     #[test]
     fn a_page_size_is_the_default_when_absent_and_refused_outside_its_range() {

@@ -13,7 +13,7 @@ use shared::{
         sign_in::{self, OtpVerified, Registration},
         users::{self, User, UserError},
     },
-    validation::FieldError,
+    validation::{FieldError, optional_text, schema},
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -39,13 +39,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify_email))
 }
 
+/// The longest name a client may give its device, in characters.
+const DEVICE_NAME_MAX: usize = 100;
+
 fn device(client: &ClientInfo, name: Option<String>) -> Result<Device, ApiError> {
     let name = name
-        .map(|name| name.trim().to_owned())
-        .filter(|n| !n.is_empty());
-    if name.as_ref().is_some_and(|name| name.chars().count() > 100) {
-        return Err(FieldError::new("device_name", "must be at most 100 characters").into());
-    }
+        .map(|name| optional_text("device_name", &name, DEVICE_NAME_MAX))
+        .transpose()?
+        .filter(|name| !name.is_empty());
     Ok(Device {
         name,
         user_agent: client.user_agent.clone(),
@@ -119,9 +120,18 @@ impl From<SessionError> for ApiError {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(schema_with = schema::required_text::<100>)]
     name: String,
+    #[schema(schema_with = Email::schema)]
     email: String,
+    /// 8 to 128 characters, not all whitespace.
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        pattern = r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     password: String,
+    #[schema(schema_with = schema::optional_text_or_null::<DEVICE_NAME_MAX>)]
     device_name: Option<String>,
 }
 
@@ -149,8 +159,12 @@ pub async fn register(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(schema_with = Email::schema)]
     email: String,
+    // The server takes up to 1024 bytes; 256 characters are that many bytes at most.
+    #[schema(min_length = 1, max_length = 256)]
     password: String,
+    #[schema(schema_with = schema::optional_text_or_null::<DEVICE_NAME_MAX>)]
     device_name: Option<String>,
 }
 
@@ -214,7 +228,10 @@ pub async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<Sta
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GoogleRequest {
+    /// A JWT, which is ASCII.
+    #[schema(max_length = 8192, pattern = r"^[\u0000-\u007f]*$")]
     id_token: String,
+    #[schema(schema_with = schema::optional_text_or_null::<DEVICE_NAME_MAX>)]
     device_name: Option<String>,
 }
 
@@ -256,6 +273,7 @@ pub async fn google(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpRequest {
+    #[schema(schema_with = PhoneNumber::schema)]
     phone: String,
 }
 
@@ -321,10 +339,12 @@ pub async fn request_otp(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpVerifyRequest {
+    #[schema(schema_with = PhoneNumber::schema)]
     phone: String,
     /// The 6 digits texted to the phone.
     #[schema(pattern = r"^[0-9]{6}$")]
     code: String,
+    #[schema(schema_with = schema::optional_text_or_null::<DEVICE_NAME_MAX>)]
     device_name: Option<String>,
 }
 

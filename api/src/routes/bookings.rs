@@ -24,7 +24,7 @@ use shared::{
         history::{self, BookingSummary, Ticket},
         view::{self, BookingView},
     },
-    validation::PageSize,
+    validation::{PageSize, schema},
 };
 use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
@@ -57,10 +57,12 @@ const LONGEST_WAIT: u64 = 30;
 pub struct NewBooking {
     showtime_id: Uuid,
     /// Named seats, or
+    #[schema(schema_with = schema::distinct_ids_or_null::<1, 10>)]
     seat_ids: Option<Vec<Uuid>>,
     /// a section and
     section_id: Option<Uuid>,
     /// how many seats in it (best available).
+    #[schema(minimum = 1, maximum = 10)]
     quantity: Option<i64>,
 }
 

@@ -4,11 +4,12 @@
 //! Postman) and browsable with Swagger UI at `/docs`.
 
 use axum::http::Method;
+use serde_json::json;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     openapi::{
-        Content, OpenApi as OpenApiDocument, Ref, RefOr, Required, Response,
+        Content, OpenApi as OpenApiDocument, Ref, RefOr, Required, Response, Schema,
         path::{Operation, ParameterIn},
     },
 };
@@ -87,6 +88,71 @@ pub fn with_stack_answers(mut document: OpenApiDocument) -> OpenApiDocument {
                 empty_means_absent(operation);
                 name_by_tag(operation);
             }
+        }
+    }
+    document
+}
+
+/// Rules between fields that the derived schemas cannot carry, added to their components as
+/// JSON Schema states them. Each mirrors a check of the server's:
+///
+/// - `NewBooking`: named seats, or a section and a quantity (`shared::bookings::SeatSelection`);
+/// - `ProfileChange`: a name, an email or both (`routes::users::update_me`);
+/// - `NewVenue` and `VenueChanges`: latitude and longitude together (`shared::catalogue::venues`);
+/// - `CategoryInput`: without a slug, a name to make one from (`shared::catalogue::categories`).
+///
+/// Rules that compare values (a window's end after its start, a show in the future) or need
+/// stored records (an id that exists) are beyond JSON Schema; the server answers them with 422,
+/// 404 or 409 and says which rule.
+pub fn with_cross_field_rules(mut document: OpenApiDocument) -> OpenApiDocument {
+    let none = || json!({"type": "null"});
+    let given = |kind: &str| json!({"type": kind});
+    let together = |one: &str, other: &str| {
+        json!({
+            "if": {"required": [one], "properties": {one: given("number")}},
+            "then": {"required": [other], "properties": {other: given("number")}}
+        })
+    };
+    let venue =
+        json!({"allOf": [together("latitude", "longitude"), together("longitude", "latitude")]});
+    let rules = [
+        (
+            "NewBooking",
+            json!({"oneOf": [
+                {"required": ["seat_ids"],
+                 "properties": {"seat_ids": given("array"), "section_id": none(), "quantity": none()}},
+                {"required": ["section_id", "quantity"],
+                 "properties": {"seat_ids": none(), "section_id": given("string"), "quantity": given("integer")}}
+            ]}),
+        ),
+        (
+            "ProfileChange",
+            json!({"anyOf": [
+                {"required": ["name"], "properties": {"name": given("string")}},
+                {"required": ["email"], "properties": {"email": given("string")}}
+            ]}),
+        ),
+        ("NewVenue", venue.clone()),
+        ("VenueChanges", venue),
+        (
+            "CategoryInput",
+            json!({
+                "if": {"not": {"required": ["slug"], "properties": {"slug": given("string")}}},
+                "then": {"properties": {"name": {"pattern": "[A-Za-z0-9\\u0130\\u212a]"}}}
+            }),
+        ),
+    ];
+    let Some(components) = document.components.as_mut() else {
+        return document;
+    };
+    for (name, rule) in rules {
+        // The document test checks that each of these components carries its rule.
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) else {
+            continue;
+        };
+        let extensions = object.extensions.get_or_insert_with(Default::default);
+        for (keyword, value) in rule.as_object().into_iter().flatten() {
+            extensions.insert(keyword.clone(), value.clone());
         }
     }
     document

@@ -58,6 +58,9 @@ pub async fn show(
         .ok_or(ApiError::NotFound("show"))
 }
 
+/// How many shows the top-shows report lists by default.
+const TOP_SHOWS: u32 = 10;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
@@ -86,6 +89,8 @@ impl Window {
         default: Duration,
         longest: Duration,
     ) -> Result<(DateTime<Utc>, DateTime<Utc>), FieldError> {
+        // Read by top shows only, but checked on every report, as the document says.
+        PageSize::parse(self.limit, TOP_SHOWS, 100)?;
         let to = self.to.unwrap_or_else(Utc::now);
         let from = self.from.unwrap_or(to - default);
         if from >= to {
@@ -130,7 +135,7 @@ pub async fn top_shows(
     Query(window): Query<Window>,
 ) -> Result<axum::Json<Vec<TopShow>>, ApiError> {
     let (from, to) = window.range(Duration::days(30), Duration::days(400))?;
-    let limit = PageSize::parse(window.limit, 10, 100)?.as_i64();
+    let limit = PageSize::parse(window.limit, TOP_SHOWS, 100)?.as_i64();
     Ok(axum::Json(
         stats::top_shows(&state.core.db, from, to, limit).await?,
     ))

@@ -14,6 +14,7 @@ use shared::accounts::{
     sign_in,
     users::{self, User},
 };
+use shared::validation::schema;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -77,8 +78,10 @@ pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Respons
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileChange {
+    #[schema(schema_with = schema::required_text_or_null::<100>)]
     name: Option<String>,
     /// A new email is unverified until proven again: a code is mailed to it.
+    #[schema(schema_with = Email::schema_or_null)]
     email: Option<String>,
 }
 

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use crate::validation::FieldError;
+use utoipa::openapi::{Object, ObjectBuilder, SchemaFormat};
+
+use crate::validation::{FieldError, schema::string_type};
 
 /// An email address, trimmed and lower-cased so that one mailbox is one account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -15,11 +17,13 @@ impl Email {
         if normalised.len() > 254 {
             return Err(FieldError::new("email", "must be at most 254 characters"));
         }
-        let valid = email_address::EmailAddress::is_valid(&normalised)
-            && normalised
-                .rsplit_once('@')
-                .is_some_and(|(_, domain)| domain.contains('.'));
-        if !valid {
+        // A bare address only: a display name (`Asha <asha@example.com>`) or an IP literal
+        // would let one mailbox hold many accounts under different spellings.
+        let options = email_address::Options::default()
+            .without_display_text()
+            .without_domain_literal()
+            .with_required_tld();
+        if email_address::EmailAddress::parse_with_options(&normalised, options).is_err() {
             return Err(FieldError::new("email", "is not a valid email address"));
         }
         Ok(Self(normalised))
@@ -27,6 +31,25 @@ impl Email {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What [`Email::parse`] takes, as the OpenAPI document states it
+    /// (`#[schema(schema_with = Email::schema)]`).
+    pub fn schema() -> Object {
+        Self::schema_of(false)
+    }
+
+    /// [`Email::schema`], or `null`.
+    pub fn schema_or_null() -> Object {
+        Self::schema_of(true)
+    }
+
+    fn schema_of(nullable: bool) -> Object {
+        ObjectBuilder::new()
+            .schema_type(string_type(nullable))
+            .format(Some(SchemaFormat::Custom("email".into())))
+            .max_length(Some(254))
+            .build()
     }
 }
 
@@ -51,6 +74,8 @@ mod tests {
             "@example.com",
             "asha@localhost",
             "a b@example.com",
+            "asha <asha@example.com>",
+            "asha@[192.168.0.1]",
         ] {
             assert!(Email::parse(raw).is_err(), "{raw:?}");
         }

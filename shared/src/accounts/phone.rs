@@ -3,6 +3,8 @@
 use phonenumber::{Mode, country};
 use serde::Serialize;
 
+use utoipa::openapi::{Object, ObjectBuilder, Type};
+
 use crate::validation::FieldError;
 
 /// A valid phone number in E.164 form (`+919876543210`).
@@ -27,6 +29,19 @@ impl PhoneNumber {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What [`PhoneNumber::parse`] takes, as far as a schema can say it: whether a number
+    /// exists in its country's numbering plan is for the parser to tell.
+    pub fn schema() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "In E.164 (+919876543210), or as written in the API's default region (DEFAULT_PHONE_REGION).",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(32))
+            .build()
     }
 
     /// The last two digits only, for logs and messages.

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::validation::FieldError;
+use crate::validation::{FieldError, object, required_text, schema};
 
 /// Which messages the user wants; the notification jobs honour these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -25,11 +25,12 @@ pub struct Notifications {
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     /// The city discovery opens on; `null` for none.
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    #[schema(schema_with = schema::required_text_or_null::<100>)]
     pub default_city: Option<String>,
     /// A language tag: `en`, `hi`, `en-IN`.
     #[schema(pattern = r"^[a-z]{2,3}(-[A-Z]{2})?$")]
     pub language: String,
+    #[serde(deserialize_with = "object")]
     pub notifications: Notifications,
 }
 
@@ -50,16 +51,11 @@ impl Default for Preferences {
 impl Preferences {
     /// Checks what a client sent: the city trimmed and 1 to 100 characters, the language a tag.
     pub fn parse(mut self) -> Result<Self, FieldError> {
-        self.default_city = match self.default_city.as_deref().map(str::trim) {
-            None => None,
-            Some(city) if city.is_empty() || city.chars().count() > 100 => {
-                return Err(FieldError::new(
-                    "default_city",
-                    "1 to 100 characters, or null",
-                ));
-            }
-            Some(city) => Some(city.to_owned()),
-        };
+        self.default_city = self
+            .default_city
+            .as_deref()
+            .map(|city| required_text("default_city", city, 100))
+            .transpose()?;
         if !is_language_tag(&self.language) {
             return Err(FieldError::new(
                 "language",

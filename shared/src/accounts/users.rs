@@ -403,19 +403,11 @@ pub async fn attach_phone(
 
 /// A person's display name: trimmed, 1 to 100 characters.
 pub fn parse_name(raw: &str) -> Result<String, crate::validation::FieldError> {
-    let name = raw.trim();
-    match name.chars().count() {
-        0 => Err(crate::validation::FieldError::new(
-            "name",
-            "must not be empty",
-        )),
-        1..=100 => Ok(name.to_owned()),
-        _ => Err(crate::validation::FieldError::new(
-            "name",
-            "must be at most 100 characters",
-        )),
-    }
+    crate::validation::required_text("name", raw, NAME_MAX)
 }
+
+/// The longest display name, in characters.
+pub const NAME_MAX: usize = 100;
 
 /// A user as admins list them.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

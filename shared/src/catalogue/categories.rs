@@ -6,7 +6,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{DomainError, parse::required_text, scopes};
-use crate::{cache::Cache, validation::FieldError};
+use crate::{
+    cache::Cache,
+    validation::{FieldError, schema},
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Category {
@@ -18,24 +21,36 @@ pub struct Category {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryInput {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = schema::required_text::<100>)]
     pub name: String,
     /// Lowercase letters, digits and dashes; derived from the name when absent.
+    #[schema(schema_with = slug_or_null_schema)]
     pub slug: Option<String>,
+}
+
+/// What a slug is: lowercase letters and digits in words joined by single dashes.
+pub(crate) const SLUG_PATTERN: &str = "^[a-z0-9]+(?:-[a-z0-9]+)*$";
+
+fn slug_or_null_schema() -> utoipa::openapi::Object {
+    let mut slug = schema::trimmed_string(&SLUG_PATTERN[1..SLUG_PATTERN.len() - 1]);
+    slug.schema_type = schema::string_type(true);
+    slug.max_length = Some(100);
+    slug
 }
 
 fn parse(input: &CategoryInput) -> Result<(String, String), FieldError> {
     let name = required_text("name", &input.name, 100)?;
-    let slug = match &input.slug {
-        Some(slug) => slug.trim().to_owned(),
-        None => slugify(&name),
+    // A given slug is measured as sent, padding included, as the document's maxLength is.
+    let (slug, length) = match &input.slug {
+        Some(slug) => (slug.trim().to_owned(), slug.chars().count()),
+        None => {
+            let slug = slugify(&name);
+            let length = slug.len();
+            (slug, length)
+        }
     };
     let valid = !slug.is_empty()
-        && slug.len() <= 100
+        && length <= 100
         && slug.split('-').all(|part| {
             !part.is_empty()
                 && part

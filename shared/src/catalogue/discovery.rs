@@ -18,7 +18,9 @@ use super::scopes;
 use crate::{
     cache::{Entry, Kind},
     money::Paise,
-    validation::{FieldError, PageSize, empty_is_absent, empty_is_absent_name},
+    validation::{
+        FieldError, PageSize, empty_is_absent, empty_is_absent_name, filter_text, schema,
+    },
 };
 
 const DEFAULT_PAGE: u32 = 20;
@@ -45,14 +47,19 @@ impl ShowSort {
     }
 }
 
+/// The longest text a listing filter takes.
+const FILTER_TEXT_MAX: usize = 200;
+
 /// Filters of the show listing, as the query string carries them.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ShowFilters {
     /// City of the venue (any case).
+    #[param(schema_with = schema::filter_text::<FILTER_TEXT_MAX>)]
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub city: Option<String>,
     /// Category slug.
+    #[param(schema_with = schema::filter_text::<FILTER_TEXT_MAX>)]
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub category: Option<String>,
     /// Showtimes starting at or after this instant (default: now).
@@ -62,9 +69,11 @@ pub struct ShowFilters {
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub to: Option<DateTime<Utc>>,
     /// Exact artist name (any case).
+    #[param(schema_with = schema::filter_text::<FILTER_TEXT_MAX>)]
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub artist: Option<String>,
     /// Words to find in the title, artist or description (prefixes match).
+    #[param(schema_with = schema::filter_text::<FILTER_TEXT_MAX>)]
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub q: Option<String>,
     #[serde(default, deserialize_with = "empty_is_absent_name")]
@@ -178,23 +187,10 @@ fn page_of<R, T>(
     Page { items, next_cursor }
 }
 
-fn filter_text(field: &'static str, value: Option<&str>) -> Result<Option<String>, FieldError> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        Some(v) if v.chars().count() > 200 => {
-            Err(FieldError::new(field, "must be at most 200 characters"))
-        }
-        Some(v) if v.chars().any(char::is_control) => Err(FieldError::new(
-            field,
-            "must not contain control characters",
-        )),
-        other => Ok(other.map(str::to_owned)),
-    }
-}
-
 /// Free text as a prefix-matching tsquery over its words. Only letters and digits reach the
 /// query, so its operators cannot be injected.
 fn text_query(q: Option<&str>) -> Result<Option<String>, FieldError> {
-    let Some(q) = filter_text("q", q)? else {
+    let Some(q) = filter_text("q", q, FILTER_TEXT_MAX)? else {
         return Ok(None);
     };
     let words: Vec<String> = q
@@ -232,11 +228,11 @@ impl ShowQuery {
             .map(|cursor| Cursor::decode(cursor, sort.as_str()))
             .transpose()?;
         Ok(Self {
-            city: filter_text("city", filters.city.as_deref())?,
-            category: filter_text("category", filters.category.as_deref())?,
+            city: filter_text("city", filters.city.as_deref(), FILTER_TEXT_MAX)?,
+            category: filter_text("category", filters.category.as_deref(), FILTER_TEXT_MAX)?,
             from: filters.from,
             to: filters.to,
-            artist: filter_text("artist", filters.artist.as_deref())?,
+            artist: filter_text("artist", filters.artist.as_deref(), FILTER_TEXT_MAX)?,
             text: text_query(filters.q.as_deref())?,
             sort,
             limit: page_size(filters.limit)?,
@@ -350,9 +346,11 @@ pub async fn shows(db: &PgPool, query: &ShowQuery) -> Result<Option<Page<ShowCar
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct VenueFilters {
+    #[param(schema_with = schema::filter_text::<FILTER_TEXT_MAX>)]
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub city: Option<String>,
     /// Part of the venue's name.
+    #[param(schema_with = schema::filter_text::<FILTER_TEXT_MAX>)]
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub q: Option<String>,
     #[param(minimum = 1, maximum = 100)]
@@ -380,8 +378,8 @@ impl VenueQuery {
             .map(|cursor| Cursor::decode(cursor, "name"))
             .transpose()?;
         Ok(Self {
-            city: filter_text("city", filters.city.as_deref())?,
-            name: filter_text("q", filters.q.as_deref())?,
+            city: filter_text("city", filters.city.as_deref(), FILTER_TEXT_MAX)?,
+            name: filter_text("q", filters.q.as_deref(), FILTER_TEXT_MAX)?,
             limit: page_size(filters.limit)?,
             cursor: after.as_ref().map(Cursor::encode),
             after,
@@ -459,6 +457,7 @@ pub struct EventFilters {
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub venue_id: Option<Uuid>,
     /// City of the venue (any case).
+    #[param(schema_with = schema::filter_text::<FILTER_TEXT_MAX>)]
     #[serde(default, deserialize_with = "empty_is_absent")]
     pub city: Option<String>,
     /// Events with a showtime starting at or after this instant (default: now).
@@ -500,7 +499,7 @@ impl EventQuery {
         Ok(Self {
             show_id: filters.show_id,
             venue_id: filters.venue_id,
-            city: filter_text("city", filters.city.as_deref())?,
+            city: filter_text("city", filters.city.as_deref(), FILTER_TEXT_MAX)?,
             from: filters.from,
             to: filters.to,
             limit: page_size(filters.limit)?,

@@ -12,7 +12,10 @@ use super::{
     showtimes::{self, Showtime},
     venues::VenueBrief,
 };
-use crate::{cache::Cache, validation::FieldError};
+use crate::{
+    cache::Cache,
+    validation::{FieldError, schema, sent},
+};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -20,13 +23,17 @@ pub struct NewEvent {
     pub show_id: Uuid,
     pub venue_id: Uuid,
     /// Shown beside the show's title, such as the city or the tour leg.
+    #[schema(schema_with = schema::optional_text_or_null::<200>)]
     pub title: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventChanges {
-    pub title: Option<String>,
+    /// The new title; `null` or empty for none, absent to keep it.
+    #[serde(default, deserialize_with = "sent")]
+    #[schema(schema_with = schema::optional_text_or_null::<200>)]
+    pub title: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -89,12 +96,18 @@ pub async fn update(
     id: Uuid,
     changes: EventChanges,
 ) -> Result<Event, DomainError> {
-    let title = title(changes.title.as_deref())?;
+    let new_title = changes
+        .title
+        .map(|sent| title(sent.as_deref()))
+        .transpose()?;
+    let keep_title = new_title.is_none();
     let mut tx = db.begin().await?;
     let found = sqlx::query!(
-        "UPDATE events SET title = $2, updated_at = now() WHERE id = $1",
+        "UPDATE events SET title = CASE WHEN $3 THEN $2 ELSE title END, updated_at = now()
+         WHERE id = $1",
         id,
-        title
+        new_title.flatten(),
+        !keep_title
     )
     .execute(&mut *tx)
     .await?;

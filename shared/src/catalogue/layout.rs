@@ -13,7 +13,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{DomainError, parse::required_text};
-use crate::validation::FieldError;
+use crate::validation::{
+    FieldError, object_or_null, objects,
+    schema::{self, SPACE},
+};
 
 /// Most seats a venue may have.
 pub const MAX_SEATS: usize = 100_000;
@@ -36,8 +39,11 @@ pub enum SeatKind {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LayoutInput {
+    #[schema(min_items = 1, max_items = 200)]
+    #[serde(deserialize_with = "objects")]
     pub sections: Vec<SectionInput>,
     /// If given, the layout must have exactly this many seats.
+    #[schema(minimum = 1, maximum = 100_000)]
     pub expected_capacity: Option<u32>,
 }
 
@@ -45,12 +51,14 @@ pub struct LayoutInput {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SectionInput {
+    #[schema(schema_with = schema::required_text::<100>)]
     pub name: String,
     /// Lower is closer to the stage; best-available looks there first. Defaults to the
     /// section's position in the list.
     pub sort_order: Option<i32>,
+    #[serde(default, deserialize_with = "object_or_null")]
     pub generate: Option<RowsGenerator>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
     pub rows: Vec<RowInput>,
 }
 
@@ -59,23 +67,28 @@ pub struct SectionInput {
 #[serde(deny_unknown_fields)]
 pub struct RowsGenerator {
     /// Row labels: a letter range ("A-T", "AA-AF"), a number range ("1-20") or one label.
+    #[schema(schema_with = row_range_schema)]
     pub rows: String,
     /// Seat numbers of every row: "1-30".
+    #[schema(schema_with = seat_range_schema)]
     pub seats: String,
     #[serde(default)]
     pub skip_rows: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = skipped_seats_schema)]
     pub skip_seats: Vec<u32>,
     /// Seats of another kind than standard.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
     pub kinds: Vec<KindOverride>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KindOverride {
+    #[schema(schema_with = row_label_schema)]
     pub row: String,
     /// Seat numbers: "1-2" or "7".
+    #[schema(schema_with = seat_range_schema)]
     pub seats: String,
     pub kind: SeatKind,
 }
@@ -83,16 +96,52 @@ pub struct KindOverride {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RowInput {
+    #[schema(schema_with = row_label_schema)]
     pub label: String,
+    #[schema(min_items = 1)]
+    #[serde(deserialize_with = "objects")]
     pub seats: Vec<SeatInput>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatInput {
+    #[schema(minimum = 1, maximum = 9999)]
     pub number: u32,
     #[serde(default = "standard")]
     pub kind: SeatKind,
+}
+
+// The document's statement of the parsing below. A range's order, its span and what a
+// generator leaves after skipping are for the parser to tell.
+const ROW_LABEL: &str = "[A-Za-z0-9]{1,8}";
+const SEAT_NUMBER: &str = r"\+?0*[1-9][0-9]{0,3}";
+
+fn row_label_schema() -> utoipa::openapi::Object {
+    schema::trimmed_string(ROW_LABEL)
+}
+
+fn row_range_schema() -> utoipa::openapi::Object {
+    schema::trimmed_string(&format!(
+        "{ROW_LABEL}|[0-9]{{1,8}}{SPACE}*-{SPACE}*[0-9]{{1,8}}|[A-Za-z]{{1,3}}{SPACE}*-{SPACE}*[A-Za-z]{{1,3}}"
+    ))
+}
+
+fn seat_range_schema() -> utoipa::openapi::Object {
+    schema::trimmed_string(&format!(
+        "{SEAT_NUMBER}{SPACE}*(?:-{SPACE}*{SEAT_NUMBER}{SPACE}*)?"
+    ))
+}
+
+fn skipped_seats_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(u32::MAX)),
+        )
+        .build()
 }
 
 fn standard() -> SeatKind {
@@ -211,6 +260,16 @@ fn generate(section: &str, generator: &RowsGenerator) -> Result<Vec<Row>, FieldE
         .map(|r| r.trim().to_uppercase())
         .collect();
     let skip_seats: HashSet<u32> = generator.skip_seats.iter().copied().collect();
+    // Counted before any seat is built: a generator such as "1-999" by "1-9999" would
+    // otherwise build ten million seats to refuse them.
+    let kept_rows = labels.iter().filter(|l| !skip_rows.contains(*l)).count();
+    let kept_seats = numbers.iter().filter(|n| !skip_seats.contains(*n)).count();
+    if kept_rows.saturating_mul(kept_seats) > MAX_SEATS {
+        return Err(FieldError::new(
+            "sections",
+            format!("a venue has at most {MAX_SEATS} seats"),
+        ));
+    }
     let mut kinds = BTreeMap::new();
     for kind in &generator.kinds {
         let row = kind.row.trim().to_uppercase();
@@ -273,7 +332,8 @@ fn listed_row(section: &str, row: RowInput) -> Result<Row, FieldError> {
 }
 
 fn row_label(value: &str) -> Result<String, FieldError> {
-    let label = value.trim().to_uppercase();
+    // ASCII checked before upper-casing: "ß" would become "SS".
+    let label = value.trim();
     if label.is_empty()
         || label.len() > MAX_ROW_LABEL
         || !label.chars().all(|c| c.is_ascii_alphanumeric())
@@ -283,7 +343,7 @@ fn row_label(value: &str) -> Result<String, FieldError> {
             format!("row label {value:?} must be 1 to {MAX_ROW_LABEL} letters or digits"),
         ));
     }
-    Ok(label)
+    Ok(label.to_ascii_uppercase())
 }
 
 fn check_seat_number(field: &'static str, number: u32) -> Result<(), FieldError> {

@@ -3,42 +3,12 @@
 
 use url::Url;
 
-use crate::validation::FieldError;
+use crate::validation::{FieldError, schema::SPACE};
 
-/// Trimmed text of 1 to `max` characters.
-pub(crate) fn required_text(
-    field: &'static str,
-    value: &str,
-    max: usize,
-) -> Result<String, FieldError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(FieldError::new(field, "must not be empty"));
-    }
-    optional_text(field, value, max)
-}
+pub(crate) use crate::validation::{optional_text, required_text};
 
-/// Trimmed text of at most `max` characters (empty allowed).
-pub(crate) fn optional_text(
-    field: &'static str,
-    value: &str,
-    max: usize,
-) -> Result<String, FieldError> {
-    let value = value.trim();
-    if value.chars().count() > max {
-        return Err(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(value.to_owned())
-}
+/// The longest link, in characters as sent.
+const URL_MAX: usize = 2_000;
 
 /// An absolute http(s) URL, as images and trailers are linked.
 pub(crate) fn web_url(field: &'static str, value: &str) -> Result<String, FieldError> {
@@ -47,10 +17,39 @@ pub(crate) fn web_url(field: &'static str, value: &str) -> Result<String, FieldE
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(FieldError::new(field, "must be an http or https URL"));
     }
-    if value.len() > 2_000 {
+    if value.chars().count() > URL_MAX {
         return Err(FieldError::new(field, "must be at most 2000 characters"));
     }
     Ok(url.into())
+}
+
+/// Links [`web_url`] takes: an http(s) URL whose host is a name, and whose path, query and
+/// fragment hold only characters a URL carries as they are. The parser takes more (addresses,
+/// ports, characters it percent-encodes); a schema cannot say all of it.
+pub(crate) fn web_url_schema() -> utoipa::openapi::Object {
+    const LABEL: &str = "[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(format!(
+            "^{SPACE}*[Hh][Tt][Tt][Pp][Ss]?://{LABEL}(?:\\.{LABEL})*(?:[/?#][A-Za-z0-9._~!$&'()*+,;=:@/?#%-]*)?{SPACE}*$"
+        )))
+        .max_length(Some(URL_MAX))
+        .build()
+}
+
+/// [`web_url_schema`], or `null`.
+pub(crate) fn web_url_or_null_schema() -> utoipa::openapi::Object {
+    let mut schema = web_url_schema();
+    schema.schema_type = crate::validation::schema::string_type(true);
+    schema
+}
+
+/// Up to `MAX` links.
+pub(crate) fn web_urls_schema<const MAX: usize>() -> utoipa::openapi::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(web_url_schema())
+        .max_items(Some(MAX))
+        .build()
 }
 
 #[cfg(test)]

@@ -12,24 +12,37 @@ use super::{
     DomainError,
     categories::Category,
     events::{self, Event},
-    parse::{optional_text, required_text, web_url},
+    parse::{optional_text, required_text, web_url, web_url_or_null_schema, web_urls_schema},
     scopes::{self, Changed},
 };
-use crate::{cache::Cache, validation::FieldError};
+use crate::{
+    cache::Cache,
+    validation::{FieldError, object, object_or_null, schema, sent},
+};
 
 /// Images, trailer and promotional copy: shown, never queried into.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShowMedia {
+    #[schema(schema_with = web_url_or_null_schema)]
     pub poster_url: Option<String>,
+    #[schema(schema_with = web_url_or_null_schema)]
     pub banner_url: Option<String>,
+    #[schema(schema_with = web_url_or_null_schema)]
     pub trailer_url: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = web_urls_schema::<30>)]
     pub gallery: Vec<String>,
+    #[schema(schema_with = schema::optional_text_or_null::<2000>)]
     pub promo_text: Option<String>,
 }
 
 impl ShowMedia {
+    /// Checked, as stored.
+    fn checked(self) -> Result<serde_json::Value, FieldError> {
+        Ok(serde_json::to_value(self.parse()?).unwrap_or_default())
+    }
+
     fn parse(self) -> Result<Self, FieldError> {
         let url = |field, value: Option<String>| value.map(|v| web_url(field, &v)).transpose();
         if self.gallery.len() > 30 {
@@ -55,21 +68,30 @@ impl ShowMedia {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewShow {
+    #[schema(schema_with = schema::required_text::<200>)]
     pub title: String,
     #[serde(default)]
+    #[schema(schema_with = schema::optional_text::<10000>)]
     pub description: String,
     #[serde(default)]
+    #[schema(schema_with = schema::optional_text::<200>)]
     pub artist: String,
     /// Category slugs.
     #[serde(default)]
+    #[schema(schema_with = category_slugs_schema)]
     pub categories: Vec<String>,
+    /// A language tag such as `en` or `hi-IN` (default `en`).
+    #[schema(schema_with = language_or_null_schema)]
     pub language: Option<String>,
+    #[schema(minimum = 1, maximum = 1440)]
     pub duration_minutes: Option<i32>,
+    #[schema(schema_with = schema::required_text_or_null::<20>)]
     pub age_rating: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub media: ShowMedia,
     /// Buyers may cancel a paid booking for a refund until this many hours before the showtime;
     /// absent, they may not (admins still can refund).
+    #[schema(minimum = 0, maximum = 8760)]
     pub refund_cutoff_hours: Option<i32>,
 }
 
@@ -77,27 +99,53 @@ pub struct NewShow {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShowChanges {
+    #[schema(schema_with = schema::required_text_or_null::<200>)]
     pub title: Option<String>,
+    #[schema(schema_with = schema::optional_text_or_null::<10000>)]
     pub description: Option<String>,
+    #[schema(schema_with = schema::optional_text_or_null::<200>)]
     pub artist: Option<String>,
+    #[schema(schema_with = category_slugs_or_null_schema)]
     pub categories: Option<Vec<String>>,
+    #[schema(schema_with = language_or_null_schema)]
     pub language: Option<String>,
+    #[schema(minimum = 1, maximum = 1440)]
     pub duration_minutes: Option<i32>,
+    #[schema(schema_with = schema::required_text_or_null::<20>)]
     pub age_rating: Option<String>,
+    #[serde(default, deserialize_with = "object_or_null")]
     pub media: Option<ShowMedia>,
     /// `null` stops refunding buyers' cancellations.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i32>)]
+    #[serde(default, deserialize_with = "sent")]
+    #[schema(value_type = Option<i32>, minimum = 0, maximum = 8760)]
     pub refund_cutoff_hours: Option<Option<i32>>,
 }
 
-/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
+fn language_or_null_schema() -> utoipa::openapi::Object {
+    let mut language = schema::trimmed_string("[A-Za-z0-9-]{1,35}");
+    language.schema_type = schema::string_type(true);
+    language
+}
+
+/// Up to 20 slugs of categories that exist.
+fn category_slugs_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::String)
+                .pattern(Some(super::categories::SLUG_PATTERN))
+                .max_length(Some(100)),
+        )
+        .max_items(Some(20))
+        .build()
+}
+
+fn category_slugs_or_null_schema() -> utoipa::openapi::Array {
+    let mut slugs = category_slugs_schema();
+    slugs.schema_type = [utoipa::openapi::Type::Array, utoipa::openapi::Type::Null]
+        .into_iter()
+        .collect();
+    slugs
 }
 
 /// The show page.
@@ -140,7 +188,7 @@ impl ShowFields {
         language: &str,
         duration_minutes: Option<i32>,
         age_rating: Option<&str>,
-        media: ShowMedia,
+        media: serde_json::Value,
         refund_cutoff_hours: Option<i32>,
     ) -> Result<Self, FieldError> {
         if refund_cutoff_hours.is_some_and(|hours| !(0..=24 * 365).contains(&hours)) {
@@ -174,7 +222,7 @@ impl ShowFields {
             age_rating: age_rating
                 .map(|rating| required_text("age_rating", rating, 20))
                 .transpose()?,
-            media: serde_json::to_value(media.parse()?).unwrap_or_default(),
+            media,
             refund_cutoff_hours,
         })
     }
@@ -189,7 +237,7 @@ pub async fn create(db: &PgPool, cache: &Cache, new: NewShow) -> Result<Show, Do
         new.language.as_deref().unwrap_or("en"),
         new.duration_minutes,
         new.age_rating.as_deref(),
-        new.media,
+        new.media.checked()?,
         new.refund_cutoff_hours,
     )?;
     let mut tx = db.begin().await?;
@@ -228,9 +276,11 @@ pub async fn update(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(DomainError::NotFound("show"))?;
+    // Media not sent stay as stored, unchecked: the stored links are the parser's own
+    // normalised output, which may differ from (and be longer than) what the editor sent.
     let media = match changes.media {
-        Some(media) => media,
-        None => serde_json::from_value(current.media).unwrap_or_default(),
+        Some(media) => media.checked()?,
+        None => current.media,
     };
     let fields = ShowFields::parse(
         changes.title.as_deref().unwrap_or(&current.title),

@@ -12,30 +12,44 @@ use super::{
     parse::{optional_text, required_text},
     scopes::{self, Changed},
 };
-use crate::{cache::Cache, validation::FieldError};
+use crate::{
+    cache::Cache,
+    validation::{FieldError, object, object_or_null, schema},
+};
 
 /// Age limit, bag policy and house rules, shown on the venue page.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VenueRules {
+    #[schema(minimum = 0, maximum = 255)]
     pub age_limit: Option<u8>,
+    #[schema(schema_with = schema::optional_text_or_null::<500>)]
     pub bag_policy: Option<String>,
+    /// House rules, each a line of text.
     #[serde(default)]
+    #[schema(schema_with = schema::required_texts::<500, 50>)]
     pub rules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVenue {
+    #[schema(schema_with = schema::required_text::<200>)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = schema::optional_text::<500>)]
     pub address: String,
+    #[schema(schema_with = schema::required_text::<100>)]
     pub city: String,
+    /// Given with `longitude`, or not at all.
+    #[schema(minimum = -90, maximum = 90)]
     pub latitude: Option<f64>,
+    #[schema(minimum = -180, maximum = 180)]
     pub longitude: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub rules: VenueRules,
     /// The seat layout, which can also be set later.
+    #[serde(default, deserialize_with = "object_or_null")]
     pub layout: Option<layout::LayoutInput>,
 }
 
@@ -43,11 +57,18 @@ pub struct NewVenue {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VenueChanges {
+    #[schema(schema_with = schema::required_text_or_null::<200>)]
     pub name: Option<String>,
+    #[schema(schema_with = schema::optional_text_or_null::<500>)]
     pub address: Option<String>,
+    #[schema(schema_with = schema::required_text_or_null::<100>)]
     pub city: Option<String>,
+    /// Given with `longitude`, or not at all.
+    #[schema(minimum = -90, maximum = 90)]
     pub latitude: Option<f64>,
+    #[schema(minimum = -180, maximum = 180)]
     pub longitude: Option<f64>,
+    #[serde(default, deserialize_with = "object_or_null")]
     pub rules: Option<VenueRules>,
 }
 

@@ -14,6 +14,7 @@ use shared::{
         view::BookingView,
     },
     payments::refunds::{self, RefundView},
+    validation::schema,
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -35,9 +36,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct RefundOrder {
     /// Seats to refund; absent or empty for the whole booking.
     #[serde(default)]
+    #[schema(schema_with = schema::distinct_ids::<0, 10>)]
     seat_ids: Vec<Uuid>,
     /// Why, for the audit log: 1 to 500 characters.
-    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(schema_with = schema::required_text::<500>)]
     reason: String,
 }
 
@@ -63,12 +65,13 @@ pub async fn refund_booking(
 pub struct ManualBooking {
     user_id: Uuid,
     showtime_id: Uuid,
+    #[schema(schema_with = schema::distinct_ids::<1, 10>)]
     seat_ids: Vec<Uuid>,
     /// Free tickets: confirmed as soon as the seats are held, no payment.
     #[serde(default)]
     comp: bool,
     /// Why, for the audit log: 1 to 500 characters.
-    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(schema_with = schema::required_text::<500>)]
     reason: String,
 }
 
@@ -111,9 +114,11 @@ pub async fn manual_booking(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatChange {
+    /// As many seats as the booking holds.
+    #[schema(schema_with = schema::distinct_ids::<1, 10>)]
     seat_ids: Vec<Uuid>,
     /// Why, for the audit log: 1 to 500 characters.
-    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(schema_with = schema::required_text::<500>)]
     reason: String,
 }
 
@@ -139,7 +144,7 @@ pub struct Cancellation {
     /// Give the money back (a refund through Razorpay) or not.
     refund: bool,
     /// Why, for the audit log: 1 to 500 characters.
-    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(schema_with = schema::required_text::<500>)]
     reason: String,
 }
 

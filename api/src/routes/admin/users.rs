@@ -11,7 +11,7 @@ use shared::{
         users::{self, User, UserSummary},
     },
     audit::Actor,
-    validation::{FieldError, PageSize},
+    validation::{PageSize, filter_text, schema},
 };
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -52,6 +52,7 @@ pub async fn change_role(
 #[serde(deny_unknown_fields)]
 pub struct UserFilters {
     /// Part of a name, email or phone number.
+    #[param(schema_with = schema::filter_text::<200>)]
     #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     q: Option<String>,
     #[serde(default, deserialize_with = "shared::validation::empty_is_absent_name")]
@@ -74,16 +75,16 @@ pub async fn users(
     Query(filters): Query<UserFilters>,
 ) -> Result<axum::Json<Vec<UserSummary>>, ApiError> {
     let limit = PageSize::parse(filters.limit, 50, 200)?.as_i64();
-    let text = filters
-        .q
-        .as_deref()
-        .map(str::trim)
-        .filter(|q| !q.is_empty());
-    if text.is_some_and(|q| q.chars().count() > 200) {
-        return Err(FieldError::new("q", "must be at most 200 characters").into());
-    }
+    let text = filter_text("q", filters.q.as_deref(), 200)?;
     Ok(axum::Json(
-        users::search(&state.core.db, text, filters.role, filters.before, limit).await?,
+        users::search(
+            &state.core.db,
+            text.as_deref(),
+            filters.role,
+            filters.before,
+            limit,
+        )
+        .await?,
     ))
 }
 

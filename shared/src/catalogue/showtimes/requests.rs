@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::validation::FieldError;
+use crate::validation::{FieldError, objects, schema};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -17,8 +17,10 @@ pub struct NewShowtime {
     pub sale_starts_at: DateTime<Utc>,
     pub sale_ends_at: DateTime<Utc>,
     /// Seats one buyer may hold or own for this showtime (default 10).
+    #[schema(minimum = 1, maximum = 100)]
     pub max_seats_per_user: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
+    #[schema(max_items = 200)]
     pub price_tiers: Vec<TierInput>,
 }
 
@@ -30,6 +32,7 @@ pub struct ShowtimeChanges {
     pub ends_at: Option<DateTime<Utc>>,
     pub sale_starts_at: Option<DateTime<Utc>>,
     pub sale_ends_at: Option<DateTime<Utc>>,
+    #[schema(minimum = 1, maximum = 100)]
     pub max_seats_per_user: Option<i32>,
 }
 
@@ -39,9 +42,12 @@ pub struct ShowtimeChanges {
 pub struct TierInput {
     pub section_id: Uuid,
     /// Defaults to the section's name.
+    #[schema(schema_with = schema::required_text_or_null::<100>)]
     pub name: Option<String>,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub price_paise: i64,
     /// Seats of the section put on sale, best first (default: all of them).
+    #[schema(minimum = 0, maximum = 100_000)]
     pub allocated_capacity: Option<i32>,
 }
 
