@@ -165,6 +165,21 @@ async fn the_openapi_document_validates_and_every_error_has_the_error_shape() {
         }
     }
 
+    // The rules between fields (routes::openapi::with_cross_field_rules) reach their components.
+    let schemas = &document["components"]["schemas"];
+    for (component, keyword) in [
+        ("NewBooking", "oneOf"),
+        ("ProfileChange", "anyOf"),
+        ("NewVenue", "allOf"),
+        ("VenueChanges", "allOf"),
+        ("CategoryInput", "if"),
+    ] {
+        assert!(
+            schemas[component].get(keyword).is_some(),
+            "{component} has no {keyword}"
+        );
+    }
+
     let file = std::env::temp_dir().join(format!("bms-openapi-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&file, serde_json::to_vec(&document).unwrap()).unwrap();
     let python = std::env::var("BMS_PYTHON").unwrap_or_else(|_| "python3".into());
