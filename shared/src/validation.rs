@@ -2,9 +2,12 @@
 //! wrong with it), the rules of free text, the size of a page of a list, how an empty query
 //! parameter is read, and (in [`schema`]) how the OpenAPI document states these same rules.
 
-use std::{fmt::Display, str::FromStr};
+use std::{fmt::Display, marker::PhantomData, str::FromStr};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{DeserializeSeed, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer},
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -144,35 +147,91 @@ where
 pub fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
+    T: Deserialize<'de>,
 {
-    let fields = serde_json::Map::deserialize(deserializer)?;
-    T::deserialize(serde_json::Value::Object(fields)).map_err(serde::de::Error::custom)
+    deserializer.deserialize_map(ObjectOnly(PhantomData))
 }
 
 /// [`object`] for an optional struct: `null`, absent, or an object.
 pub fn object_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
+    T: Deserialize<'de>,
 {
-    Option::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?
-        .map(|fields| T::deserialize(serde_json::Value::Object(fields)))
-        .transpose()
-        .map_err(serde::de::Error::custom)
+    deserializer.deserialize_option(ObjectOrNull(PhantomData))
 }
 
 /// [`object`] for a list of structs.
 pub fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
+    T: Deserialize<'de>,
 {
-    Vec::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?
-        .into_iter()
-        .map(|fields| T::deserialize(serde_json::Value::Object(fields)))
-        .collect::<Result<_, _>>()
-        .map_err(serde::de::Error::custom)
+    deserializer.deserialize_seq(ObjectList(PhantomData))
+}
+
+/// Hands the object's entries to `T` as they are read, so `T` still refuses unknown and
+/// repeated fields and errors keep their path.
+struct ObjectOnly<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, entries: A) -> Result<T, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(entries))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ObjectOnly<T> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+struct ObjectOrNull<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOrNull<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an object or null")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        object(deserializer).map(Some)
+    }
+}
+
+struct ObjectList<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectList<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a list of objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Vec<T>, A::Error> {
+        let mut list = Vec::with_capacity(items.size_hint().unwrap_or(0).min(256));
+        while let Some(item) = items.next_element_seed(ObjectOnly(PhantomData))? {
+            list.push(item);
+        }
+        Ok(list)
+    }
 }
 
 /// The parameter's text, trimmed, or `None` when it is missing or empty.

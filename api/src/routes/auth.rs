@@ -120,7 +120,7 @@ impl From<SessionError> for ApiError {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    #[schema(schema_with = schema::required_text::<100>)]
+    #[schema(schema_with = schema::required_text::<{ users::NAME_MAX }>)]
     name: String,
     #[schema(schema_with = Email::schema)]
     email: String,

@@ -21,7 +21,7 @@ use super::catalogue_page;
 use crate::{
     auth::{Editor, MaybeAuthUser},
     error::ApiError,
-    extract::Json,
+    extract::{Json, JsonList},
     state::AppState,
 };
 
@@ -94,7 +94,7 @@ pub async fn replace_price_tiers(
     State(state): State<AppState>,
     editor: Editor,
     Path(id): Path<Uuid>,
-    Json(tiers): Json<Vec<TierInput>>,
+    JsonList(tiers): JsonList<TierInput>,
 ) -> Result<axum::Json<Showtime>, ApiError> {
     Ok(axum::Json(
         showtimes::replace_price_tiers(&state.core.db, &state.core.cache, id, tiers).await?,

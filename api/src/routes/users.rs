@@ -78,7 +78,7 @@ pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Respons
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileChange {
-    #[schema(schema_with = schema::required_text_or_null::<100>)]
+    #[schema(schema_with = schema::required_text_or_null::<{ users::NAME_MAX }>)]
     name: Option<String>,
     /// A new email is unverified until proven again: a code is mailed to it.
     #[schema(schema_with = Email::schema_or_null)]

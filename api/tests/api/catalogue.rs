@@ -928,6 +928,10 @@ async fn an_event_update_that_names_no_title_keeps_it() {
     let event = editor.event(&show, &venue).await;
     let path = format!("/api/events/{}", event["id"].as_str().unwrap());
 
+    // Serde would read the struct from an array of its fields: `[null]` cleared the title.
+    let response = editor.send(Method::PATCH, &path, &json!([null])).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(error_code(response).await, "INVALID_BODY");
     let kept = editor.ok(Method::PATCH, &path, &json!({}), 200).await;
     assert_eq!(kept["title"], "Pune");
     let renamed = editor

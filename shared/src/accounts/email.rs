@@ -14,7 +14,7 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let normalised = raw.trim().to_lowercase();
-        if normalised.len() > 254 {
+        if normalised.chars().count() > 254 {
             return Err(FieldError::new("email", "must be at most 254 characters"));
         }
         // A bare address only: a display name (`Asha <asha@example.com>`) or an IP literal
@@ -23,7 +23,13 @@ impl Email {
             .without_display_text()
             .without_domain_literal()
             .with_required_tld();
-        if email_address::EmailAddress::parse_with_options(&normalised, options).is_err() {
+        // A quoted local part (`"asha"@example.com`) is the same mailbox as the bare one.
+        let quoted = normalised.contains(['"', '\\']);
+        let control = normalised.chars().any(char::is_control);
+        if quoted
+            || control
+            || email_address::EmailAddress::parse_with_options(&normalised, options).is_err()
+        {
             return Err(FieldError::new("email", "is not a valid email address"));
         }
         Ok(Self(normalised))
@@ -76,6 +82,7 @@ mod tests {
             "a b@example.com",
             "asha <asha@example.com>",
             "asha@[192.168.0.1]",
+            "\"asha\"@example.com",
         ] {
             assert!(Email::parse(raw).is_err(), "{raw:?}");
         }

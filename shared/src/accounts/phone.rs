@@ -15,7 +15,7 @@ pub struct PhoneNumber(String);
 impl PhoneNumber {
     /// Parses a number as people write it; without `+country` it is read in `default_region`.
     pub fn parse(raw: &str, default_region: &str) -> Result<Self, FieldError> {
-        if raw.len() > 32 {
+        if raw.chars().count() > 32 {
             return Err(FieldError::new("phone", "is too long"));
         }
         let region = default_region.parse::<country::Id>().ok();

@@ -257,7 +257,7 @@ fn generate(section: &str, generator: &RowsGenerator) -> Result<Vec<Row>, FieldE
     let skip_rows: HashSet<String> = generator
         .skip_rows
         .iter()
-        .map(|r| r.trim().to_uppercase())
+        .map(|r| r.trim().to_ascii_uppercase())
         .collect();
     let skip_seats: HashSet<u32> = generator.skip_seats.iter().copied().collect();
     // Counted before any seat is built: a generator such as "1-999" by "1-9999" would
@@ -271,15 +271,25 @@ fn generate(section: &str, generator: &RowsGenerator) -> Result<Vec<Row>, FieldE
         ));
     }
     let mut kinds = BTreeMap::new();
+    let mut overridden = 0_usize;
     for kind in &generator.kinds {
-        let row = kind.row.trim().to_uppercase();
+        let row = kind.row.trim().to_ascii_uppercase();
         if !labels.contains(&row) {
             return Err(FieldError::new(
                 "generate.kinds",
                 format!("row {row} is not generated in section {section:?}"),
             ));
         }
-        for number in seat_numbers("generate.kinds.seats", &kind.seats)? {
+        let numbers = seat_numbers("generate.kinds.seats", &kind.seats)?;
+        // Overrides are counted like seats: each range may name up to 9999 of them.
+        overridden += numbers.len();
+        if overridden > MAX_SEATS {
+            return Err(FieldError::new(
+                "generate.kinds",
+                format!("at most {MAX_SEATS} seats of other kinds"),
+            ));
+        }
+        for number in numbers {
             kinds.insert((row.clone(), number), kind.kind);
         }
     }
@@ -388,6 +398,12 @@ fn row_labels(value: &str) -> Result<Vec<String>, FieldError> {
             format!("{value:?} is not a row range like A-T or 1-20"),
         )
     };
+    let out_of_order = || {
+        FieldError::new(
+            "generate.rows",
+            format!("{value:?} runs backwards or spans 1000 rows or more"),
+        )
+    };
     let (first, last) = match value.split_once('-') {
         Some((first, last)) => (row_label(first)?, row_label(last)?),
         None => {
@@ -398,7 +414,7 @@ fn row_labels(value: &str) -> Result<Vec<String>, FieldError> {
     let labels: Vec<String> =
         if let (Ok(first), Ok(last)) = (first.parse::<u32>(), last.parse::<u32>()) {
             if first > last || last - first >= 1_000 {
-                return Err(invalid());
+                return Err(out_of_order());
             }
             (first..=last).map(|n| n.to_string()).collect()
         } else {
@@ -407,7 +423,7 @@ fn row_labels(value: &str) -> Result<Vec<String>, FieldError> {
                 letters_rank(&last).ok_or_else(invalid)?,
             );
             if first > last || last - first >= 1_000 {
-                return Err(invalid());
+                return Err(out_of_order());
             }
             (first..=last).map(rank_letters).collect()
         };
@@ -723,5 +739,28 @@ mod tests {
         assert!(Layout::parse(input.clone()).is_ok());
         input.expected_capacity = Some(11);
         assert!(Layout::parse(input).is_err());
+    }
+
+    /// Refused by counting, before ten million seats or overrides are built.
+    #[test]
+    fn oversized_generators_and_overrides_are_refused() {
+        let error = Layout::parse(generated("1-999", "1-9999", vec![])).unwrap_err();
+        assert_eq!(error.to_string(), "sections: a venue has at most 100000 seats");
+
+        let mut input = generated("1-999", "1", vec![]);
+        if let Some(generator) = input.sections[0].generate.as_mut() {
+            generator.kinds = (1..=11)
+                .map(|row| KindOverride {
+                    row: row.to_string(),
+                    seats: "1-9999".into(),
+                    kind: SeatKind::Aisle,
+                })
+                .collect();
+        }
+        let error = Layout::parse(input).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "generate.kinds: at most 100000 seats of other kinds"
+        );
     }
 }

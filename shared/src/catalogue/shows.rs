@@ -20,10 +20,23 @@ use crate::{
     validation::{FieldError, object, object_or_null, schema, sent},
 };
 
-/// Images, trailer and promotional copy: shown, never queried into.
+/// Images, trailer and promotional copy: shown, never queried into. Links are stored as the
+/// URL parser normalises them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ShowMedia {
+    pub poster_url: Option<String>,
+    pub banner_url: Option<String>,
+    pub trailer_url: Option<String>,
+    #[serde(default)]
+    pub gallery: Vec<String>,
+    pub promo_text: Option<String>,
+}
+
+/// [`ShowMedia`] as an editor sends it: what links the document promises to take is narrower
+/// than every link a show may hold (addresses, ports, characters the parser encodes).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MediaInput {
     #[schema(schema_with = web_url_or_null_schema)]
     pub poster_url: Option<String>,
     #[schema(schema_with = web_url_or_null_schema)]
@@ -37,18 +50,18 @@ pub struct ShowMedia {
     pub promo_text: Option<String>,
 }
 
-impl ShowMedia {
+impl MediaInput {
     /// Checked, as stored.
     fn checked(self) -> Result<serde_json::Value, FieldError> {
         Ok(serde_json::to_value(self.parse()?).unwrap_or_default())
     }
 
-    fn parse(self) -> Result<Self, FieldError> {
+    fn parse(self) -> Result<ShowMedia, FieldError> {
         let url = |field, value: Option<String>| value.map(|v| web_url(field, &v)).transpose();
         if self.gallery.len() > 30 {
             return Err(FieldError::new("media.gallery", "at most 30 images"));
         }
-        Ok(Self {
+        Ok(ShowMedia {
             poster_url: url("media.poster_url", self.poster_url)?,
             banner_url: url("media.banner_url", self.banner_url)?,
             trailer_url: url("media.trailer_url", self.trailer_url)?,
@@ -88,7 +101,7 @@ pub struct NewShow {
     #[schema(schema_with = schema::required_text_or_null::<20>)]
     pub age_rating: Option<String>,
     #[serde(default, deserialize_with = "object")]
-    pub media: ShowMedia,
+    pub media: MediaInput,
     /// Buyers may cancel a paid booking for a refund until this many hours before the showtime;
     /// absent, they may not (admins still can refund).
     #[schema(minimum = 0, maximum = 8760)]
@@ -114,7 +127,7 @@ pub struct ShowChanges {
     #[schema(schema_with = schema::required_text_or_null::<20>)]
     pub age_rating: Option<String>,
     #[serde(default, deserialize_with = "object_or_null")]
-    pub media: Option<ShowMedia>,
+    pub media: Option<MediaInput>,
     /// `null` stops refunding buyers' cancellations.
     #[serde(default, deserialize_with = "sent")]
     #[schema(value_type = Option<i32>, minimum = 0, maximum = 8760)]

@@ -7,7 +7,7 @@ use axum::{
 };
 use serde::Deserialize;
 use shared::{
-    audit::{Actor, Reason},
+    audit::{Actor, REASON_MAX, Reason},
     bookings::{
         SeatSelection,
         manual::{self, ManualOrder},
@@ -39,7 +39,7 @@ pub struct RefundOrder {
     #[schema(schema_with = schema::distinct_ids::<0, 10>)]
     seat_ids: Vec<Uuid>,
     /// Why, for the audit log: 1 to 500 characters.
-    #[schema(schema_with = schema::required_text::<500>)]
+    #[schema(schema_with = schema::required_text::<{ REASON_MAX }>)]
     reason: String,
 }
 
@@ -71,7 +71,7 @@ pub struct ManualBooking {
     #[serde(default)]
     comp: bool,
     /// Why, for the audit log: 1 to 500 characters.
-    #[schema(schema_with = schema::required_text::<500>)]
+    #[schema(schema_with = schema::required_text::<{ REASON_MAX }>)]
     reason: String,
 }
 
@@ -118,7 +118,7 @@ pub struct SeatChange {
     #[schema(schema_with = schema::distinct_ids::<1, 10>)]
     seat_ids: Vec<Uuid>,
     /// Why, for the audit log: 1 to 500 characters.
-    #[schema(schema_with = schema::required_text::<500>)]
+    #[schema(schema_with = schema::required_text::<{ REASON_MAX }>)]
     reason: String,
 }
 
@@ -144,7 +144,7 @@ pub struct Cancellation {
     /// Give the money back (a refund through Razorpay) or not.
     refund: bool,
     /// Why, for the audit log: 1 to 500 characters.
-    #[schema(schema_with = schema::required_text::<500>)]
+    #[schema(schema_with = schema::required_text::<{ REASON_MAX }>)]
     reason: String,
 }
 

@@ -48,11 +48,14 @@ pub async fn change_role(
     Ok(axum::Json(user))
 }
 
+/// The longest text the user search takes.
+const SEARCH_MAX: usize = 200;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct UserFilters {
     /// Part of a name, email or phone number.
-    #[param(schema_with = schema::filter_text::<200>)]
+    #[param(schema_with = schema::filter_text::<SEARCH_MAX>)]
     #[serde(default, deserialize_with = "shared::validation::empty_is_absent")]
     q: Option<String>,
     #[serde(default, deserialize_with = "shared::validation::empty_is_absent_name")]
@@ -75,7 +78,7 @@ pub async fn users(
     Query(filters): Query<UserFilters>,
 ) -> Result<axum::Json<Vec<UserSummary>>, ApiError> {
     let limit = PageSize::parse(filters.limit, 50, 200)?.as_i64();
-    let text = filter_text("q", filters.q.as_deref(), 200)?;
+    let text = filter_text("q", filters.q.as_deref(), SEARCH_MAX)?;
     Ok(axum::Json(
         users::search(
             &state.core.db,
