@@ -745,7 +745,10 @@ mod tests {
     #[test]
     fn oversized_generators_and_overrides_are_refused() {
         let error = Layout::parse(generated("1-999", "1-9999", vec![])).unwrap_err();
-        assert_eq!(error.to_string(), "sections: a venue has at most 100000 seats");
+        assert_eq!(
+            error.to_string(),
+            "sections: a venue has at most 100000 seats"
+        );
 
         let mut input = generated("1-999", "1", vec![]);
         if let Some(generator) = input.sections[0].generate.as_mut() {
