@@ -275,7 +275,12 @@ pub mod schema {
         } else {
             (format!("{{0,{}}}", max.saturating_sub(2)), None)
         };
-        let text = format!("{VISIBLE}(?:{inside}{repeat}{VISIBLE})?");
+        // The first and last characters are visible; one character has no last of its own.
+        let text = if max > 1 {
+            format!("{VISIBLE}(?:{inside}{repeat}{VISIBLE})?")
+        } else {
+            VISIBLE.to_owned()
+        };
         let text = if empty_allowed {
             format!("(?:{text})?")
         } else {
@@ -403,6 +408,11 @@ mod tests {
                 document_allows(schema::required_text::<5>(), &text),
                 required_text("f", &text, 5).is_ok(),
                 "required {:?}", text
+            );
+            prop_assert_eq!(
+                document_allows(schema::required_text::<1>(), &text),
+                required_text("f", &text, 1).is_ok(),
+                "required, one character {:?}", text
             );
             prop_assert_eq!(
                 document_allows(schema::optional_text::<5>(), &text),
