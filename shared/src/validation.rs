@@ -332,21 +332,35 @@ pub mod schema {
         string(trimmed(LINE, MAX, true), true)
     }
 
+    /// A string schema that also takes `null`.
+    pub fn string_or_null(mut string: Object) -> Object {
+        string.schema_type = string_type(true);
+        string
+    }
+
+    /// A list schema that also takes `null`.
+    pub fn list_or_null(mut list: utoipa::openapi::Array) -> utoipa::openapi::Array {
+        list.schema_type = [Type::Array, Type::Null].into_iter().collect();
+        list
+    }
+
+    /// Text of `MIN` to `MAX` characters as sent (not trimmed), not all whitespace.
+    pub fn not_blank<const MIN: usize, const MAX: usize>() -> Object {
+        let whitespace = &SPACE[1..SPACE.len() - 1];
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(format!(
+                "{MIN} to {MAX} characters, not all whitespace."
+            )))
+            .min_length(Some(MIN))
+            .max_length(Some(MAX))
+            .pattern(Some(format!("[^{whitespace}]")))
+            .build()
+    }
+
     /// `MIN` to `MAX` ids, each once.
     pub fn distinct_ids<const MIN: usize, const MAX: usize>() -> utoipa::openapi::Array {
-        distinct_ids_of::<MIN, MAX>(Type::Array.into())
-    }
-
-    /// [`distinct_ids`], or `null`.
-    pub fn distinct_ids_or_null<const MIN: usize, const MAX: usize>() -> utoipa::openapi::Array {
-        distinct_ids_of::<MIN, MAX>([Type::Array, Type::Null].into_iter().collect())
-    }
-
-    fn distinct_ids_of<const MIN: usize, const MAX: usize>(
-        kind: SchemaType,
-    ) -> utoipa::openapi::Array {
         ArrayBuilder::new()
-            .schema_type(kind)
             .items(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
@@ -356,6 +370,11 @@ pub mod schema {
             .max_items(Some(MAX))
             .unique_items(true)
             .build()
+    }
+
+    /// [`distinct_ids`], or `null`.
+    pub fn distinct_ids_or_null<const MIN: usize, const MAX: usize>() -> utoipa::openapi::Array {
+        list_or_null(distinct_ids::<MIN, MAX>())
     }
 
     /// Text that is `core` once trimmed (`core` a regular expression, unanchored).

@@ -125,11 +125,7 @@ pub struct RegisterRequest {
     #[schema(schema_with = Email::schema)]
     email: String,
     /// 8 to 128 characters, not all whitespace.
-    #[schema(
-        min_length = 8,
-        max_length = 128,
-        pattern = r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-    )]
+    #[schema(schema_with = schema::not_blank::<8, 128>)]
     password: String,
     #[schema(schema_with = schema::optional_text_or_null::<DEVICE_NAME_MAX>)]
     device_name: Option<String>,

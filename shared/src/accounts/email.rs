@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use utoipa::openapi::{Object, ObjectBuilder, SchemaFormat};
+use utoipa::openapi::{Object, ObjectBuilder, SchemaFormat, Type};
 
-use crate::validation::{FieldError, schema::string_type};
+use crate::validation::{FieldError, schema::string_or_null};
 
 /// An email address, trimmed and lower-cased so that one mailbox is one account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -42,20 +42,16 @@ impl Email {
     /// What [`Email::parse`] takes, as the OpenAPI document states it
     /// (`#[schema(schema_with = Email::schema)]`).
     pub fn schema() -> Object {
-        Self::schema_of(false)
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom("email".into())))
+            .max_length(Some(254))
+            .build()
     }
 
     /// [`Email::schema`], or `null`.
     pub fn schema_or_null() -> Object {
-        Self::schema_of(true)
-    }
-
-    fn schema_of(nullable: bool) -> Object {
-        ObjectBuilder::new()
-            .schema_type(string_type(nullable))
-            .format(Some(SchemaFormat::Custom("email".into())))
-            .max_length(Some(254))
-            .build()
+        string_or_null(Self::schema())
     }
 }
 

@@ -32,8 +32,9 @@ pub struct CategoryInput {
 pub(crate) const SLUG_PATTERN: &str = "^[a-z0-9]+(?:-[a-z0-9]+)*$";
 
 fn slug_or_null_schema() -> utoipa::openapi::Object {
-    let mut slug = schema::trimmed_string(&SLUG_PATTERN[1..SLUG_PATTERN.len() - 1]);
-    slug.schema_type = schema::string_type(true);
+    let mut slug = schema::string_or_null(schema::trimmed_string(
+        &SLUG_PATTERN[1..SLUG_PATTERN.len() - 1],
+    ));
     slug.max_length = Some(100);
     slug
 }

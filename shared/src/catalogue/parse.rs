@@ -39,9 +39,7 @@ pub(crate) fn web_url_schema() -> utoipa::openapi::Object {
 
 /// [`web_url_schema`], or `null`.
 pub(crate) fn web_url_or_null_schema() -> utoipa::openapi::Object {
-    let mut schema = web_url_schema();
-    schema.schema_type = crate::validation::schema::string_type(true);
-    schema
+    crate::validation::schema::string_or_null(web_url_schema())
 }
 
 /// Up to `MAX` links.

@@ -135,9 +135,7 @@ pub struct ShowChanges {
 }
 
 fn language_or_null_schema() -> utoipa::openapi::Object {
-    let mut language = schema::trimmed_string("[A-Za-z0-9-]{1,35}");
-    language.schema_type = schema::string_type(true);
-    language
+    schema::string_or_null(schema::trimmed_string("[A-Za-z0-9-]{1,35}"))
 }
 
 /// Up to 20 slugs of categories that exist.
@@ -154,11 +152,7 @@ fn category_slugs_schema() -> utoipa::openapi::Array {
 }
 
 fn category_slugs_or_null_schema() -> utoipa::openapi::Array {
-    let mut slugs = category_slugs_schema();
-    slugs.schema_type = [utoipa::openapi::Type::Array, utoipa::openapi::Type::Null]
-        .into_iter()
-        .collect();
-    slugs
+    schema::list_or_null(category_slugs_schema())
 }
 
 /// The show page.
