@@ -83,14 +83,14 @@ pub struct Window {
 }
 
 impl Window {
-    /// `[from, to)`, at most `longest` long, by default the last `default`.
+    /// `[from, to)`, at most `longest` long, by default the last `default`; and the page size,
+    /// read by top shows only but checked on every report, as the document says.
     fn range(
         &self,
         default: Duration,
         longest: Duration,
-    ) -> Result<(DateTime<Utc>, DateTime<Utc>), FieldError> {
-        // Read by top shows only, but checked on every report, as the document says.
-        PageSize::parse(self.limit, TOP_SHOWS, 100)?;
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>, PageSize), FieldError> {
+        let limit = PageSize::parse(self.limit, TOP_SHOWS, 100)?;
         let to = self.to.unwrap_or_else(Utc::now);
         let from = self.from.unwrap_or(to - default);
         if from >= to {
@@ -102,7 +102,7 @@ impl Window {
                 format!("the window is at most {} days", longest.num_days()),
             ));
         }
-        Ok((from, to))
+        Ok((from, to, limit))
     }
 }
 
@@ -116,7 +116,7 @@ pub async fn sales(
     Query(window): Query<Window>,
 ) -> Result<axum::Json<Vec<SalesBucket>>, ApiError> {
     let interval = window.interval.unwrap_or(Interval::Day);
-    let (from, to) = match interval {
+    let (from, to, _) = match interval {
         Interval::Hour => window.range(Duration::hours(48), Duration::days(31))?,
         Interval::Day => window.range(Duration::days(30), Duration::days(400))?,
     };
@@ -134,10 +134,9 @@ pub async fn top_shows(
     _editor: Editor,
     Query(window): Query<Window>,
 ) -> Result<axum::Json<Vec<TopShow>>, ApiError> {
-    let (from, to) = window.range(Duration::days(30), Duration::days(400))?;
-    let limit = PageSize::parse(window.limit, TOP_SHOWS, 100)?.as_i64();
+    let (from, to, limit) = window.range(Duration::days(30), Duration::days(400))?;
     Ok(axum::Json(
-        stats::top_shows(&state.core.db, from, to, limit).await?,
+        stats::top_shows(&state.core.db, from, to, limit.as_i64()).await?,
     ))
 }
 
@@ -150,7 +149,7 @@ pub async fn conversion(
     _editor: Editor,
     Query(window): Query<Window>,
 ) -> Result<axum::Json<Conversion>, ApiError> {
-    let (from, to) = window.range(Duration::days(30), Duration::days(400))?;
+    let (from, to, _) = window.range(Duration::days(30), Duration::days(400))?;
     Ok(axum::Json(
         stats::conversion(&state.core.db, from, to, window.show_id).await?,
     ))
